@@ -1,0 +1,81 @@
+"""PruneScope's engine: inspect, score, prune and measure PyTorch models.
+
+A plain library (no UI imports), usable from the app, a script or a notebook::
+
+    import prune_engine as pe
+    from sample_models import load_sample
+
+    bundle = load_sample("digits_cnn")
+    plan = pe.PruningPlan(granularity="channel", global_ratio=0.3)
+    result = pe.apply_plan(bundle.model, plan, bundle.example_input)
+    pe.evaluate(result.model, bundle.eval_data)
+"""
+
+from .data import EvalData, ModelBundle, model_fingerprint
+from .errors import (
+    CriterionError,
+    DataError,
+    InvalidPlanError,
+    ModelLoadError,
+    PruneScopeError,
+    UnknownLayerError,
+    UnknownSampleError,
+    UnsupportedModelError,
+)
+from .importance import CRITERIA, Criterion, ScoringContext, get_criterion, importance, register_criterion
+from .layers import LayerInfo, channel_norms, get_layer, layer_stats, prunable_layers, weight_histogram
+from .metrics import (
+    LatencyResult,
+    available_devices,
+    compare_latency,
+    count_flops,
+    evaluate,
+    fidelity,
+    measure_latency,
+    model_outputs,
+    model_summary,
+)
+from .plan import GRANULARITIES, SCOPES, PruningPlan
+from .pruning import PlanPreview, PruneResult, apply_plan, preview_plan
+
+__all__ = [
+    "CRITERIA",
+    "GRANULARITIES",
+    "SCOPES",
+    "Criterion",
+    "CriterionError",
+    "DataError",
+    "EvalData",
+    "InvalidPlanError",
+    "LatencyResult",
+    "LayerInfo",
+    "ModelBundle",
+    "ModelLoadError",
+    "PlanPreview",
+    "PruneResult",
+    "PruneScopeError",
+    "PruningPlan",
+    "ScoringContext",
+    "UnknownLayerError",
+    "UnknownSampleError",
+    "UnsupportedModelError",
+    "apply_plan",
+    "available_devices",
+    "channel_norms",
+    "compare_latency",
+    "count_flops",
+    "evaluate",
+    "fidelity",
+    "get_criterion",
+    "get_layer",
+    "importance",
+    "layer_stats",
+    "measure_latency",
+    "model_fingerprint",
+    "model_outputs",
+    "model_summary",
+    "preview_plan",
+    "prunable_layers",
+    "register_criterion",
+    "weight_histogram",
+]

@@ -1,0 +1,312 @@
+"""Honest measurements: accuracy or fidelity, size, FLOPs and latency.
+
+Latency is measured with `torch.utils.benchmark`, every model warmed up first and the
+models interleaved round by round in one run, so that a busy machine slows them all
+alike. FLOPs come from `torch.utils.flop_counter` and count dense work: zeros in a
+weight do not make a dense kernel cheaper, so an unstructured result keeps its FLOPs
+and the gain shows up in `sparse_bytes` instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils import benchmark
+from torch.utils.flop_counter import FlopCounterMode
+
+from .data import EvalData
+from .errors import DataError, PruneScopeError
+
+logger = logging.getLogger(__name__)
+
+CSR_INDEX_BYTES = 4
+"""Bytes per index in the sparse-storage estimate (CSR with int32 column indices)."""
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Run `model` in eval mode and restore its previous mode afterwards."""
+    was_training = model.training
+    if was_training:
+        model.eval()
+    try:
+        yield model
+    finally:
+        if was_training:
+            model.train()
+
+
+def model_outputs(model: nn.Module, data: EvalData, batch_size: int = 256) -> torch.Tensor:
+    """The model's outputs on every example, concatenated (inference mode, no gradients)."""
+    outputs = []
+    with eval_mode(model), torch.inference_mode():
+        for inputs, _ in data.batches(batch_size):
+            try:
+                output = model(inputs)
+            except Exception as error:  # a shape or dtype mismatch raised deep inside the model
+                raise DataError(f"The model cannot run on inputs of shape {tuple(inputs.shape)}: {error}") from error
+            if isinstance(output, (tuple, list)):
+                output = output[0]
+            if not isinstance(output, torch.Tensor):
+                raise DataError(f"The model returned {type(output).__name__}, not a tensor.")
+            outputs.append(output.float())
+    return torch.cat(outputs)
+
+
+def evaluate(
+    model: nn.Module,
+    data: EvalData,
+    reference: nn.Module | torch.Tensor | None = None,
+    batch_size: int = 256,
+) -> dict[str, float]:
+    """Score `model` on `data`.
+
+    With labels: `accuracy` (top-1) and cross-entropy `loss` for class labels, or
+    mean-squared `loss` for float targets. With `reference` (the original model, or its
+    precomputed outputs): `agreement` (share of examples whose top-1 prediction is
+    unchanged) and `cosine` (mean cosine similarity of the output vectors), which need
+    no labels at all.
+    """
+    outputs = model_outputs(model, data, batch_size)
+    metrics: dict[str, float] = {"examples": float(len(data))}
+    if data.labels is not None:
+        metrics.update(_label_metrics(outputs, data.labels))
+    if reference is not None:
+        ref_outputs = reference if isinstance(reference, torch.Tensor) else model_outputs(reference, data, batch_size)
+        metrics.update(fidelity(outputs, ref_outputs))
+    return metrics
+
+
+def _label_metrics(outputs: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    if labels.dtype.is_floating_point:
+        if outputs.shape != labels.shape:
+            labels = labels.reshape(outputs.shape)
+        return {"loss": float(F.mse_loss(outputs, labels.float()))}
+    if outputs.dim() != 2:
+        raise DataError(
+            f"Class labels need outputs of shape (examples, classes); the model gives {tuple(outputs.shape)}."
+        )
+    labels = labels.long().reshape(-1)
+    if int(labels.min()) < 0 or int(labels.max()) >= outputs.shape[1]:
+        raise DataError(
+            f"Labels run from {int(labels.min())} to {int(labels.max())} but the model has "
+            f"{outputs.shape[1]} outputs; labels must be class indices 0…{outputs.shape[1] - 1}."
+        )
+    return {
+        "accuracy": float((outputs.argmax(dim=1) == labels).float().mean()),
+        "loss": float(F.cross_entropy(outputs, labels)),
+    }
+
+
+def fidelity(outputs: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
+    """How closely `outputs` follow `reference`: top-1 agreement and mean cosine similarity."""
+    if outputs.shape != reference.shape:
+        raise DataError(
+            f"Outputs of shape {tuple(outputs.shape)} cannot be compared with reference outputs "
+            f"of shape {tuple(reference.shape)}."
+        )
+    flat, ref_flat = outputs.reshape(len(outputs), -1), reference.reshape(len(reference), -1)
+    result = {"cosine": float(F.cosine_similarity(flat, ref_flat, dim=1).mean())}
+    if flat.shape[1] > 1:
+        result["agreement"] = float((flat.argmax(dim=1) == ref_flat.argmax(dim=1)).float().mean())
+    return result
+
+
+def count_flops(model: nn.Module, example_input: torch.Tensor) -> int | None:
+    """FLOPs of one forward pass on `example_input` (a multiply-add counts as 2).
+
+    None when the model cannot be run under the FLOP counter (e.g. some TorchScript).
+    """
+    counter = FlopCounterMode(display=False)
+    try:
+        with eval_mode(model), torch.inference_mode(), counter:
+            model(example_input)
+    except Exception as error:  # the counter does not support every op or module type
+        logger.info("FLOP counting failed for %s: %s", type(model).__name__, error)
+        return None
+    return int(counter.get_total_flops())
+
+
+class _ByteCounter(io.RawIOBase):
+    """A write-only sink that counts bytes, so serialized size costs no memory."""
+
+    def __init__(self) -> None:
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.size += len(data)
+        return len(data)
+
+
+def serialized_bytes(model: nn.Module) -> int:
+    """Size of the model's `state_dict` as `torch.save` writes it."""
+    sink = _ByteCounter()
+    torch.save(model.state_dict(), sink)
+    return sink.size
+
+
+def sparse_bytes(model: nn.Module) -> int:
+    """Estimated storage with each prunable weight in CSR form where that is smaller.
+
+    CSR keeps the non-zero values, one int32 column index per value and one int32 row
+    pointer per row; other tensors stay dense.
+    """
+    total = 0
+    for tensor in model.state_dict().values():
+        dense = tensor.numel() * tensor.element_size()
+        if tensor.dim() < 2 or not tensor.dtype.is_floating_point:
+            total += dense
+            continue
+        nonzero = int(torch.count_nonzero(tensor))
+        rows = tensor.shape[0]
+        csr = nonzero * (tensor.element_size() + CSR_INDEX_BYTES) + (rows + 1) * CSR_INDEX_BYTES
+        total += min(dense, csr)
+    return total
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """`(params, nonzero_params)` over all parameters of the model."""
+    params = nonzero = 0
+    for parameter in model.parameters():
+        params += parameter.numel()
+        nonzero += int(torch.count_nonzero(parameter.detach()))
+    return params, nonzero
+
+
+def model_summary(model: nn.Module, example_input: torch.Tensor) -> dict[str, float | int | None]:
+    """Parameters, non-zero parameters, FLOPs per forward on `example_input`, and bytes.
+
+    `size_bytes` is the serialized dense size; `sparse_bytes` estimates storage with
+    sparse weights in CSR form, which is where unstructured pruning pays off.
+    """
+    params, nonzero = count_parameters(model)
+    return {
+        "params": params,
+        "nonzero_params": nonzero,
+        "sparsity": 1.0 - nonzero / params if params else 0.0,
+        "flops": count_flops(model, example_input),
+        "size_bytes": serialized_bytes(model),
+        "sparse_bytes": sparse_bytes(model),
+    }
+
+
+@dataclass(frozen=True)
+class LatencyResult:
+    """Latency of several models measured in one interleaved run.
+
+    `table` has one row per model (median, IQR, speed-up vs the first model);
+    `samples` one row per timed block (model, round, ms per call) for plots.
+    """
+
+    table: pd.DataFrame
+    samples: pd.DataFrame
+
+
+def batch_of(example_input: torch.Tensor, batch_size: int | None) -> torch.Tensor:
+    """`example_input` repeated (or cut) along the first dimension to `batch_size` rows."""
+    if batch_size is None or batch_size == example_input.shape[0]:
+        return example_input
+    if batch_size < 1:
+        raise DataError(f"Batch size must be at least 1, got {batch_size}.")
+    repeats = -(-batch_size // example_input.shape[0])
+    return example_input.repeat(repeats, *([1] * (example_input.dim() - 1)))[:batch_size]
+
+
+def available_devices() -> list[str]:
+    """Devices latency can be measured on here: always "cpu", "cuda" when present."""
+    return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+
+
+def measure_latency(
+    models: Mapping[str, nn.Module],
+    example_input: torch.Tensor,
+    *,
+    batch_size: int | None = None,
+    threads: int = 1,
+    device: str = "cpu",
+    rounds: int = 15,
+    block_seconds: float = 0.02,
+) -> LatencyResult:
+    """Time each model's forward pass, interleaved, after a warm-up.
+
+    Each round times one block of calls per model (about `block_seconds` long), the
+    order of models rotating between rounds; the per-call times of all rounds give the
+    median and the inter-quartile range. Models on another device are copies; the
+    given models are not moved or changed.
+    """
+    if not models:
+        raise PruneScopeError("Give at least one model to measure.")
+    if device not in available_devices():
+        raise PruneScopeError(f"Device {device!r} is not available here; use one of {available_devices()}.")
+    if rounds < 1 or threads < 1:
+        raise PruneScopeError("Rounds and threads must be at least 1.")
+    inputs = batch_of(example_input, batch_size).to(device)
+    names = list(models)
+    timers, numbers = {}, {}
+    with contextlib.ExitStack() as stack:
+        for name in names:
+            model = models[name] if device == "cpu" else copy.deepcopy(models[name]).to(device)
+            stack.enter_context(eval_mode(model))
+            timers[name] = benchmark.Timer(
+                stmt="model(inputs)",
+                globals={"model": model, "inputs": inputs},
+                num_threads=threads,
+                label=name,
+            )
+        with torch.inference_mode():
+            for name in names:
+                warm = timers[name].timeit(3)
+                numbers[name] = max(1, int(block_seconds / max(warm.median, 1e-6)))
+            records = []
+            for round_index in range(rounds):
+                shift = round_index % len(names)
+                for name in names[shift:] + names[:shift]:
+                    measurement = timers[name].timeit(numbers[name])
+                    records.append({"model": name, "round": round_index, "ms": measurement.median * 1e3})
+    samples = pd.DataFrame(records)
+    table = _latency_table(samples, names, inputs.shape[0], threads, device)
+    return LatencyResult(table=table, samples=samples)
+
+
+def _latency_table(samples: pd.DataFrame, names: list[str], batch: int, threads: int, device: str) -> pd.DataFrame:
+    rows = []
+    for name in names:
+        times = samples.loc[samples["model"] == name, "ms"].to_numpy()
+        q25, median, q75 = np.percentile(times, [25, 50, 75])
+        rows.append({"model": name, "median_ms": median, "iqr_ms": q75 - q25, "min_ms": times.min()})
+    table = pd.DataFrame(rows)
+    table["speedup"] = table["median_ms"].iloc[0] / table["median_ms"]
+    table["batch_size"] = batch
+    table["threads"] = threads
+    table["device"] = device
+    table["rounds"] = len(samples) // len(names)
+    return table
+
+
+def compare_latency(
+    models: Mapping[str, nn.Module],
+    example_input: torch.Tensor,
+    *,
+    batch_size: int | None = None,
+    threads: int = 1,
+    device: str = "cpu",
+    rounds: int = 15,
+) -> pd.DataFrame:
+    """Interleaved latency table: one row per model with median_ms, iqr_ms and speedup
+    relative to the first model, plus the batch size, thread count and device used."""
+    return measure_latency(
+        models, example_input, batch_size=batch_size, threads=threads, device=device, rounds=rounds
+    ).table
