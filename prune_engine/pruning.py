@@ -1,0 +1,419 @@
+"""Apply a pruning plan: turn a model and a plan into a new, pruned model and a report.
+
+Each granularity is one `Granularity` in `GRANULARITIES`: `decide` works out what to
+remove (ratios per layer, masks or channels) without changing anything, `apply` does
+it. `preview_plan` runs only `decide`, which is what the app's live preview shows;
+`apply_plan` runs both on a deep copy, so the model passed in is never changed.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+from torch import nn
+
+from .data import EvalData
+from .errors import InvalidPlanError, UnsupportedModelError
+from .importance import LayerScoreImportance, ProgressFn, ScoringContext, get_criterion, importance
+from .layers import LayerInfo, get_layer, prunable_layers
+from .masks import bounded_counts, count_mask, global_masks, layer_mask, nm_mask
+from .plan import PruningPlan
+from .structured import ChannelGraph, ChannelGroup, check_pruned_model
+
+
+@dataclass
+class Decision:
+    """What a granularity will remove, layer by layer, before anything is changed.
+
+    `ratios`: the fraction each layer will lose (its weights for masks, its output
+    channels for channel pruning); `scores`: the scores it was ranked by (per weight, or
+    per channel/unit); `skipped`: layers the plan targets that cannot be pruned, and why;
+    `notes`: how a layer is coupled to others or shares weights.
+    """
+
+    ratios: dict[str, float] = field(default_factory=dict)
+    scores: dict[str, torch.Tensor] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    masks: dict[str, torch.Tensor] = field(default_factory=dict)
+    removals: dict[str, torch.Tensor] = field(default_factory=dict)
+    groups: dict[str, str] = field(default_factory=dict)
+    graph: ChannelGraph | None = None
+
+
+@dataclass(frozen=True)
+class Granularity:
+    """One way of pruning: how to decide what goes, and how to remove it."""
+
+    name: str
+    decide: Callable[[nn.Module, PruningPlan, torch.Tensor, EvalData | None, ProgressFn | None], Decision]
+    apply: Callable[[nn.Module, Decision, torch.Tensor], None]
+
+
+@dataclass
+class PruneResult:
+    """A pruned copy of a model, the plan that made it, and a per-layer report.
+
+    `report` columns: layer, kind, target_ratio, assigned_ratio, achieved_ratio,
+    params/nonzero/channels before and after, and a note for skipped or coupled layers.
+    """
+
+    model: nn.Module
+    plan: PruningPlan
+    report: pd.DataFrame
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PlanPreview:
+    """What a plan would do, without doing it: a per-layer table and the ranking scores."""
+
+    table: pd.DataFrame
+    scores: dict[str, torch.Tensor]
+
+
+def apply_plan(
+    model: nn.Module,
+    plan: PruningPlan,
+    example_input: torch.Tensor,
+    data: EvalData | None = None,
+    progress: ProgressFn | None = None,
+) -> PruneResult:
+    """Prune a deep copy of `model` as `plan` says; `model` itself is left untouched.
+
+    The returned model is a plain `nn.Module` (no pruning hooks, no `weight_orig`/
+    `weight_mask`), so it saves and loads with a normal `state_dict`.
+    """
+    granularity = _granularity(plan)
+    layers = _checked_layers(model, plan)
+    before = {layer.name: _layer_figures(model, layer.name) for layer in layers}
+    working = _working_copy(model)
+    _report(progress, 0.05, "Ranking weights and channels")
+    decision = granularity.decide(working, plan, example_input, data, progress)
+    _report(progress, 0.8, "Removing what the plan selects")
+    granularity.apply(working, decision, example_input)
+    working.train(model.training)
+    _report(progress, 1.0, "Done")
+    report = _report_table(layers, before, working, plan, decision)
+    return PruneResult(model=working, plan=plan, report=report, skipped=decision.skipped)
+
+
+def preview_plan(
+    model: nn.Module,
+    plan: PruningPlan,
+    example_input: torch.Tensor,
+    data: EvalData | None = None,
+) -> PlanPreview:
+    """The ratio each layer would get (under global scope, the one the ranking assigns)
+    and the scores behind it, computed on a copy without pruning anything."""
+    granularity = _granularity(plan)
+    layers = _checked_layers(model, plan)
+    decision = granularity.decide(_working_copy(model), plan, example_input, data, None)
+    rows = []
+    for layer in layers:
+        rows.append(
+            {
+                "layer": layer.name,
+                "kind": layer.kind,
+                "target_ratio": plan.target_ratio(layer.name),
+                "assigned_ratio": decision.ratios.get(layer.name, 0.0),
+                "group": decision.groups.get(layer.name, layer.name),
+                "note": _note(decision, layer.name),
+            }
+        )
+    return PlanPreview(table=pd.DataFrame(rows), scores=decision.scores)
+
+
+def _granularity(plan: PruningPlan) -> Granularity:
+    plan.validate()
+    return GRANULARITIES[plan.granularity]
+
+
+def _checked_layers(model: nn.Module, plan: PruningPlan) -> list[LayerInfo]:
+    layers = prunable_layers(model)
+    if not layers:
+        raise UnsupportedModelError("This model has no Linear or Conv layers, so there is nothing to prune.")
+    plan.check_layers(layer.name for layer in layers)
+    return layers
+
+
+def _working_copy(model: nn.Module) -> nn.Module:
+    for name, module in model.named_modules():
+        if any(key.endswith("_orig") for key, _ in module.named_parameters(recurse=False)):
+            raise UnsupportedModelError(
+                f"Layer {name!r} still carries torch.nn.utils.prune masks; call prune.remove on it first."
+            )
+    try:
+        working = copy.deepcopy(model)
+    except Exception as error:  # deepcopy runs the model's own __deepcopy__/__reduce__ code
+        raise UnsupportedModelError(f"The model cannot be copied for pruning: {error}") from error
+    return working.eval()
+
+
+def _report(progress: ProgressFn | None, fraction: float, message: str) -> None:
+    if progress is not None:
+        progress(fraction, message)
+
+
+def _target_layers(model: nn.Module, plan: PruningPlan) -> list[str]:
+    return [layer.name for layer in prunable_layers(model) if plan.target_ratio(layer.name) > 0]
+
+
+def _unique_weights(model: nn.Module, names: list[str], decision: Decision) -> list[str]:
+    """Drop layers whose weight is the same tensor as an earlier layer's (tied weights)."""
+    seen: dict[int, str] = {}
+    unique = []
+    for name in names:
+        key = id(get_layer(model, name).weight)
+        if key in seen:
+            decision.notes[name] = f"shares its weight with {seen[key]!r}, which is pruned once for both"
+            continue
+        seen[key] = name
+        unique.append(name)
+    return unique
+
+
+def _bounds(plan: PruningPlan, size: int, cap: int) -> tuple[int, int]:
+    low = round((plan.min_ratio or 0.0) * size)
+    high = cap if plan.max_ratio is None else min(cap, round(plan.max_ratio * size))
+    return low, high
+
+
+def _decide_unstructured(
+    model: nn.Module,
+    plan: PruningPlan,
+    example_input: torch.Tensor,
+    data: EvalData | None,
+    progress: ProgressFn | None,
+) -> Decision:
+    decision = Decision()
+    targets = _unique_weights(model, _target_layers(model, plan), decision)
+    if not targets:
+        return decision
+    scores = importance(model, plan.criterion, data, level="weight", layers=targets, progress=progress, seed=plan.seed)
+    ranked = {name: scores[name] for name in targets if plan.is_global_ranked(name)}
+    if ranked:
+        if plan.min_ratio is None and plan.max_ratio is None:
+            decision.masks.update(global_masks(ranked, plan.global_ratio or 0.0))
+        else:
+            sizes = {name: layer_scores.numel() for name, layer_scores in ranked.items()}
+            bounds = {name: _bounds(plan, size, size) for name, size in sizes.items()}
+            total = round((plan.global_ratio or 0.0) * sum(sizes.values()))
+            counts = bounded_counts(
+                ranked, total, {n: b[0] for n, b in bounds.items()}, {n: b[1] for n, b in bounds.items()}
+            )
+            decision.masks.update({name: count_mask(ranked[name], counts[name]) for name in ranked})
+    for name in targets:
+        if name not in ranked:
+            decision.masks[name] = layer_mask(scores[name], plan.target_ratio(name))
+    decision.scores = scores
+    decision.ratios = {name: 1.0 - float(mask.mean()) for name, mask in decision.masks.items()}
+    return decision
+
+
+def _decide_nm(
+    model: nn.Module,
+    plan: PruningPlan,
+    example_input: torch.Tensor,
+    data: EvalData | None,
+    progress: ProgressFn | None,
+) -> Decision:
+    decision = Decision()
+    targets = []
+    for name in _unique_weights(model, _target_layers(model, plan), decision):
+        weight = get_layer(model, name).weight
+        if weight.dim() < 2 or weight.shape[1] % plan.m:
+            decision.skipped[name] = f"its input size {weight.shape[1]} is not a multiple of m={plan.m}"
+        else:
+            targets.append(name)
+    if not targets:
+        return decision
+    scores = importance(model, plan.criterion, data, level="weight", layers=targets, progress=progress, seed=plan.seed)
+    decision.masks = {name: nm_mask(scores[name], plan.n, plan.m) for name in targets}
+    decision.scores = scores
+    decision.ratios = {name: 1.0 - plan.n / plan.m for name in targets}
+    return decision
+
+
+def _apply_masks(model: nn.Module, decision: Decision, example_input: torch.Tensor) -> None:
+    with torch.no_grad():
+        for name, mask in decision.masks.items():
+            weight = get_layer(model, name).weight
+            weight.mul_(mask.to(dtype=weight.dtype, device=weight.device))
+
+
+def _decide_channel(
+    model: nn.Module,
+    plan: PruningPlan,
+    example_input: torch.Tensor,
+    data: EvalData | None,
+    progress: ProgressFn | None,
+) -> Decision:
+    graph = ChannelGraph(model, example_input, plan.ignored_layers)
+    groups = graph.groups(_group_importance(model, plan, data, progress))
+    decision = Decision(graph=graph)
+    local: dict[str, float] = {}
+    ranked: list[ChannelGroup] = []
+    for group in groups:
+        for layer in group.layers:
+            decision.groups[layer] = group.root
+            if len(group.layers) > 1:
+                others = ", ".join(other for other in group.layers if other != layer)
+                decision.notes[layer] = f"coupled with {others}: they lose the same channels"
+        if not group.prunable:
+            _refuse_explicit(plan, group)
+            for layer in group.layers:
+                if plan.target_ratio(layer) > 0:
+                    decision.skipped[layer] = group.skip_reason or ""
+                else:
+                    decision.notes[layer] = f"cannot lose channels: {group.skip_reason}"
+            continue
+        decision.scores.update({layer: group.importance for layer in group.layers})
+        explicit = [plan.ratios[layer] for layer in group.layers if layer in plan.ratios]
+        if explicit:
+            local[group.root] = min(explicit)
+        elif all(plan.is_global_ranked(layer) for layer in group.layers):
+            ranked.append(group)
+        else:
+            local[group.root] = max(plan.target_ratio(layer) for layer in group.layers)
+    _refuse_ungrouped(model, plan, decision)
+    counts = {
+        group.root: _channel_count(group.units, local[group.root], plan) for group in groups if group.root in local
+    }
+    counts.update(_global_channel_counts(ranked, plan))
+    for group in groups:
+        count = counts.get(group.root, 0)
+        if group.prunable and count > 0:
+            decision.removals[group.root] = torch.argsort(group.importance)[:count].sort().values
+        for layer in group.layers:
+            decision.ratios[layer] = count / group.units
+    return decision
+
+
+def _group_importance(model: nn.Module, plan: PruningPlan, data: EvalData | None, progress: ProgressFn | None):
+    criterion = get_criterion(plan.criterion)
+    layer_names = [layer.name for layer in prunable_layers(model)]
+    context = ScoringContext(model=model, layers=layer_names, data=data, seed=plan.seed, progress=progress)
+    if criterion.group_importance is not None:
+        return criterion.group_importance(context)
+    scores = importance(model, plan.criterion, data, level="channel", progress=progress, seed=plan.seed)
+    return LayerScoreImportance({get_layer(model, name): layer_scores for name, layer_scores in scores.items()})
+
+
+def _refuse_explicit(plan: PruningPlan, group: ChannelGroup) -> None:
+    for layer in group.layers:
+        if plan.ratios.get(layer, 0.0) > 0:
+            message = f"Layer {layer!r} cannot lose channels: {group.skip_reason}."
+            if "output" in (group.skip_reason or "") or "single channel" in (group.skip_reason or ""):
+                raise InvalidPlanError(message + " Set its ratio to 0.")
+            raise UnsupportedModelError(message)
+
+
+def _refuse_ungrouped(model: nn.Module, plan: PruningPlan, decision: Decision) -> None:
+    """Targeted layers that no channel group reaches (e.g. inside a fused attention module)."""
+    reason = (
+        "no prunable channel group reaches it (it is coupled with an ignored layer, "
+        "or sits inside a fused module such as nn.MultiheadAttention)"
+    )
+    for layer in _target_layers(model, plan):
+        if layer in decision.groups or layer in decision.skipped:
+            continue
+        if plan.ratios.get(layer, 0.0) > 0:
+            raise UnsupportedModelError(f"Layer {layer!r} cannot lose channels: {reason}.")
+        decision.skipped[layer] = reason
+
+
+def _rounded_removal(units: int, remove: int, plan: PruningPlan) -> int:
+    """Channels removed once the kept count is rounded to a multiple of `round_to`; at least one stays."""
+    remove = min(max(remove, 0), units - 1)
+    if plan.round_to and remove > 0:
+        kept = units - remove
+        kept = max(plan.round_to, round(kept / plan.round_to) * plan.round_to)
+        remove = max(units - kept, 0)
+    return remove
+
+
+def _channel_count(units: int, ratio: float, plan: PruningPlan) -> int:
+    return _rounded_removal(units, round(ratio * units), plan)
+
+
+def _global_channel_counts(groups: list[ChannelGroup], plan: PruningPlan) -> dict[str, int]:
+    """Rank the groups' channels together (scores are normalised per group) within the bounds."""
+    if not groups:
+        return {}
+    scores = {group.root: group.importance for group in groups}
+    bounds = {group.root: _bounds(plan, group.units, group.units - 1) for group in groups}
+    total = round((plan.global_ratio or 0.0) * sum(group.units for group in groups))
+    counts = bounded_counts(scores, total, {r: b[0] for r, b in bounds.items()}, {r: b[1] for r, b in bounds.items()})
+    return {group.root: _rounded_removal(group.units, counts[group.root], plan) for group in groups}
+
+
+def _apply_channels(model: nn.Module, decision: Decision, example_input: torch.Tensor) -> None:
+    if decision.graph is None or not decision.removals:
+        return
+    with torch.no_grad():
+        output = model(example_input)
+    expected_shape = (output[0] if isinstance(output, (tuple, list)) else output).shape
+    decision.graph.prune(decision.removals)
+    check_pruned_model(model, example_input, expected_shape)
+
+
+GRANULARITIES: dict[str, Granularity] = {
+    "unstructured": Granularity("unstructured", _decide_unstructured, _apply_masks),
+    "n:m": Granularity("n:m", _decide_nm, _apply_masks),
+    "channel": Granularity("channel", _decide_channel, _apply_channels),
+}
+
+
+def _layer_figures(model: nn.Module, name: str) -> tuple[int, int, int, int]:
+    module = model.get_submodule(name)
+    weight = module.weight.detach()
+    bias = getattr(module, "bias", None)
+    params = weight.numel() + (bias.numel() if isinstance(bias, torch.Tensor) else 0)
+    return params, weight.numel(), int(torch.count_nonzero(weight)), int(weight.shape[0])
+
+
+def _note(decision: Decision, layer: str) -> str:
+    if layer in decision.skipped:
+        return f"not pruned: {decision.skipped[layer]}"
+    return decision.notes.get(layer, "")
+
+
+def _report_table(
+    layers: list[LayerInfo],
+    before: dict[str, tuple[int, int, int, int]],
+    pruned: nn.Module,
+    plan: PruningPlan,
+    decision: Decision,
+) -> pd.DataFrame:
+    rows = []
+    for layer in layers:
+        _, weights_before, nonzero_before, _ = before[layer.name]
+        params_after, weights_after, nonzero_after, channels_after = _layer_figures(pruned, layer.name)
+        if plan.granularity == "channel":
+            achieved = 1.0 - channels_after / layer.out_channels
+        else:
+            achieved = 1.0 - nonzero_after / max(weights_before, 1)
+        rows.append(
+            {
+                "layer": layer.name,
+                "kind": layer.kind,
+                "target_ratio": plan.target_ratio(layer.name),
+                "assigned_ratio": decision.ratios.get(layer.name, 0.0),
+                "achieved_ratio": achieved,
+                "params_before": layer.params,
+                "params_after": params_after,
+                "weights_before": weights_before,
+                "weights_after": weights_after,
+                "nonzero_before": nonzero_before,
+                "nonzero_after": nonzero_after,
+                "channels_before": layer.out_channels,
+                "channels_after": channels_after,
+                "note": _note(decision, layer.name),
+            }
+        )
+    return pd.DataFrame(rows)
