@@ -212,6 +212,6 @@ ZOO = [
     ZooEntry("conv1d", _seeded(Conv1dNet), lambda: torch.randn(2, 2, 20)),
     ZooEntry("transformer", _seeded(TransformerNet), lambda: torch.randn(2, 5, 8)),
     ZooEntry("lstm", _seeded(LSTMNet), lambda: torch.randn(2, 6, 8)),
-    ZooEntry("tied_embedding", _seeded(TiedLanguageModel), lambda: torch.randint(0, 40, (2, 7))),
+    ZooEntry("tied_embedding", _seeded(TiedLanguageModel), lambda: torch.randint(0, 40, (2, 7)), False),
 ]
 ZOO_BY_NAME = {entry.name: entry for entry in ZOO}
