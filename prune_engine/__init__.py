@@ -22,6 +22,7 @@ from .errors import (
     UnknownSampleError,
     UnsupportedModelError,
 )
+from .experiments import ExperimentRun, ExperimentStore, ExperimentStoreError, default_db_path, pareto_front, plan_diff
 from .importance import CRITERIA, Criterion, ScoringContext, get_criterion, importance, register_criterion
 from .layers import LayerInfo, channel_norms, get_layer, layer_stats, prunable_layers, weight_histogram
 from .metrics import (
@@ -46,6 +47,9 @@ __all__ = [
     "CriterionError",
     "DataError",
     "EvalData",
+    "ExperimentRun",
+    "ExperimentStore",
+    "ExperimentStoreError",
     "InvalidPlanError",
     "LatencyResult",
     "LayerInfo",
@@ -64,6 +68,7 @@ __all__ = [
     "channel_norms",
     "compare_latency",
     "count_flops",
+    "default_db_path",
     "evaluate",
     "fidelity",
     "get_criterion",
@@ -74,6 +79,8 @@ __all__ = [
     "model_fingerprint",
     "model_outputs",
     "model_summary",
+    "pareto_front",
+    "plan_diff",
     "preview_plan",
     "prunable_layers",
     "register_criterion",
