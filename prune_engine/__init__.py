@@ -11,6 +11,7 @@ A plain library (no UI imports), usable from the app, a script or a notebook::
     pe.evaluate(result.model, bundle.eval_data)
 """
 
+from .architectures import build_architecture, list_architectures, register_architecture
 from .data import EvalData, ModelBundle, model_fingerprint
 from .errors import (
     CriterionError,
@@ -23,8 +24,18 @@ from .errors import (
     UnsupportedModelError,
 )
 from .experiments import ExperimentRun, ExperimentStore, ExperimentStoreError, default_db_path, pareto_front, plan_diff
+from .export import EXPORT_FORMATS, ExportError, architecture_sidecar, export_bundle, export_model, rebuild_from_sidecar
 from .importance import CRITERIA, Criterion, ScoringContext, get_criterion, importance, register_criterion
 from .layers import LayerInfo, channel_norms, get_layer, layer_stats, prunable_layers, weight_histogram
+from .loading import (
+    StateDictMismatchError,
+    check_data_fits,
+    code_loading_allowed,
+    detect_format,
+    load_eval_data,
+    load_model,
+    random_eval_data,
+)
 from .metrics import (
     LatencyResult,
     available_devices,
@@ -41,6 +52,7 @@ from .pruning import PlanPreview, PruneResult, apply_plan, preview_plan
 
 __all__ = [
     "CRITERIA",
+    "EXPORT_FORMATS",
     "GRANULARITIES",
     "SCOPES",
     "Criterion",
@@ -50,6 +62,7 @@ __all__ = [
     "ExperimentRun",
     "ExperimentStore",
     "ExperimentStoreError",
+    "ExportError",
     "InvalidPlanError",
     "LatencyResult",
     "LayerInfo",
@@ -60,21 +73,32 @@ __all__ = [
     "PruneScopeError",
     "PruningPlan",
     "ScoringContext",
+    "StateDictMismatchError",
     "UnknownLayerError",
     "UnknownSampleError",
     "UnsupportedModelError",
     "apply_plan",
+    "architecture_sidecar",
     "available_devices",
+    "build_architecture",
     "channel_norms",
+    "check_data_fits",
+    "code_loading_allowed",
     "compare_latency",
     "count_flops",
     "default_db_path",
+    "detect_format",
     "evaluate",
+    "export_bundle",
+    "export_model",
     "fidelity",
     "get_criterion",
     "get_layer",
     "importance",
     "layer_stats",
+    "list_architectures",
+    "load_eval_data",
+    "load_model",
     "measure_latency",
     "model_fingerprint",
     "model_outputs",
@@ -83,6 +107,9 @@ __all__ = [
     "plan_diff",
     "preview_plan",
     "prunable_layers",
+    "random_eval_data",
+    "rebuild_from_sidecar",
+    "register_architecture",
     "register_criterion",
     "weight_histogram",
 ]

@@ -370,7 +370,7 @@ GRANULARITIES: dict[str, Granularity] = {
 
 
 def _layer_figures(model: nn.Module, name: str) -> tuple[int, int, int, int]:
-    module = model.get_submodule(name)
+    module = get_layer(model, name)
     weight = module.weight.detach()
     bias = getattr(module, "bias", None)
     params = weight.numel() + (bias.numel() if isinstance(bias, torch.Tensor) else 0)

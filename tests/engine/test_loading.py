@@ -15,6 +15,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
+import prune_engine as pe
 from prune_engine import architectures
 from prune_engine.architectures import build_architecture, list_architectures, register_architecture
 from prune_engine.data import EvalData
@@ -155,10 +156,20 @@ def test_torchscript_loads_with_allow_code_and_its_layers_are_recognised(cnn, ex
     ]
 
 
-@pytest.mark.xfail(reason="layers.get_layer calls get_submodule, which ScriptModules do not support", strict=False)
 def test_torchscript_model_can_be_inspected(cnn, example):
     loaded = load_model(export_model(cnn, "torchscript", example), allow_code=True)
     pd.testing.assert_frame_equal(layer_stats(loaded), layer_stats(cnn))
+
+
+def test_torchscript_model_prunes_unstructured_but_refuses_channels(cnn, example):
+    loaded = load_model(export_model(cnn, "torchscript", example), allow_code=True)
+    before = {name: tensor.clone() for name, tensor in loaded.state_dict().items()}
+    result = pe.apply_plan(loaded, pe.PruningPlan(global_ratio=0.5), example)
+    assert all(torch.equal(tensor, loaded.state_dict()[name]) for name, tensor in before.items())
+    assert result.report["achieved_ratio"].round(2).eq(0.5).all()
+    assert torch.isfinite(result.model(example)).all()
+    with pytest.raises(pe.UnsupportedModelError, match="TorchScript"):
+        pe.apply_plan(loaded, pe.PruningPlan(granularity="channel", global_ratio=0.5), example)
 
 
 def test_code_loading_allowed_reads_the_environment(monkeypatch):
