@@ -1,0 +1,99 @@
+"""Model: choose the model to work on and see what it is made of."""
+
+import streamlit as st
+
+import prune_engine as pe
+from sample_models import list_samples
+from ui import cache, fmt, state
+from ui.state import LoadedModel
+from ui.widgets import layer_table, require_model
+
+SAMPLE_PICKER = "model_sample_picker"
+
+
+def load_picked_sample() -> None:
+    """Make the sample chosen in the picker the current model (the picker's on_change)."""
+    name = st.session_state[SAMPLE_PICKER]
+    if name is None:
+        return
+    try:
+        state.set_current_model(cache.load_sample_model(name))
+    except pe.PruneScopeError as error:
+        st.error(str(error), icon=":material/error:")
+
+
+def sample_picker() -> None:
+    """A selectbox of the sample models, showing the current model when it is a sample."""
+    current = state.current_model()
+    shown = current.name if current is not None and current.source == "sample" else None
+    if st.session_state.get(SAMPLE_PICKER) != shown:
+        st.session_state[SAMPLE_PICKER] = shown
+    st.selectbox(
+        "Sample model",
+        list_samples(),
+        key=SAMPLE_PICKER,
+        on_change=load_picked_sample,
+        placeholder="Choose a sample model",
+        help="Small classifiers of 8×8 handwritten digits that ship trained, with their test data.",
+        width=420,
+    )
+
+
+def overview(loaded: LoadedModel) -> None:
+    """Name, description and the headline numbers: accuracy, parameters, FLOPs, size."""
+    bundle = loaded.bundle
+    summary = cache.model_summary(loaded)
+    try:
+        evaluation = cache.model_evaluation(loaded) or {}
+    except pe.PruneScopeError as error:
+        st.warning(f"The model could not be evaluated on its data: {error}", icon=":material/warning:")
+        evaluation = {}
+    st.subheader(fmt.literal(bundle.name))
+    if bundle.description:
+        st.markdown(fmt.literal(bundle.description))
+    columns = st.columns(5)
+    columns[0].metric(
+        "Accuracy", fmt.percent(evaluation.get("accuracy")), help="Share of test examples classified correctly."
+    )
+    columns[1].metric("Parameters", fmt.count(summary["params"]), help=f"{summary['params']:,} weights and biases.")
+    columns[2].metric(
+        "FLOPs per example",
+        fmt.count(summary["flops"]),
+        help="Floating-point operations of one forward pass on one example; a multiply-add counts as two.",
+    )
+    columns[3].metric("Size", fmt.size(summary["size_bytes"]), help="The saved weights (state_dict), dense.")
+    columns[4].metric("Sparsity", fmt.percent(summary["sparsity"]), help="Share of all parameters that are zero.")
+    st.caption(accuracy_note(bundle, evaluation))
+
+
+def accuracy_note(bundle: pe.ModelBundle, evaluation: dict[str, float]) -> str:
+    """Where the accuracy figure comes from, in one sentence."""
+    if "accuracy" not in evaluation:
+        return "No accuracy: there is no labelled evaluation data the model could be scored on."
+    examples = len(bundle.eval_data) if bundle.eval_data is not None else 0
+    note = f"Accuracy measured here on {examples:,} test examples the model never saw in training"
+    recorded = bundle.metadata.get("accuracy")
+    if isinstance(recorded, float):
+        note += f"; {fmt.percent(recorded)} was recorded when it was trained"
+    return note + "."
+
+
+def layers(loaded: LoadedModel) -> None:
+    """The table of prunable layers."""
+    stats = cache.model_layers(loaded)
+    st.subheader("Layers")
+    st.caption(
+        f"The {len(stats)} layers that pruning can work on (Linear and Conv), in the order the model defines them."
+    )
+    layer_table(stats, int(cache.model_summary(loaded)["params"]))
+
+
+st.title("Model")
+st.markdown(
+    "Choose the model to inspect and prune. The sample models ship trained, "
+    "together with the test data they are scored on."
+)
+sample_picker()
+loaded_model = require_model()
+overview(loaded_model)
+layers(loaded_model)

@@ -1,0 +1,58 @@
+"""The Inspect page under AppTest: charts for the model, and for the layer picked."""
+
+from streamlit.testing.v1 import AppTest
+
+from tests.app.helpers import INSPECT_PAGE, chart_spec, chart_titles, metrics
+
+LAYER_PICKER = "inspect_layer"
+SORT_CHANNELS = "inspect_sort_channels"
+
+
+def open_inspect(app: AppTest, sample: str | None = None) -> AppTest:
+    if sample is not None:
+        app.selectbox(key="model_sample_picker").select(sample).run()
+    return app.switch_page(INSPECT_PAGE).run()
+
+
+def test_inspect_shows_the_overview_and_the_first_layer(app: AppTest) -> None:
+    at = open_inspect(app)
+    assert not at.exception
+    assert chart_titles(at) == [
+        "Parameters and sparsity per layer",
+        "Weight values of fc1",
+        "L1 norm per output channel of fc1",
+    ]
+    assert metrics(at)["Weight shape"] == "256×64"
+    assert at.expander[0].label == "About these charts"
+
+
+def test_picking_another_layer_changes_the_histogram_and_the_metrics(app: AppTest) -> None:
+    at = open_inspect(app, "digits_resnet")
+    before = chart_spec(at, "Weight values of")
+    at.selectbox(key=LAYER_PICKER).select("layer2.0.downsample.0").run()
+    assert not at.exception
+    after = chart_spec(at, "Weight values of")
+    assert after["layout"]["title"]["text"] == "Weight values of layer2.0.downsample.0"
+    assert after["data"][0]["y"] != before["data"][0]["y"]
+    assert metrics(at)["Weight shape"] == "128×64×1×1"
+    norms = chart_spec(at, "L1 norm per output channel")
+    assert len(norms["data"][0]["x"]) == 128
+
+
+def test_channel_norms_come_sorted_or_in_channel_order(app: AppTest) -> None:
+    at = open_inspect(app)
+    assert "smallest first" in chart_spec(at, "L1 norm")["layout"]["xaxis"]["title"]["text"]
+    at.toggle(key=SORT_CHANNELS).set_value(False).run()
+    norms = chart_spec(at, "L1 norm")
+    assert "in channel order" in norms["layout"]["xaxis"]["title"]["text"]
+    assert norms["data"][0]["x"][:3] == ["0", "1", "2"]
+
+
+def test_the_layer_choice_follows_a_change_of_model(app: AppTest) -> None:
+    at = open_inspect(app)
+    at.selectbox(key=LAYER_PICKER).select("fc2").run()
+    at.switch_page("pages/1_Model.py").run()
+    at.selectbox(key="model_sample_picker").select("digits_cnn").run()
+    at.switch_page(INSPECT_PAGE).run()
+    assert not at.exception
+    assert at.selectbox(key=LAYER_PICKER).value == "conv1"
