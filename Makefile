@@ -29,8 +29,11 @@ bench: $(RUNTIME_STAMP) $(DEV_STAMP)
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(RUNTIME_STAMP): requirements.txt | $(BIN)/python
+# The project itself is installed editable (no dependencies, no build isolation) for the
+# `prunescope` command line.
+$(RUNTIME_STAMP): requirements.txt pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
 $(DEV_STAMP): requirements-dev.txt $(RUNTIME_STAMP)
