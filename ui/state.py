@@ -11,13 +11,24 @@ from dataclasses import dataclass
 from typing import Literal
 
 import streamlit as st
+from torch import nn
 
 import prune_engine as pe
 
 CURRENT_MODEL = "current_model"
 """The `LoadedModel` every page works on."""
 
-MODEL_SCOPED_KEYS: tuple[str, ...] = ()
+PLAN = "plan"
+"""The `PruningPlan` the Prune page's controls describe (None until the page has run)."""
+
+INCOMING_PLAN = "incoming_plan"
+"""A plan sent to the Prune page from elsewhere (an upload, a suggestion, a past run),
+waiting to be loaded into its sliders the next time that page runs."""
+
+PRUNED = "pruned"
+"""The `PrunedModel` made from the current model by the last applied plan."""
+
+MODEL_SCOPED_KEYS: tuple[str, ...] = (PLAN, INCOMING_PLAN, PRUNED)
 """Keys holding work done on the current model (plan, pruned result): a new model clears them."""
 
 ModelSource = Literal["sample", "upload"]
@@ -76,3 +87,62 @@ def set_current_bundle(bundle: pe.ModelBundle, source: ModelSource = "sample") -
     loaded = LoadedModel.from_bundle(bundle, source)
     set_current_model(loaded)
     return loaded
+
+
+@dataclass(frozen=True)
+class PrunedModel:
+    """A pruning result kept in the session, with the fingerprints that key its caches.
+
+    `base_fingerprint` names the original it was pruned from, so a page can tell a
+    result that belongs to the current model from a stale one.
+    """
+
+    result: pe.PruneResult
+    fingerprint: str
+    base_fingerprint: str
+
+    @property
+    def model(self) -> nn.Module:
+        return self.result.model
+
+    @property
+    def plan(self) -> pe.PruningPlan:
+        return self.result.plan
+
+    @classmethod
+    def from_result(cls, result: pe.PruneResult, base: LoadedModel) -> PrunedModel:
+        return cls(result=result, fingerprint=pe.model_fingerprint(result.model), base_fingerprint=base.fingerprint)
+
+
+def current_plan() -> pe.PruningPlan | None:
+    """The plan the Prune page's controls describe, or None before it has run."""
+    return st.session_state.get(PLAN)
+
+
+def set_plan(plan: pe.PruningPlan) -> None:
+    """Record the plan the controls describe (the Prune page calls this on every change)."""
+    st.session_state[PLAN] = plan
+
+
+def send_plan_to_sliders(plan: pe.PruningPlan) -> None:
+    """Ask the Prune page to load `plan` into its controls the next time it runs."""
+    st.session_state[INCOMING_PLAN] = plan
+
+
+def take_incoming_plan() -> pe.PruningPlan | None:
+    """The plan waiting to be loaded into the Prune page's controls, removed from the queue."""
+    return st.session_state.pop(INCOMING_PLAN, None)
+
+
+def current_pruned() -> PrunedModel | None:
+    """The last pruning result for the current model, or None (also when it is stale)."""
+    pruned = st.session_state.get(PRUNED)
+    loaded = current_model()
+    if pruned is None or loaded is None or pruned.base_fingerprint != loaded.fingerprint:
+        return None
+    return pruned
+
+
+def set_pruned(pruned: PrunedModel) -> None:
+    """Keep `pruned` as this session's result; the previous one is released."""
+    st.session_state[PRUNED] = pruned
