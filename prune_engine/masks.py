@@ -32,6 +32,80 @@ def global_masks(scores: dict[str, torch.Tensor], ratio: float) -> dict[str, tor
     return result
 
 
+STREAM_ABOVE = 1 << 25
+"""Above this many scores in total, the global threshold is found by streaming over the
+layers (histogram refinement) instead of concatenating every score into one tensor."""
+
+
+def streamed_global_masks(
+    scores: dict[str, torch.Tensor],
+    ratio: float,
+    bins: int = 4096,
+    exact_limit: int = 1 << 22,
+) -> dict[str, torch.Tensor]:
+    """Keep-masks (bool) of a global ranking found without concatenating the scores.
+
+    The same count as `global_masks` is removed: the lowest `round(ratio × total)`
+    scores. The k-th lowest score is found by histogram refinement — each pass narrows
+    the window that holds it — until the window holds at most `exact_limit` scores,
+    which are then sorted. Memory stays at one layer's temporaries plus the window;
+    the result can differ from `global_masks` only in which of several equal scores go.
+    """
+    total = sum(layer_scores.numel() for layer_scores in scores.values())
+    remove = round(ratio * total)
+    if remove == 0:
+        return {name: torch.ones_like(layer_scores, dtype=torch.bool) for name, layer_scores in scores.items()}
+    threshold = _kth_lowest(scores, remove, bins, exact_limit)
+    masks, ties_left = {}, remove - _count(scores, lambda values: values < threshold)
+    for name, layer_scores in scores.items():
+        keep = layer_scores >= threshold
+        if ties_left > 0:
+            ties = (layer_scores == threshold).reshape(-1).nonzero().reshape(-1)[:ties_left]
+            keep.view(-1)[ties] = False
+            ties_left -= len(ties)
+        masks[name] = keep
+    return masks
+
+
+def _count(scores: dict[str, torch.Tensor], predicate) -> int:
+    return sum(int(torch.count_nonzero(predicate(layer_scores))) for layer_scores in scores.values())
+
+
+def _kth_lowest(scores: dict[str, torch.Tensor], k: int, bins: int, exact_limit: int) -> torch.Tensor:
+    """The k-th lowest score over all layers (1-based), by narrowing a value window.
+
+    Invariant: the answer lies in [low, high] and `below` counts the scores under `low`
+    exactly. A histogram proposes a narrower window (padded by a bin on each side, as
+    floating-point bin edges are approximate); exact counts confirm it, or the window is
+    halved instead.
+    """
+    low = min(float(values.min()) for values in scores.values())
+    high = max(float(values.max()) for values in scores.values())
+    below = 0
+    while low < high:
+        inside = _count(scores, lambda values, low=low, high=high: (values >= low) & (values <= high))
+        if inside <= exact_limit:
+            window = [values[(values >= low) & (values <= high)].float() for values in scores.values()]
+            return torch.sort(torch.cat(window)).values[k - below - 1]
+        counts = sum(torch.histc(values.float(), bins=bins, min=low, max=high) for values in scores.values())
+        index = int(torch.searchsorted(torch.cumsum(counts, 0), torch.tensor(float(k - below))))
+        width = (high - low) / bins
+        proposal = (max(low, low + (index - 1) * width), min(high, low + (index + 2) * width))
+        new_low, new_high = proposal if proposal != (low, high) else (low, low + (high - low) / 2)
+        new_below = below + _count(scores, lambda values, a=low, b=new_low: (values >= a) & (values < b))
+        up_to_high = new_below + _count(scores, lambda values, a=new_low, b=new_high: (values >= a) & (values <= b))
+        if new_below < k <= up_to_high:
+            low, high, below = new_low, new_high, new_below
+        elif k <= new_below:
+            high = new_low
+        else:
+            below = up_to_high
+            low = float(torch.nextafter(torch.tensor(new_high), torch.tensor(float("inf"))))
+            if low > high:
+                low = high
+    return torch.tensor(low)
+
+
 def bounded_counts(
     scores: dict[str, torch.Tensor],
     total: int,

@@ -20,7 +20,7 @@ from .data import EvalData
 from .errors import InvalidPlanError, UnsupportedModelError
 from .importance import LayerScoreImportance, ProgressFn, ScoringContext, get_criterion, importance
 from .layers import LayerInfo, get_layer, prunable_layers
-from .masks import bounded_counts, count_mask, global_masks, layer_mask, nm_mask
+from .masks import STREAM_ABOVE, bounded_counts, count_mask, global_masks, layer_mask, nm_mask, streamed_global_masks
 from .plan import PruningPlan
 from .structured import ChannelGraph, ChannelGroup, check_pruned_model
 
@@ -198,7 +198,9 @@ def _decide_unstructured(
     ranked = {name: scores[name] for name in targets if plan.is_global_ranked(name)}
     if ranked:
         if plan.min_ratio is None and plan.max_ratio is None:
-            decision.masks.update(global_masks(ranked, plan.global_ratio or 0.0))
+            streamed = sum(layer_scores.numel() for layer_scores in ranked.values()) > STREAM_ABOVE
+            rank = streamed_global_masks if streamed else global_masks
+            decision.masks.update(rank(ranked, plan.global_ratio or 0.0))
         else:
             sizes = {name: layer_scores.numel() for name, layer_scores in ranked.items()}
             bounds = {name: _bounds(plan, size, size) for name, size in sizes.items()}
@@ -211,7 +213,7 @@ def _decide_unstructured(
         if name not in ranked:
             decision.masks[name] = layer_mask(scores[name], plan.target_ratio(name))
     decision.scores = scores
-    decision.ratios = {name: 1.0 - float(mask.mean()) for name, mask in decision.masks.items()}
+    decision.ratios = {name: 1.0 - int(mask.count_nonzero()) / mask.numel() for name, mask in decision.masks.items()}
     return decision
 
 

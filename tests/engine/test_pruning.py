@@ -13,6 +13,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 import prune_engine as pe
+from prune_engine import masks, pruning
 
 GRANULARITIES = ["unstructured", "channel", "n:m"]
 SCOPES = ["layer", "global"]
@@ -329,3 +330,29 @@ def test_progress_is_reported_until_done() -> None:
     )  # fmt: skip
     assert seen[-1] == (1.0, "Done")
     assert [fraction for fraction, _ in seen] == sorted(fraction for fraction, _ in seen)
+
+
+@pytest.mark.parametrize("ratio", [0.01, 0.5, 0.97])
+def test_streamed_global_threshold_equals_the_exact_ranking(ratio: float) -> None:
+    generator = torch.Generator().manual_seed(3)
+    scores = {f"layer{i}": torch.randn(20_000 + 7_000 * i, generator=generator).abs() for i in range(6)}
+    scores["layer2"][:5_000] = 0.0
+    exact = masks.global_masks(scores, ratio)
+    streamed = masks.streamed_global_masks(scores, ratio, bins=32, exact_limit=2_000)
+    total = sum(layer.numel() for layer in scores.values())
+    assert sum(int((~keep).sum()) for keep in streamed.values()) == sum(int((m == 0).sum()) for m in exact.values())
+    differing = sum(int((exact[name].bool() != streamed[name]).sum()) for name in scores)
+    assert differing <= 0.001 * total, "only the choice among equal scores may differ"
+
+
+def test_large_models_rank_globally_by_streaming(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = ZOO_BY_NAME["residual_cnn"].build()
+    exact = pe.apply_plan(model, pe.PruningPlan(scope="global", global_ratio=0.7), torch.randn(1, 3, 8, 8)).model
+    monkeypatch.setattr(pruning, "STREAM_ABOVE", 1_000)
+    calls = []
+    original = masks.streamed_global_masks
+    monkeypatch.setattr(pruning, "streamed_global_masks", lambda *a, **k: calls.append(1) or original(*a, **k))
+    streamed = pe.apply_plan(model, pe.PruningPlan(scope="global", global_ratio=0.7), torch.randn(1, 3, 8, 8)).model
+    assert calls, "the streamed ranking was used"
+    for name, mask in weight_zero_masks(streamed).items():
+        assert torch.equal(mask, pe.get_layer(exact, name).weight == 0), name
