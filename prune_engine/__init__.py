@@ -12,6 +12,7 @@ A plain library (no UI imports), usable from the app, a script or a notebook::
 """
 
 from .architectures import build_architecture, list_architectures, register_architecture
+from .calibration import has_batchnorm, recalibrate_batchnorm
 from .data import EvalData, ModelBundle, model_fingerprint
 from .errors import (
     CriterionError,
@@ -94,6 +95,7 @@ __all__ = [
     "fidelity",
     "get_criterion",
     "get_layer",
+    "has_batchnorm",
     "importance",
     "layer_stats",
     "list_architectures",
@@ -109,6 +111,7 @@ __all__ = [
     "prunable_layers",
     "random_eval_data",
     "rebuild_from_sidecar",
+    "recalibrate_batchnorm",
     "register_architecture",
     "register_criterion",
     "weight_histogram",

@@ -35,6 +35,8 @@ class PruningPlan:
     so each gets the ratio the global ranking assigns, kept within `min_ratio`/`max_ratio`.
     For n:m the sparsity is fixed by n and m; ratios only select layers (> 0 means
     pruned), and a plan with neither ratios nor global_ratio targets every layer.
+    `recalibrate_bn` re-estimates BatchNorm statistics on calibration data after
+    pruning (see `calibration.py`), which channel pruning usually needs.
     """
 
     granularity: str = "unstructured"
@@ -49,6 +51,7 @@ class PruningPlan:
     ignored_layers: list[str] = field(default_factory=list)
     round_to: int | None = None
     seed: int = 0
+    recalibrate_bn: bool = False
 
     def __post_init__(self) -> None:
         self.ratios = dict(self.ratios)
@@ -88,6 +91,8 @@ class PruningPlan:
             isinstance(self.round_to, bool) or not isinstance(self.round_to, int) or self.round_to < 1
         ):
             raise InvalidPlanError(f"round_to must be a positive whole number or None, got {self.round_to!r}.")
+        if not isinstance(self.recalibrate_bn, bool):
+            raise InvalidPlanError(f"recalibrate_bn must be true or false, got {self.recalibrate_bn!r}.")
         if not all(isinstance(layer, str) for layer in self.ignored_layers):
             raise InvalidPlanError("ignored_layers must be a list of layer names.")
 

@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .calibration import has_batchnorm, recalibrate_batchnorm
 from .data import EvalData
 from .errors import InvalidPlanError, UnsupportedModelError
 from .importance import LayerScoreImportance, ProgressFn, ScoringContext, get_criterion, importance
@@ -82,13 +83,22 @@ def apply_plan(
     example_input: torch.Tensor,
     data: EvalData | None = None,
     progress: ProgressFn | None = None,
+    calibration_data: EvalData | None = None,
 ) -> PruneResult:
     """Prune a deep copy of `model` as `plan` says; `model` itself is left untouched.
 
-    The returned model is a plain `nn.Module` (no pruning hooks, no `weight_orig`/
-    `weight_mask`), so it saves and loads with a normal `state_dict`.
+    `data` feeds data-driven criteria; `calibration_data` (training examples, else
+    `data`) re-estimates BatchNorm statistics when the plan asks for it. The returned
+    model is a plain `nn.Module` (no pruning hooks, no `weight_orig`/`weight_mask`), so
+    it saves and loads with a normal `state_dict`.
     """
     granularity = _granularity(plan)
+    calibration_data = calibration_data if calibration_data is not None else data
+    if plan.recalibrate_bn and calibration_data is None:
+        raise InvalidPlanError(
+            "The plan re-estimates BatchNorm statistics after pruning, which needs data; "
+            "give calibration data (training examples) or turn recalibrate_bn off."
+        )
     layers = _checked_layers(model, plan)
     before = {layer.name: _layer_figures(model, layer.name) for layer in layers}
     working = _working_copy(model)
@@ -96,6 +106,9 @@ def apply_plan(
     decision = granularity.decide(working, plan, example_input, data, progress)
     _report(progress, 0.8, "Removing what the plan selects")
     granularity.apply(working, decision, example_input)
+    if plan.recalibrate_bn and has_batchnorm(working):
+        _report(progress, 0.9, "Re-estimating BatchNorm statistics")
+        working = recalibrate_batchnorm(working, calibration_data)
     working.train(model.training)
     _report(progress, 1.0, "Done")
     report = _report_table(layers, before, working, plan, decision)

@@ -1,0 +1,46 @@
+"""Re-estimating BatchNorm statistics after channel pruning."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from model_zoo import ZOO_BY_NAME
+
+import prune_engine as pe
+from sample_models import load_sample
+
+
+def test_recalibration_restores_accuracy_after_channel_pruning() -> None:
+    bundle = load_sample("digits_resnet")
+    plan = pe.PruningPlan(granularity="channel", global_ratio=0.3)
+    plain = pe.apply_plan(bundle.model, plan, bundle.example_input).model
+    calibrated_plan = pe.PruningPlan(granularity="channel", global_ratio=0.3, recalibrate_bn=True)
+    calibrated = pe.apply_plan(
+        bundle.model, calibrated_plan, bundle.example_input, calibration_data=bundle.train_data
+    ).model
+    plain_accuracy = pe.evaluate(plain, bundle.eval_data)["accuracy"]
+    calibrated_accuracy = pe.evaluate(calibrated, bundle.eval_data)["accuracy"]
+    assert calibrated_accuracy >= 0.95
+    assert calibrated_accuracy > plain_accuracy
+    for (name, weight), (_, same) in zip(plain.named_parameters(), calibrated.named_parameters(), strict=True):
+        assert torch.equal(weight, same), f"{name}: only statistics change, never weights"
+
+
+def test_recalibration_changes_only_batchnorm_statistics_of_a_copy() -> None:
+    model = ZOO_BY_NAME["plain_cnn"].build()
+    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    data = pe.EvalData(torch.randn(64, 3, 8, 8) * 3 + 1)
+    calibrated = pe.recalibrate_batchnorm(model, data)
+    assert all(torch.equal(tensor, model.state_dict()[name]) for name, tensor in before.items())
+    assert not calibrated.training
+    changed = {name for name, tensor in calibrated.state_dict().items() if not torch.equal(tensor, before[name])}
+    assert changed and all("running_" in name or "num_batches" in name for name in changed)
+    assert calibrated.features[1].momentum == model.features[1].momentum
+
+
+def test_a_plan_that_recalibrates_needs_data() -> None:
+    entry = ZOO_BY_NAME["plain_cnn"]
+    plan = pe.PruningPlan(granularity="channel", global_ratio=0.3, recalibrate_bn=True)
+    with pytest.raises(pe.InvalidPlanError, match="needs data"):
+        pe.apply_plan(entry.build(), plan, entry.example_input())
+    assert pe.PruningPlan.from_json(plan.to_json()).recalibrate_bn is True
