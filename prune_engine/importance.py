@@ -5,42 +5,72 @@ removed, and the two never mix. Each criterion is one `Criterion` registered in
 `CRITERIA`, giving per-output-channel scores for every prunable layer, optionally
 per-weight scores (otherwise a channel's score is broadcast to its weights), and
 optionally a Torch-Pruning group importance (otherwise coupled layers' channel scores
-are combined by `LayerScoreImportance`).
+are combined by `LayerScoreImportance`). Magnitude criteria live here; criteria that run
+the model on data live in `attribution.py`. Scores of data-driven criteria are cached.
 """
 
 from __future__ import annotations
 
+import threading
 import zlib
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch_pruning as tp
 from torch import nn
 
-from .data import EvalData
+from . import attribution
+from .attribution import DEFAULT_MAX_EXAMPLES
+from .data import EvalData, model_fingerprint
 from .errors import CriterionError
 from .layers import get_layer, prunable_layers
+from .tracing import trace_followers
 
 ProgressFn = Callable[[float, str], None]
 """Called with (fraction done in [0, 1], a short message)."""
 
 LEVELS = ("channel", "weight")
 
+KINDS = ("magnitude", "data", "attribution", "baseline")
+"""magnitude: reads the weights (or BatchNorm scales), no data; data: runs the model on data
+(activations, gradients); attribution: Captum-style attributions of the model's output;
+baseline: the random floor."""
+
+CACHE_SIZE = 32
+"""Results of data-driven criteria kept in memory (least recently used dropped first)."""
+
 
 @dataclass(frozen=True)
 class ScoringContext:
-    """What a criterion may look at: the model, the layers to score, data and a seed."""
+    """What a criterion may look at: the model, the layers to score, data and a seed.
+
+    `skip_unscorable` is True when the caller asked for every layer: a criterion then
+    leaves out the layers it cannot score (see `scorable`) instead of refusing.
+    """
 
     model: nn.Module
     layers: Sequence[str]
     data: EvalData | None = None
     seed: int = 0
     progress: ProgressFn | None = None
+    max_examples: int = DEFAULT_MAX_EXAMPLES
+    skip_unscorable: bool = False
 
     def report(self, fraction: float, message: str) -> None:
         if self.progress is not None:
             self.progress(min(max(fraction, 0.0), 1.0), message)
+
+    def scorable(self, unscorable: Collection[str], refusal: str) -> list[str]:
+        """`layers` without those in `unscorable`; a CriterionError with `refusal` (its
+        `{layers}` filled in) if the caller named one of them, or if none would remain."""
+        missing = [name for name in self.layers if name in unscorable]
+        kept = [name for name in self.layers if name not in unscorable]
+        if missing and (not self.skip_unscorable or not kept):
+            raise CriterionError(refusal.format(layers=", ".join(repr(name) for name in missing)))
+        return kept
 
 
 ScoreFn = Callable[[ScoringContext], dict[str, torch.Tensor]]
@@ -48,7 +78,11 @@ ScoreFn = Callable[[ScoringContext], dict[str, torch.Tensor]]
 
 @dataclass(frozen=True)
 class Criterion:
-    """One importance criterion: a name, a plain-words explanation and its scoring functions."""
+    """One importance criterion: a name, a plain-words explanation and its scoring functions.
+
+    `explanation` is written to be read out in a demo: what it measures, why that
+    suggests what to prune, what it costs, and when it misleads.
+    """
 
     name: str
     label: str
@@ -57,6 +91,7 @@ class Criterion:
     weight_scores: ScoreFn | None = None
     group_importance: Callable[[ScoringContext], tp.importance.Importance] | None = None
     needs_data: bool = False
+    kind: str = "magnitude"
 
 
 CRITERIA: dict[str, Criterion] = {}
@@ -64,6 +99,8 @@ CRITERIA: dict[str, Criterion] = {}
 
 def register_criterion(criterion: Criterion) -> Criterion:
     """Add `criterion` to the registry (replacing one of the same name)."""
+    if criterion.kind not in KINDS:
+        raise CriterionError(f"Unknown criterion kind {criterion.kind!r}; use one of {', '.join(KINDS)}.")
     CRITERIA[criterion.name] = criterion
     return criterion
 
@@ -84,26 +121,125 @@ def importance(
     layers: Sequence[str] | None = None,
     progress: ProgressFn | None = None,
     seed: int = 0,
+    max_examples: int = DEFAULT_MAX_EXAMPLES,
 ) -> dict[str, torch.Tensor]:
     """Scores per prunable layer: one per output channel (`level="channel"`) or one per
-    weight, shaped like the weight (`level="weight"`). Higher means more important."""
+    weight, shaped like the weight (`level="weight"`). Higher means more important.
+
+    With `layers=None` every layer is scored that the criterion can score (bn_scale leaves
+    out layers with no BatchNorm after them); naming a layer it cannot score is an error.
+    Data-driven criteria look at up to `max_examples` examples and their results are
+    cached per (model, criterion, level, data, seed, layers, max_examples); the tensors
+    returned are the caller's own. Criteria without weight-level scores give each weight
+    its channel's score.
+    """
     if level not in LEVELS:
         raise CriterionError(f"Unknown level {level!r}; use 'channel' or 'weight'.")
     chosen = get_criterion(criterion)
     if chosen.needs_data and data is None:
         raise CriterionError(
-            f"The {chosen.label} criterion measures the model on data; load evaluation data first "
-            "or choose a magnitude criterion (l1, l2)."
+            f"The {chosen.name} criterion needs data: it runs the model on examples to see what matters. "
+            "Load evaluation data first, or choose l1, l2 or bn_scale, which need none."
         )
+    if isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 1:
+        raise CriterionError(f"max_examples must be a whole number of at least 1, got {max_examples!r}.")
+    if level == "weight" and chosen.weight_scores is None:
+        channel = importance(model, criterion, data, "channel", layers, progress, seed, max_examples)
+        return broadcast_to_weights(model, channel)
     names = list(layers) if layers is not None else [layer.name for layer in prunable_layers(model)]
     for name in names:
         get_layer(model, name)
-    context = ScoringContext(model=model, layers=names, data=data, seed=seed, progress=progress)
-    if level == "channel":
-        return chosen.channel_scores(context)
-    if chosen.weight_scores is not None:
-        return chosen.weight_scores(context)
-    return broadcast_to_weights(model, chosen.channel_scores(context))
+    if not names:
+        return {}
+    context = ScoringContext(
+        model=model,
+        layers=names,
+        data=data,
+        seed=seed,
+        progress=progress,
+        max_examples=max_examples,
+        skip_unscorable=layers is None,
+    )
+    score = chosen.channel_scores if level == "channel" else chosen.weight_scores
+    assert score is not None
+    if not chosen.needs_data:
+        return score(context)
+    assert data is not None
+    key = (
+        model_fingerprint(model),
+        chosen.name,
+        level,
+        data.fingerprint(),
+        seed,
+        None if layers is None else tuple(names),
+        max_examples,
+    )
+    cached = _CACHE.get(key)
+    if cached is not None:
+        context.report(1.0, f"{chosen.name}: from cache")
+        return cached
+    scores = score(context)
+    _CACHE.put(key, scores)
+    return scores
+
+
+class ImportanceCacheInfo(NamedTuple):
+    """Hits and misses of the importance cache since it was last cleared, and its size."""
+
+    hits: int
+    misses: int
+    maxsize: int
+    currsize: int
+
+
+class _ScoreCache:
+    """A thread-safe LRU of score dicts that stores and hands out copies."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self.entries: OrderedDict[tuple, dict[str, torch.Tensor]] = OrderedDict()
+        self.lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key: tuple) -> dict[str, torch.Tensor] | None:
+        with self.lock:
+            scores = self.entries.get(key)
+            if scores is None:
+                self.misses += 1
+                return None
+            self.hits += 1
+            self.entries.move_to_end(key)
+        return _copied(scores)
+
+    def put(self, key: tuple, scores: dict[str, torch.Tensor]) -> None:
+        with self.lock:
+            self.entries[key] = _copied(scores)
+            self.entries.move_to_end(key)
+            while len(self.entries) > self.maxsize:
+                self.entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.entries.clear()
+            self.hits = self.misses = 0
+
+
+def _copied(scores: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {name: tensor.detach().clone() for name, tensor in scores.items()}
+
+
+_CACHE = _ScoreCache(CACHE_SIZE)
+
+
+def importance_cache_info() -> ImportanceCacheInfo:
+    """How often `importance` was served from its cache, and how full the cache is."""
+    with _CACHE.lock:
+        return ImportanceCacheInfo(_CACHE.hits, _CACHE.misses, _CACHE.maxsize, len(_CACHE.entries))
+
+
+def clear_importance_cache() -> None:
+    """Forget every cached score (and reset the hit/miss counts)."""
+    _CACHE.clear()
 
 
 def broadcast_to_weights(model: nn.Module, channel_scores: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -156,6 +292,25 @@ def _random_weight_scores(context: ScoringContext) -> dict[str, torch.Tensor]:
     }
 
 
+def _bn_scale_channel_scores(context: ScoringContext) -> dict[str, torch.Tensor]:
+    try:
+        followers = trace_followers(context.model)
+    except CriterionError as error:
+        raise CriterionError(
+            f"bn_scale needs to trace the model to find the BatchNorm after each layer, and could not: {error} "
+            "Choose l1/l2 or another criterion."
+        ) from error
+    batch_norms = {name: found.batch_norm for name, found in followers.items() if found.batch_norm is not None}
+    names = context.scorable(
+        [name for name in context.layers if name not in batch_norms],
+        "bn_scale needs a BatchNorm after each layer; {layers} have none — choose l1/l2 or another criterion, "
+        "or leave those layers out of the plan.",
+    )
+    return {
+        name: context.model.get_submodule(batch_norms[name]).weight.detach().abs().float().clone() for name in names
+    }
+
+
 class LayerScoreImportance(tp.importance.Importance):
     """Torch-Pruning importance from precomputed per-layer channel scores.
 
@@ -204,10 +359,10 @@ register_criterion(
         name="l1",
         label="Magnitude (L1)",
         explanation=(
-            "Weights close to zero contribute little to any output, so the smallest are removed first. "
-            "For a weight this is its absolute value; for a channel, the sum of the absolute values of "
-            "all weights that produce it (and, when layers are coupled, of the weights that read it). "
-            "Cheap, needs no data, and a strong baseline."
+            "Weights close to zero contribute little to any output, so the smallest are removed first. For a "
+            "weight this is its absolute value; for a channel, the sum of the absolute values of all weights "
+            "that produce it (and, when layers are coupled, of the weights that read it). Cheap, needs no "
+            "data, and a strong baseline."
         ),
         channel_scores=_magnitude_channel_scores(1.0),
         weight_scores=_l1_weight_scores,
@@ -219,9 +374,9 @@ register_criterion(
         name="l2",
         label="Magnitude (L2)",
         explanation=(
-            "Like L1, but squares the weights before adding them up, so a channel with a few large "
-            "weights counts as more important than one with many medium ones. For single weights it "
-            "ranks exactly like L1."
+            "Like L1, but squares the weights before adding them up, so a channel with a few large weights "
+            "counts as more important than one with many medium ones. For single weights it ranks exactly like "
+            "L1."
         ),
         channel_scores=_magnitude_channel_scores(2.0),
         weight_scores=_l2_weight_scores,
@@ -233,10 +388,151 @@ register_criterion(
         name="random",
         label="Random (baseline)",
         explanation=(
-            "Scores drawn at random (reproducibly, from the plan's seed). Not a method to use, but the "
-            "floor every real criterion must beat: if it does not, the criterion tells you nothing."
+            "Scores drawn at random (reproducibly, from the plan's seed). Not a method to use, but the floor "
+            "every real criterion must beat: if it does not, the criterion tells you nothing."
         ),
         channel_scores=_random_channel_scores,
         weight_scores=_random_weight_scores,
+        kind="baseline",
+    )
+)
+register_criterion(
+    Criterion(
+        name="bn_scale",
+        label="BatchNorm scale (network slimming)",
+        explanation=(
+            "Reads the scale γ of the BatchNorm that directly follows a layer. The BatchNorm multiplies each "
+            "channel by its γ, so a channel whose γ is near zero is nearly switched off, whatever its weights; "
+            "network slimming trains with a penalty that pushes many γ to zero and then removes those "
+            "channels. Free to compute and needs no data. It applies only where a BatchNorm directly follows "
+            "the layer (found by tracing the model): layers without one, such as the final Linear, are left "
+            "out of the scores and refused if a plan prunes them. Without slimming training the γ say less, "
+            "and a BatchNorm's shift β can keep a low-γ channel active. Single weights get their channel's γ."
+        ),
+        channel_scores=_bn_scale_channel_scores,
+    )
+)
+register_criterion(
+    Criterion(
+        name="taylor",
+        label="Taylor (weight × gradient)",
+        explanation=(
+            "Estimates how much the loss would change if a weight were set to zero: the weight times the "
+            "gradient of the loss with respect to it (a first-order Taylor expansion), in absolute value, "
+            "example by example, averaged over the evaluation examples. A large weight that never affects the "
+            "loss scores low, and so does a tiny one with a large gradient. A channel's score adds up those of "
+            "its weights and bias. The loss is the cross-entropy with the true labels (with the model's own "
+            "predictions where there are no labels; for outputs that are not class scores, the size of the "
+            "output). Costs one forward and one backward pass per example, for up to 256 examples. It is a "
+            "local estimate: it misjudges weights that matter only together with others (adding up single "
+            "weights overrates a channel whose weights cancel out), and grows less reliable the more is "
+            "removed at once."
+        ),
+        channel_scores=attribution.taylor_channel_scores,
+        weight_scores=attribution.taylor_weight_scores,
+        needs_data=True,
+        kind="data",
+    )
+)
+register_criterion(
+    Criterion(
+        name="activation",
+        label="Activation size",
+        explanation=(
+            "The average size of each channel's output, measured where the next layer reads it (after the "
+            "layer's BatchNorm and activation, e.g. ReLU, where those follow). A channel that is almost always "
+            "near zero passes little on, so removing it changes little. Averages are taken over the examples "
+            "of each class (true label, else predicted class) and the largest is kept, so a channel that one "
+            "class relies on survives even if the others leave it idle. Costs one forward pass over up to 256 "
+            "examples. It ignores what later layers do with the signal: a small but decisive channel scores "
+            "low, and a large constant one (which the next layer could absorb in its bias) scores high. Sizes "
+            "differ from layer to layer, so compare channels within a layer (layer scope). Single weights get "
+            "their channel's score."
+        ),
+        channel_scores=attribution.activation_scores,
+        needs_data=True,
+        kind="data",
+    )
+)
+register_criterion(
+    Criterion(
+        name="apoz",
+        label="APoZ (share of active outputs)",
+        explanation=(
+            "One minus the Average Percentage of Zeros: the share of a channel's outputs after its ReLU that "
+            "are not zero, so higher means more important. A channel that the ReLU silences for almost every "
+            "input is dead weight. Averages are taken over the examples of each class (true label, else "
+            "predicted class) and the largest is kept, so a channel that one class relies on survives even if "
+            "the others leave it idle. Costs one forward pass over up to 256 examples. It is only meaningful "
+            "after a ReLU-like activation: elsewhere (a residual branch before its addition, the output layer) "
+            "it counts the outputs a ReLU would let through, a rough signal. It ignores how large the active "
+            "values are, so many channels tie. Single weights get their channel's score."
+        ),
+        channel_scores=attribution.apoz_scores,
+        needs_data=True,
+        kind="data",
+    )
+)
+register_criterion(
+    Criterion(
+        name="grad_x_activation",
+        label="Gradient × activation (Captum)",
+        explanation=(
+            "Each channel's output times the gradient of the class score with respect to that output, in "
+            "absolute value and averaged over positions: a first-order estimate of how much the score would "
+            "change if the channel were switched off (Captum's LayerGradientXActivation). The class score is "
+            "the true class's logit (the predicted class's where there are no labels) less the average of all "
+            "logits, since a channel that raises every class alike changes no prediction. Averages are taken "
+            "over the examples of each class (true label, else predicted class) and the largest is kept, so a "
+            "channel that one class relies on survives even if the others leave it idle. Costs one forward and "
+            "one backward pass over up to 256 examples, for all layers together. Being local, it is fooled by "
+            "saturation: where a gradient is zero (say, behind a ReLU that is off) a channel that matters gets "
+            "no credit. Single weights get their channel's score."
+        ),
+        channel_scores=attribution.grad_x_activation_scores,
+        needs_data=True,
+        kind="attribution",
+    )
+)
+register_criterion(
+    Criterion(
+        name="conductance",
+        label="Conductance (Captum)",
+        explanation=(
+            "How much of the class score (as for gradient × activation) flows through each channel as the "
+            "input is faded in from an all-zero input (for standardised data, a featureless image) to the real "
+            "one: integrated gradients measured at the layer (Captum's LayerConductance), in absolute value "
+            "and averaged over positions. Averages are taken over the examples of each class (true label, else "
+            "predicted class) and the largest is kept, so a channel that one class relies on survives even if "
+            "the others leave it idle. Unlike gradient × activation it is not fooled by saturation, because "
+            "the path passes through inputs where the channel was still active. The slowest criterion: 17 "
+            "forward and backward passes per batch (16 steps along the path), shared by all layers. It depends "
+            "on the baseline: a channel that is just as active on the blank input gets little credit. Single "
+            "weights get their channel's score."
+        ),
+        channel_scores=attribution.conductance_scores,
+        needs_data=True,
+        kind="attribution",
+    )
+)
+register_criterion(
+    Criterion(
+        name="deeplift",
+        label="DeepLift (Captum)",
+        explanation=(
+            "Compares each channel's output on the real example with its output on an all-zero input, and "
+            "shares the change in the class score (as for gradient × activation) out among the channels, with "
+            "rules that carry the difference through ReLUs and pooling in a single backward pass (Captum's "
+            "LayerDeepLift). Averages are taken over the examples of each class (true label, else predicted "
+            "class) and the largest is kept, so a channel that one class relies on survives even if the others "
+            "leave it idle. Like conductance it credits channels for their effect relative to a reference and "
+            "is not fooled by saturation, but it costs one forward and backward pass per layer instead of 17 "
+            "per batch. Its rules are exact only for networks built from activation modules (a model that "
+            "calls F.relu gets a gradient approximation there), and it shares conductance's dependence on the "
+            "baseline. Single weights get their channel's score."
+        ),
+        channel_scores=attribution.deeplift_scores,
+        needs_data=True,
+        kind="attribution",
     )
 )

@@ -103,7 +103,7 @@ def apply_plan(
     before = {layer.name: _layer_figures(model, layer.name) for layer in layers}
     working = _working_copy(model)
     _report(progress, 0.05, "Ranking weights and channels")
-    decision = granularity.decide(working, plan, example_input, data, progress)
+    decision = granularity.decide(working, plan, example_input, data, _scaled(progress, 0.05, 0.8))
     _report(progress, 0.8, "Removing what the plan selects")
     granularity.apply(working, decision, example_input)
     if plan.recalibrate_bn and has_batchnorm(working):
@@ -170,6 +170,13 @@ def _working_copy(model: nn.Module) -> nn.Module:
 def _report(progress: ProgressFn | None, fraction: float, message: str) -> None:
     if progress is not None:
         progress(fraction, message)
+
+
+def _scaled(progress: ProgressFn | None, start: float, stop: float) -> ProgressFn | None:
+    """`progress` for a step that runs from `start` to `stop` of the whole, reporting its own 0…1."""
+    if progress is None:
+        return None
+    return lambda fraction, message: progress(start + (stop - start) * fraction, message)
 
 
 def _target_layers(model: nn.Module, plan: PruningPlan) -> list[str]:
