@@ -61,12 +61,14 @@ class PruneResult:
 
     `report` columns: layer, kind, target_ratio, assigned_ratio, achieved_ratio,
     params/nonzero/channels before and after, and a note for skipped or coupled layers.
+    `history`: one row per step when the plan was reached in steps (`iterative_prune`).
     """
 
     model: nn.Module
     plan: PruningPlan
     report: pd.DataFrame
     skipped: dict[str, str] = field(default_factory=dict)
+    history: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)
