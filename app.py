@@ -15,6 +15,8 @@ st.set_page_config(page_title="PruneScope", page_icon=":material/content_cut:", 
 PAGES = [
     st.Page("pages/1_Model.py", title="Model", icon=":material/deployed_code:", url_path="model", default=True),
     st.Page("pages/2_Inspect.py", title="Inspect", icon=":material/query_stats:", url_path="inspect"),
+    st.Page("pages/3_Prune.py", title="Prune", icon=":material/content_cut:", url_path="prune"),
+    st.Page("pages/4_Compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
 ]
 
 

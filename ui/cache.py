@@ -8,6 +8,10 @@ fingerprint; the model itself is passed as an unhashed `_model` argument.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -17,7 +21,7 @@ from torch import nn
 import prune_engine as pe
 from sample_models import load_sample
 
-from .state import LoadedModel
+from .state import LoadedModel, PrunedModel
 
 
 @st.cache_resource(show_spinner="Loading the sample model…")
@@ -72,3 +76,110 @@ def model_summary(loaded: LoadedModel) -> dict[str, float | int | None]:
 def model_layers(loaded: LoadedModel) -> pd.DataFrame:
     """The cached per-layer statistics of `loaded`."""
     return layer_table(loaded.fingerprint, loaded.bundle.model)
+
+
+class _SingleThreaded:
+    """Counts the callers inside `single_threaded`, so overlapping sessions restore the thread count once."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.depth = 0
+        self.threads_before = 1
+
+
+_single_threaded = _SingleThreaded()
+
+
+@contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run torch on one thread inside, for small models worked on live.
+
+    They are no slower on one thread, and a server sharing its cores with browsers and other
+    sessions stops stalling: with two threads and the other core busy, a forward pass of the
+    MLP sample measured 70 ms instead of 1 ms.
+    """
+    counter = _single_threaded
+    with counter.lock:
+        if counter.depth == 0:
+            counter.threads_before = torch.get_num_threads()
+            torch.set_num_threads(1)
+        counter.depth += 1
+    try:
+        yield
+    finally:
+        with counter.lock:
+            counter.depth -= 1
+            if counter.depth == 0:
+                torch.set_num_threads(counter.threads_before)
+
+
+CALIBRATION_EXAMPLES = 256
+"""Training examples that re-estimate BatchNorm statistics after pruning (when a plan asks):
+enough for stable statistics, few enough to re-prune live as a slider moves."""
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def plan_preview(
+    fingerprint: str,
+    plan_json: str,
+    data_fingerprint: str | None,
+    _model: nn.Module,
+    _example_input: torch.Tensor,
+    _data: pe.EvalData | None,
+) -> pe.PlanPreview:
+    """`prune_engine.preview_plan`, shared read-only: its score tensors are not copied on every rerun."""
+    return pe.preview_plan(_model, pe.PruningPlan.from_json(plan_json), _example_input, _data)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def pruned_model(fingerprint: str, plan_json: str, data_fingerprint: str | None, _loaded: LoadedModel) -> PrunedModel:
+    """`prune_engine.apply_plan` of a plan to a model, shared read-only like the models it comes from."""
+    return PrunedModel.from_result(apply(_loaded, pe.PruningPlan.from_json(plan_json)), _loaded)
+
+
+def apply(
+    loaded: LoadedModel, plan: pe.PruningPlan, progress: Callable[[float, str], None] | None = None
+) -> pe.PruneResult:
+    """Prune a copy of `loaded` as `plan` says, with its data for data-driven criteria and BatchNorm statistics."""
+    bundle = loaded.bundle
+    calibration = bundle.train_data.subset(CALIBRATION_EXAMPLES) if bundle.train_data is not None else None
+    return pe.apply_plan(
+        bundle.model, plan, bundle.example_input, bundle.eval_data, progress=progress, calibration_data=calibration
+    )
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def outputs(fingerprint: str, data_fingerprint: str, _model: nn.Module, _data: pe.EvalData) -> np.ndarray:
+    """`prune_engine.model_outputs` of the model on its evaluation data, as an array."""
+    return pe.model_outputs(_model, _data).numpy()
+
+
+def preview(loaded: LoadedModel, plan: pe.PruningPlan) -> pe.PlanPreview:
+    """The cached preview of `plan` on `loaded`: ratios the layers would get and the scores behind them."""
+    bundle = loaded.bundle
+    return plan_preview(
+        loaded.fingerprint,
+        plan.to_json(),
+        loaded.data_fingerprint,
+        bundle.model,
+        bundle.example_input,
+        bundle.eval_data,
+    )
+
+
+def pruned(loaded: LoadedModel, plan: pe.PruningPlan) -> PrunedModel:
+    """The cached result of applying `plan` to `loaded`."""
+    return pruned_model(loaded.fingerprint, plan.to_json(), loaded.data_fingerprint, loaded)
+
+
+def pruned_summary(loaded: LoadedModel, result: PrunedModel) -> dict[str, float | int | None]:
+    """The cached summary of a pruned model on its original's example input."""
+    return summary(result.fingerprint, result.model, loaded.bundle.example_input)
+
+
+def pruned_evaluation(loaded: LoadedModel, result: PrunedModel) -> dict[str, float] | None:
+    """The cached evaluation of a pruned model on its original's data, or None without data."""
+    data = loaded.bundle.eval_data
+    if data is None or loaded.data_fingerprint is None:
+        return None
+    return evaluation(result.fingerprint, loaded.data_fingerprint, result.model, data)

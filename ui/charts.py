@@ -113,3 +113,225 @@ def _finish(figure: go.Figure, title: str) -> go.Figure:
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.05, "xanchor": "right", "x": 1.0},
     )
     return figure
+
+
+REMOVED_COLOR = "#ef4444"
+LOCKED_COLOR = "#1e3a8a"
+BLOCKED_COLOR = "#94a3b8"
+ORIGINAL_COLOR = "#64748b"
+STATUS_COLORS = {
+    "locked": LOCKED_COLOR,
+    "follows the global slider": PARAMS_COLOR,
+    "set by the global ranking": "#60a5fa",
+    "pruned with N:M": PARAMS_COLOR,
+    "left dense": BLOCKED_COLOR,
+    "cannot be pruned": BLOCKED_COLOR,
+}
+
+
+def plan_ratios(table: pd.DataFrame, unit: str) -> dict:
+    """Bars of the share each layer will lose, coloured by how its ratio is set.
+
+    `table` columns: layer, ratio (0…1), status (a key of `STATUS_COLORS`), note. Like the other
+    live preview figures, a plain plotly dict: the preview redraws at every slider step, and
+    building it through `go.Figure` costs several times more.
+    """
+    names = [plain(name) for name in table["layer"]]
+    hover = f"%{{x}}<br>%{{y:.1f}} % of its {unit} removed<br>%{{customdata}}"
+    data = []
+    for status, color in STATUS_COLORS.items():
+        rows = (table["status"] == status).to_numpy()
+        if not rows.any():
+            continue
+        data.append(
+            {
+                "type": "bar",
+                "x": [name for name, keep in zip(names, rows, strict=True) if keep],
+                "y": (table.loc[rows, "ratio"] * 100).tolist(),
+                "name": status,
+                "marker": {"color": color},
+                "customdata": [plain(note) for note in table.loc[rows, "note"]],
+                "hovertemplate": f"{hover}<extra>{status}</extra>",
+            }
+        )
+    layout = {
+        "barmode": "overlay",
+        "showlegend": True,
+        "xaxis": {"title": {"text": "layer"}, "type": "category", "categoryorder": "array", "categoryarray": names},
+        "yaxis": {"title": {"text": f"{unit} removed (%)"}, "range": [0, 100]},
+    }
+    return _live_figure(data, layout, "What each layer will lose", legend=True)
+
+
+def channel_cut(ordered_scores: np.ndarray, cut: int, layer_name: str, criterion: str) -> dict:
+    """One layer's channel scores, least important first, with the cut line: channels left of it go."""
+    ranks = np.arange(len(ordered_scores))
+    data = [
+        {
+            "type": "bar",
+            "x": ranks[part].tolist(),
+            "y": ordered_scores[part].tolist(),
+            "name": label,
+            "marker": {"color": color},
+            "hovertemplate": "rank %{x}<br>score %{y:.4g}<extra>" + label + "</extra>",
+        }
+        for label, part, color in (("removed", slice(0, cut), REMOVED_COLOR), ("kept", slice(cut, None), PARAMS_COLOR))
+    ]
+    layout = {
+        "bargap": 0.1,
+        "barmode": "overlay",
+        "xaxis": {"title": {"text": "channels, least important first"}},
+        "yaxis": {"title": {"text": f"importance ({plain(criterion)})"}},
+        **_cut_line(cut - 0.5, f"cut: {cut} removed"),
+    }
+    return _live_figure(data, layout, f"Channel importance of {plain(layer_name)}", legend=True)
+
+
+def score_histogram(
+    counts: np.ndarray, edges: np.ndarray, threshold: float | None, layer_name: str, criterion: str
+) -> dict:
+    """How one layer's weight scores spread, with the threshold below which weights are removed."""
+    centers = (edges[:-1] + edges[1:]) / 2
+    colors = [REMOVED_COLOR if threshold is not None and center < threshold else PARAMS_COLOR for center in centers]
+    data = [
+        {
+            "type": "bar",
+            "x": centers.tolist(),
+            "y": np.asarray(counts).tolist(),
+            "width": np.diff(edges).tolist(),
+            "marker": {"color": colors},
+            "customdata": np.stack([edges[:-1], edges[1:]], axis=1).tolist(),
+            "hovertemplate": "scores %{customdata[0]:.4g} to %{customdata[1]:.4g}<br>%{y:,} weights<extra></extra>",
+        }
+    ]
+    layout = {
+        "bargap": 0,
+        "showlegend": False,
+        "xaxis": {"title": {"text": f"importance ({plain(criterion)})"}},
+        "yaxis": {"title": {"text": "number of weights"}},
+        **(_cut_line(threshold, "threshold") if threshold is not None else {}),
+    }
+    return _live_figure(data, layout, f"Weight importance of {plain(layer_name)}")
+
+
+def _cut_line(x: float, label: str) -> dict:
+    """A dashed vertical line at `x` across the plot, labelled at its top."""
+    return {
+        "shapes": [
+            {
+                "type": "line",
+                "x0": x,
+                "x1": x,
+                "y0": 0,
+                "y1": 1,
+                "yref": "paper",
+                "line": {"dash": "dash", "color": "#0f172a"},
+            }
+        ],
+        "annotations": [
+            {
+                "x": x,
+                "y": 1,
+                "yref": "paper",
+                "text": label,
+                "showarrow": False,
+                "xanchor": "left",
+                "yanchor": "top",
+                "xshift": 4,
+                "bgcolor": "rgba(255, 255, 255, 0.8)",
+            }
+        ],
+    }
+
+
+def _live_figure(data: list[dict], layout: dict, title: str, legend: bool = False) -> dict:
+    """A plotly figure dict with the same frame as `_finish` (and the legend under the title when asked)."""
+    frame = {
+        "title": {"text": title},
+        "height": CHART_HEIGHT,
+        "margin": {"l": 10, "r": 10, "t": 95 if legend else 60, "b": 10},
+        "legend": {
+            "orientation": "h",
+            "yanchor": "bottom",
+            "y": 1.02,
+            "xanchor": "left" if legend else "right",
+            "x": 0.0 if legend else 1.0,
+        },
+    }
+    return {"data": data, "layout": {**frame, **layout}}
+
+
+def layer_before_after(layers: Sequence[str], before: Sequence[float], after: Sequence[float], unit: str) -> go.Figure:
+    """Grouped bars per layer: the original's count beside the pruned model's."""
+    names = [plain(name) for name in layers]
+    figure = go.Figure(
+        [
+            go.Bar(x=names, y=list(before), name="original", marker_color=ORIGINAL_COLOR),
+            go.Bar(x=names, y=list(after), name="pruned", marker_color=PARAMS_COLOR),
+        ]
+    )
+    figure.update_traces(hovertemplate="%{x}<br>%{y:,} " + unit + "<extra>%{fullData.name}</extra>")
+    figure.update_layout(barmode="group")
+    figure.update_xaxes(title_text="layer", type="category")
+    figure.update_yaxes(title_text=unit)
+    return _legend_under_title(_finish(figure, f"{unit.capitalize()} per layer, before and after"))
+
+
+def latency_samples(samples: pd.DataFrame) -> go.Figure:
+    """Every timed block of each model as a box with its points: the spread, not only the median."""
+    figure = go.Figure()
+    for model, color in zip(samples["model"].unique(), (ORIGINAL_COLOR, PARAMS_COLOR), strict=False):
+        times = samples.loc[samples["model"] == model, "ms"]
+        figure.add_trace(
+            go.Box(
+                y=times,
+                name=plain(str(model)),
+                marker_color=color,
+                boxpoints="all",
+                jitter=0.4,
+                pointpos=0,
+                hovertemplate="%{y:.3f} ms per call<extra>%{fullData.name}</extra>",
+            )
+        )
+    figure.update_layout(showlegend=False)
+    figure.update_yaxes(title_text="ms per forward pass", rangemode="tozero")
+    return _finish(figure, "Latency of every timed block")
+
+
+def confusion_difference(difference: np.ndarray, classes: Sequence[str]) -> go.Figure:
+    """Pruned minus original confusion counts, red where the pruned model does worse, blue where better.
+
+    On the diagonal (correct answers) a rise is better; off it (mistakes) a rise is worse,
+    so the colour follows the harm while the numbers show the plain difference.
+    """
+    labels = [plain(str(name)) for name in classes]
+    counts = difference.astype(int)
+    harm = np.where(np.eye(len(counts), dtype=bool), -counts, counts)
+    extent = max(int(np.abs(counts).max()), 1)
+    figure = go.Figure(
+        go.Heatmap(
+            z=harm,
+            x=labels,
+            y=labels,
+            zmin=-extent,
+            zmax=extent,
+            colorscale="RdBu_r",
+            customdata=counts,
+            text=[[f"{value:+d}" if value else "" for value in row] for row in counts],
+            texttemplate="%{text}",
+            hovertemplate="true %{y}, predicted %{x}<br>%{customdata:+d} examples<extra></extra>",
+            colorbar={"title": {"text": "worse ↑ / better ↓"}},
+        )
+    )
+    figure.update_xaxes(title_text="predicted class", type="category")
+    figure.update_yaxes(title_text="true class", type="category", autorange="reversed")
+    return _finish(figure, "Confusion matrix: pruned minus original")
+
+
+def _legend_under_title(figure: go.Figure) -> go.Figure:
+    """The legend on its own line between title and plot, so that neither covers the other in a narrow column."""
+    figure.update_layout(
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0.0},
+        margin={"t": 95},
+    )
+    return figure

@@ -1,0 +1,313 @@
+"""The Prune page under AppTest: sliders build the plan, locks hold, plans round-trip as files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.testing.v1 import AppTest
+
+import prune_engine as pe
+from sample_models import load_sample
+from tests.app.helpers import chart_titles
+from ui import layer_controls, plan_edits, prune_controls, prune_result
+from ui.state import LoadedModel
+
+PRUNE_PAGE = "pages/3_Prune.py"
+GLOBAL = "prune_global"
+GRANULARITY = "prune_granularity"
+SCOPE = "prune_scope"
+UPLOAD = "prune_upload"
+
+
+def open_prune(app: AppTest, sample: str | None = None) -> AppTest:
+    if sample is not None:
+        app.selectbox(key="model_sample_picker").select(sample).run()
+    return app.switch_page(PRUNE_PAGE).run()
+
+
+def plan_of(at: AppTest) -> pe.PruningPlan:
+    return at.session_state["plan"]
+
+
+def report_of(at: AppTest):
+    """The per-layer report of the pruned model in the session, indexed by layer."""
+    return at.session_state["pruned"].result.report.set_index("layer")
+
+
+def nonzero(at: AppTest) -> int:
+    return int(report_of(at)["nonzero_after"].sum())
+
+
+def layer_slider(at: AppTest, layer: str):
+    return at.slider(key=layer_controls.slider_key(layer))
+
+
+def captions(at: AppTest) -> str:
+    return " ".join(caption.value for caption in at.caption)
+
+
+def errors(at: AppTest) -> str:
+    return " ".join(error.value for error in at.error)
+
+
+@pytest.fixture
+def downloads(monkeypatch: pytest.MonkeyPatch) -> dict[str, bytes]:
+    """Media file id → content of every file the app hands to the browser (download buttons included)."""
+    files: dict[str, bytes] = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def recording(self, path_or_data, mimetype, kind, filename=None):
+        file_id = original(self, path_or_data, mimetype, kind, filename)
+        files[file_id] = path_or_data if isinstance(path_or_data, bytes) else path_or_data.encode()
+        return file_id
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", recording)
+    return files
+
+
+def download_content(at: AppTest, downloads: dict[str, bytes]) -> bytes:
+    url = at.get("download_button")[0].proto.url
+    return downloads[url.rsplit("/", 1)[-1].split(".")[0]]
+
+
+def test_the_page_starts_on_a_default_plan_and_prunes_the_sample_live(app: AppTest) -> None:
+    at = open_prune(app)
+    assert not at.exception
+    assert plan_of(at) == pe.PruningPlan(global_ratio=0.3)
+    assert at.slider(key=GLOBAL).value == 30
+    assert nonzero(at) < int(report_of(at)["nonzero_before"].sum())
+    assert chart_titles(at) == ["What each layer will lose", "Weight importance of fc1"]
+    assert [metric.label for metric in at.metric][:2] == ["Parameters", "Non-zero parameters"]
+
+
+def test_the_global_slider_changes_the_plan_and_the_pruned_model(app: AppTest) -> None:
+    at = open_prune(app)
+    before = nonzero(at)
+    at.slider(key=GLOBAL).set_value(60).run()
+    assert not at.exception
+    assert plan_of(at).global_ratio == pytest.approx(0.6)
+    assert nonzero(at) < before
+    assert layer_slider(at, "fc2").value == 60
+
+
+def test_a_layer_slider_locks_its_layer_at_its_value(app: AppTest) -> None:
+    at = open_prune(app)
+    layer_slider(at, "fc2").set_value(80).run()
+    assert plan_of(at).ratios == {"fc2": pytest.approx(0.8)}
+    assert at.checkbox(key=layer_controls.lock_key("fc2")).value
+    report = report_of(at)
+    assert report.loc["fc2", "nonzero_after"] == round(0.2 * report.loc["fc2", "weights_before"])
+    assert report.loc["fc1", "nonzero_after"] == round(0.7 * report.loc["fc1", "weights_before"])
+
+
+def test_a_locked_layer_keeps_its_value_when_the_global_slider_moves(app: AppTest) -> None:
+    at = open_prune(app)
+    layer_slider(at, "fc2").set_value(80).run()
+    at.slider(key=GLOBAL).set_value(10).run()
+    assert layer_slider(at, "fc2").value == 80
+    assert layer_slider(at, "fc1").value == 10
+    assert plan_of(at).ratios == {"fc2": pytest.approx(0.8)}
+
+    at.checkbox(key=layer_controls.lock_key("fc2")).uncheck().run()
+    assert plan_of(at).ratios == {}
+    assert layer_slider(at, "fc2").value == 10
+
+
+def test_reset_unlocks_every_layer_and_restores_the_global_ratio(app: AppTest) -> None:
+    at = open_prune(app)
+    layer_slider(at, "fc1").set_value(90).run()
+    at.slider(key=GLOBAL).set_value(70).run()
+    at.button(key="prune_reset").click().run()
+    assert plan_of(at).ratios == {}
+    assert plan_of(at).global_ratio == pytest.approx(0.3)
+    assert layer_slider(at, "fc1").value == 30
+
+
+def test_global_scope_shows_what_the_ranking_gives_each_unlocked_layer(app: AppTest) -> None:
+    at = open_prune(app)
+    at.radio(key=SCOPE).set_value("global").run()
+    assert not at.exception
+    bundle = load_sample("digits_mlp")
+    preview = pe.preview_plan(bundle.model, plan_of(at), bundle.example_input)
+    assignment = preview.table.set_index("layer")["assigned_ratio"]
+    shown = {layer: layer_slider(at, layer).value for layer in assignment.index}
+    assert shown == {layer: round(ratio * 100) for layer, ratio in assignment.items()}
+    assert len(set(shown.values())) > 1
+    at.slider(key="prune_bounds").set_value((20, 40)).run()
+    assert (plan_of(at).min_ratio, plan_of(at).max_ratio) == (pytest.approx(0.2), pytest.approx(0.4))
+    assert all(20 <= layer_slider(at, layer).value <= 40 for layer in assignment.index)
+
+
+def test_channel_pruning_disables_the_output_layer_and_sets_coupled_layers_together(app: AppTest) -> None:
+    at = open_prune(app, "digits_resnet")
+    at.radio(key=GRANULARITY).set_value("channel").run()
+    assert not at.exception
+    assert layer_slider(at, "fc").disabled
+    assert "produces the model's output" in captions(at)
+    params_before = int(at.session_state["pruned"].result.report["params_after"].sum())
+
+    at.text_input(key="prune_filter").input("layer1").run()
+    assert "coupled with" in captions(at)
+    assert "channels" in captions(at) and "of its weights" in captions(at)
+    layer_slider(at, "layer1.0.conv2").set_value(50).run()
+    assert plan_of(at).ratios == {layer: pytest.approx(0.5) for layer in ("layer1.0.conv2", "conv1", "layer1.1.conv2")}
+    at.text_input(key="prune_filter").input("").run()
+    assert layer_slider(at, "conv1").value == 50
+    report = report_of(at)
+    assert report.loc["conv1", "channels_after"] == 32
+    assert int(report["params_after"].sum()) < params_before
+
+
+def test_a_deep_model_shows_its_blocks_closed_and_builds_their_sliders_when_opened(app: AppTest) -> None:
+    at = open_prune(app, "digits_resnet")
+    assert [expander.label for expander in at.expander if "layers" in expander.label] == [
+        "layer1 · 4 layers",
+        "layer2 · 5 layers",
+    ]
+    assert [slider.key for slider in at.slider] == [
+        GLOBAL,
+        layer_controls.slider_key("conv1"),
+        layer_controls.slider_key("fc"),
+    ]
+    at.session_state[layer_controls.group_key("layer2")] = True
+    at.run()
+    assert layer_slider(at, "layer2.0.downsample.0").value == 30
+    layer_slider(at, "layer2.0.downsample.0").set_value(60).run()
+    assert any(expander.label == "layer2 · 5 layers · 1 locked" for expander in at.expander)
+
+
+def test_the_filter_finds_layers_by_name(app: AppTest) -> None:
+    at = open_prune(app, "digits_resnet")
+    at.text_input(key="prune_filter").input("downsample").run()
+    assert [slider.key for slider in at.slider][1:] == [layer_controls.slider_key("layer2.0.downsample.0")]
+    at.text_input(key="prune_filter").input("nothing like this").run()
+    assert "No layer name contains" in captions(at)
+
+
+def test_n_m_selects_layers_and_keeps_n_of_every_m(app: AppTest) -> None:
+    at = open_prune(app)
+    at.radio(key=GRANULARITY).set_value("n:m").run()
+    at.number_input(key="prune_n").set_value(1).run()
+    assert (plan_of(at).n, plan_of(at).m) == (1, 4)
+    at.toggle(key=layer_controls.nm_key("fc3")).set_value(False).run()
+    assert not at.exception
+    assert plan_of(at).target_ratio("fc3") == 0
+    report = report_of(at)
+    assert report.loc["fc1", "nonzero_after"] == report.loc["fc1", "weights_before"] // 4
+    assert report.loc["fc3", "nonzero_after"] == report.loc["fc3", "weights_before"]
+
+
+def test_a_downloaded_plan_uploads_back_into_the_sliders(app: AppTest, downloads: dict[str, bytes]) -> None:
+    at = open_prune(app)
+    at.slider(key=GLOBAL).set_value(45).run()
+    layer_slider(at, "fc1").set_value(70).run()
+    saved = plan_of(at)
+    content = download_content(at, downloads)
+    assert pe.PruningPlan.from_json(content) == saved
+
+    at.button(key="prune_reset").click().run()
+    assert plan_of(at) != saved
+    at.file_uploader(key=UPLOAD).set_value(("plan.json", content, "application/json")).run()
+    assert not at.exception
+    assert plan_of(at) == saved
+    assert at.slider(key=GLOBAL).value == 45
+    assert layer_slider(at, "fc1").value == 70
+    assert at.checkbox(key=layer_controls.lock_key("fc1")).value
+
+
+@pytest.mark.parametrize(
+    ("content", "sentence"),
+    [
+        (b"{not json", "not valid JSON"),
+        (json.dumps({"global_ratio": 0.3, "ratios": {"encoder.9": 0.5}}).encode(), "does not have"),
+        (json.dumps({"global_ratio": 1.5}).encode(), "must be at least 0 and below 1"),
+    ],
+)
+def test_an_invalid_plan_file_shows_the_engines_sentence_and_keeps_the_plan(
+    app: AppTest, content: bytes, sentence: str
+) -> None:
+    at = open_prune(app)
+    at.slider(key=GLOBAL).set_value(55).run()
+    kept = plan_of(at)
+    at.file_uploader(key=UPLOAD).set_value(("broken.json", content, "application/json")).run()
+    assert not at.exception
+    assert sentence in errors(at)
+    assert plan_of(at) == kept
+    assert at.slider(key=GLOBAL).value == 55
+
+
+def test_read_plan_file_names_an_unknown_layer() -> None:
+    loaded = LoadedModel.from_bundle(load_sample("digits_mlp"))
+    with pytest.raises(pe.InvalidPlanError, match="'conv9'"):
+        prune_controls.read_plan_file(b'{"ratios": {"conv9": 0.2}}', loaded)
+    plan = pe.PruningPlan(granularity="channel", ratios={"fc1": 0.25})
+    assert prune_controls.read_plan_file(plan.to_json().encode(), loaded) == plan
+
+
+def test_a_plan_sent_from_another_page_loads_into_the_controls(app: AppTest) -> None:
+    at = open_prune(app)
+    at.switch_page("pages/1_Model.py").run()
+    at.session_state["incoming_plan"] = pe.PruningPlan(granularity="channel", global_ratio=0.5, ratios={"fc1": 0.2})
+    at.switch_page(PRUNE_PAGE).run()
+    assert not at.exception
+    assert at.radio(key=GRANULARITY).value == "channel"
+    assert at.slider(key=GLOBAL).value == 50
+    assert layer_slider(at, "fc1").value == 20
+    assert at.checkbox(key=layer_controls.lock_key("fc1")).value
+    assert report_of(at).loc["fc1", "channels_after"] == 205
+
+
+def test_a_criterion_that_cannot_apply_shows_why_and_keeps_the_last_result(app: AppTest) -> None:
+    at = open_prune(app)
+    kept = at.session_state["pruned"]
+    at.selectbox(key="prune_criterion").select("bn_scale").run()
+    assert not at.exception
+    assert "BatchNorm" in errors(at)
+    assert at.session_state["pruned"] is kept
+
+
+def test_criteria_come_from_the_engines_registry(app: AppTest) -> None:
+    at = open_prune(app)
+    assert at.selectbox(key="prune_criterion").options == [criterion.label for criterion in pe.CRITERIA.values()]
+    explained = " ".join(markdown.value for markdown in at.markdown)
+    assert all(criterion.explanation in explained for criterion in pe.CRITERIA.values())
+
+
+def test_a_large_model_waits_for_the_apply_button(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(prune_result, "AUTO_APPLY_MAX_PARAMS", 1_000)
+    at = open_prune(app)
+    assert "pruned" not in at.session_state
+    assert any("Nothing has been pruned yet" in info.value for info in at.info)
+    at.slider(key=GLOBAL).set_value(50).run()
+    assert "pruned" not in at.session_state
+
+    at.button(key=prune_result.APPLY).click().run()
+    assert not at.exception
+    assert at.session_state["pruned"].plan == plan_of(at)
+    assert nonzero(at) < int(report_of(at)["nonzero_before"].sum())
+    at.slider(key=GLOBAL).set_value(60).run()
+    assert any("earlier plan" in warning.value for warning in at.warning)
+
+
+def test_deep_models_are_grouped_at_the_shallowest_depth_that_keeps_blocks_small() -> None:
+    encoder = [f"encoder.layer.{block}.{part}" for block in range(3) for part in ("query", "key", "value", "output")]
+    groups = plan_edits.layer_groups([*encoder, "pooler.dense"], size=6)
+    assert [(label, len(members)) for label, members in groups] == [
+        ("encoder.layer.0", 4),
+        ("encoder.layer.1", 4),
+        ("encoder.layer.2", 4),
+        ("pooler.dense", 1),
+    ]
+
+
+def test_switching_granularity_drops_per_layer_ratios_and_n_m_keeps_its_pattern() -> None:
+    plan = plan_edits.with_layers(pe.PruningPlan(global_ratio=0.4), ["fc1"], 0.7)
+    as_nm = plan_edits.with_granularity(plan, "n:m", recalibrate=False)
+    assert (as_nm.ratios, as_nm.global_ratio) == ({}, 0.5)
+    one_of_four = plan_edits.with_pattern(as_nm, n=1, m=4, layers=["fc1", "fc2"])
+    assert (one_of_four.n, one_of_four.m, one_of_four.global_ratio) == (1, 4, 0.75)
+    back = plan_edits.with_granularity(one_of_four, "channel", recalibrate=True)
+    assert (back.global_ratio, back.recalibrate_bn) == (plan_edits.DEFAULT_RATIO, True)
+    assert plan_edits.with_bounds(back, 0.0, 0.99, top=0.99).max_ratio is None

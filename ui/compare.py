@@ -1,0 +1,395 @@
+"""The Compare page's parts: headline figures side by side, latency measured interleaved, the change
+per layer, the confusion-matrix difference and the test examples whose prediction changed."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+import torch
+
+import prune_engine as pe
+
+from . import cache, charts, explain, fmt
+from .state import LoadedModel, PrunedModel
+
+LATENCY_RESULTS = "compare_latency"
+"""Session key: {(original fp, pruned fp, batch, threads, device): LatencyResult}, so a rerun never re-measures."""
+BATCH = "compare_batch"
+THREADS = "compare_threads"
+DEVICE = "compare_device"
+MEASURE = "compare_measure"
+BATCH_SIZES = (1, 8, 32, 64, 256)
+DEFAULT_BATCH = 32
+AUTO_MEASURE_MAX_PARAMS = 5_000_000
+"""Pairs of models under this size are timed as soon as the page opens (about a second); larger ones on the button."""
+KEEP_MEASUREMENTS = 8
+CHANGED_SHOWN = 48
+HEADLINE_COLUMNS = 2
+"""Metrics per row on each side: wider ones keep long values ("12.04 ms", "Non-zero parameters") whole."""
+IMAGE_PIXELS = 96
+"""Small input images (8×8 digits) are shown enlarged to about this many pixels across."""
+IMAGES_PER_ROW = 5
+
+Formatter = Callable[[float | None], str]
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One headline figure of both models, and which direction is better."""
+
+    label: str
+    original: float | None
+    pruned: float | None
+    show: Formatter
+    lower_is_better: bool | None = True
+    """None: neither direction is better (the change is shown in grey)."""
+    help: str = ""
+    change: Formatter | None = None
+    """How the change is written when not as the value's own unit plus a relative change (shares: in points)."""
+
+
+def signed_change(before: float | None, after: float | None, show: Formatter, relative: bool = True) -> str | None:
+    """`after − before` as Streamlit's metric reads a delta: a leading "-" for a fall; None when unknown or equal."""
+    if before is None or after is None or after == before:
+        return None
+    change = after - before
+    text = f"{'-' if change < 0 else '+'}{show(abs(change))}"
+    if relative and before:
+        text += f" ({change / abs(before) * 100:+.0f} %)"
+    return text
+
+
+def points(value: float | None) -> str:
+    """A difference of two shares, in percentage points."""
+    return "n/a" if value is None else f"{value * 100:.1f} pts"
+
+
+def figure_metric(column: st.delta_generator.DeltaGenerator, figure: Figure, side: str) -> None:
+    """`figure` as a metric: the original's value, or the pruned value with its change (green when better)."""
+    if side == "original":
+        column.metric(figure.label, figure.show(figure.original), help=figure.help or None)
+        return
+    show = figure.change or figure.show
+    delta = signed_change(figure.original, figure.pruned, show, relative=figure.change is None)
+    unchanged = delta is None and figure.original is not None and figure.original == figure.pruned
+    column.metric(
+        figure.label,
+        figure.show(figure.pruned),
+        delta="no change" if unchanged else delta,
+        delta_color=_delta_color(figure, unchanged),
+        delta_arrow="off" if unchanged else "auto",
+        help=figure.help or None,
+    )
+
+
+def _delta_color(figure: Figure, unchanged: bool) -> str:
+    if unchanged or figure.lower_is_better is None:
+        return "off"
+    return "inverse" if figure.lower_is_better else "normal"
+
+
+def plan_description(plan: pe.PruningPlan) -> str:
+    """The plan in a few words: granularity, criterion, scope and ratio."""
+    criterion = pe.CRITERIA[plan.criterion].label if plan.criterion in pe.CRITERIA else plan.criterion
+    if plan.granularity == "n:m":
+        return f"{plan.n}:{plan.m} pattern · {criterion}"
+    kind = "channels" if plan.granularity == "channel" else "single weights"
+    scope = "global ranking" if plan.scope == "global" else "per layer"
+    text = f"{kind} · {criterion} · {scope} · {fmt.percent(plan.global_ratio or 0.0, 0)}"
+    return text + (f" · {len(plan.ratios)} locked layer(s)" if plan.ratios else "")
+
+
+# --- headline --------------------------------------------------------------------------
+
+AGREEMENT_HELP = "Share of test examples whose top-1 prediction is the same as the original's."
+
+
+def quality(loaded: LoadedModel, pruned: PrunedModel) -> tuple[list[Figure], str]:
+    """Accuracy, loss and agreement with labels, else agreement and cosine with the original; and which it is."""
+    data = loaded.bundle.eval_data
+    if data is None or loaded.data_fingerprint is None:
+        return [], "This model has no evaluation data, so only size and speed can be compared."
+    try:
+        original, after = (torch.from_numpy(output) for output in _outputs(loaded, pruned))
+        fidelity = pe.fidelity(after, original)
+        before, now = cache.model_evaluation(loaded) or {}, cache.pruned_evaluation(loaded, pruned) or {}
+    except pe.PruneScopeError as error:
+        return [], f"The models could not be evaluated on the data: {error}"
+    agreement = fidelity.get("agreement")
+    same = Figure("Same prediction as original", 1.0, agreement, fmt.percent, False, AGREEMENT_HELP, points)
+    if "accuracy" in before:
+        accuracy_help = "Share of test examples classified correctly."
+        loss_help = "Cross-entropy on the test examples: lower is better."
+        figures = [
+            Figure("Accuracy", before["accuracy"], now.get("accuracy"), fmt.percent, False, accuracy_help, points),
+            Figure("Loss", before["loss"], now.get("loss"), _decimal, True, loss_help),
+        ]
+        return [*figures, same] if agreement is not None else figures, (
+            f"Accuracy and loss on {len(data):,} labelled test examples."
+        )
+    cosine_help = "Mean cosine similarity of the output vectors with the original's: 1 means identical."
+    figures = [Figure("Output cosine similarity", 1.0, fidelity["cosine"], _decimal, False, cosine_help)]
+    return [same, *figures] if agreement is not None else figures, (
+        "The data has no labels, so there is no accuracy: the pruned model is compared with the original's "
+        f"outputs on {len(data):,} examples instead (top-1 agreement and output cosine similarity)."
+    )
+
+
+def size_figures(loaded: LoadedModel, pruned: PrunedModel) -> list[Figure]:
+    """Parameters, non-zeros, sparsity, FLOPs, dense and sparse bytes of both models."""
+    before, after = cache.model_summary(loaded), cache.pruned_summary(loaded, pruned)
+
+    def figure(label: str, key: str, show: Formatter, help: str, lower: bool | None = True) -> Figure:
+        return Figure(label, before[key], after[key], show, lower, help, points if show is fmt.percent else None)
+
+    return [
+        figure("Parameters", "params", fmt.count, "Weights and biases; only removed channels lower it."),
+        figure("Non-zero parameters", "nonzero_params", fmt.count, "Parameters that are not exactly zero."),
+        figure("Sparsity", "sparsity", fmt.percent, "Share of all parameters that are exactly zero.", None),
+        figure(
+            "FLOPs per example",
+            "flops",
+            fmt.count,
+            "Dense work of one forward pass (a multiply-add counts as 2): zeros are multiplied too.",
+        ),
+        figure("Dense size", "size_bytes", fmt.size, "The saved weights as ordinary (dense) tensors."),
+        figure(
+            "Sparse size",
+            "sparse_bytes",
+            fmt.size,
+            "Estimated storage with each weight matrix kept in sparse (CSR) form where that is smaller.",
+        ),
+    ]
+
+
+def latency_figure(result: pe.LatencyResult | None) -> Figure:
+    """Median latency of both models from one interleaved measurement (or nothing yet)."""
+    if result is None:
+        return Figure("Latency (median)", None, None, _milliseconds, True, "Not measured yet: see Latency below.")
+    table = result.table.set_index("model")
+    setting = table.iloc[0]
+    return Figure(
+        "Latency (median)",
+        float(table.loc["original", "median_ms"]),
+        float(table.loc["pruned", "median_ms"]),
+        _milliseconds,
+        True,
+        f"Median time of one forward pass at batch {setting['batch_size']}, {setting['threads']} thread(s), "
+        f"{setting['device']}; IQR {table.loc['original', 'iqr_ms']:.3f} ms (original), "
+        f"{table.loc['pruned', 'iqr_ms']:.3f} ms (pruned).",
+    )
+
+
+def headline(loaded: LoadedModel, pruned: PrunedModel, latency: pe.LatencyResult | None) -> None:
+    """The two models side by side: the original's figures on the left, the pruned model's with changes on the right."""
+    figures, quality_note = quality(loaded, pruned)
+    figures = [*figures, latency_figure(latency), *size_figures(loaded, pruned)]
+    sides = st.columns(2, gap="large", border=True)
+    titles = {"original": f"Original · {loaded.name}", "pruned": f"Pruned · {plan_description(pruned.plan)}"}
+    for side, box in zip(("original", "pruned"), sides, strict=True):
+        with box:
+            st.markdown(f"##### {fmt.literal(titles[side])}")
+            for start in range(0, len(figures), HEADLINE_COLUMNS):
+                row = figures[start : start + HEADLINE_COLUMNS]
+                for column, figure in zip(st.columns(HEADLINE_COLUMNS), row, strict=False):
+                    figure_metric(column, figure, side)
+    st.caption(quality_note)
+    if pruned.plan.granularity == "unstructured":
+        st.info(explain.UNSTRUCTURED_NOTE, icon=":material/info:")
+    elif pruned.plan.granularity == "n:m":
+        st.info(explain.NM_NOTE, icon=":material/info:")
+
+
+# --- latency ---------------------------------------------------------------------------
+
+
+def latency_section(loaded: LoadedModel, pruned: PrunedModel) -> pe.LatencyResult | None:
+    """Batch size, threads and device; the interleaved measurement (cached per setting) with its table and plot."""
+    devices = pe.available_devices()
+    batch_column, threads_column, device_column, button_column = st.columns([1, 1, 1, 1.2], vertical_alignment="bottom")
+    batch = batch_column.selectbox("Batch size", BATCH_SIZES, index=BATCH_SIZES.index(DEFAULT_BATCH), key=BATCH)
+    threads = threads_column.number_input(
+        "Threads",
+        min_value=1,
+        max_value=os.cpu_count() or 1,
+        value=1,
+        key=THREADS,
+        help="One thread by default: with as many threads as cores, anything else running on the machine takes "
+        "a core away and the time can double (on a 2-core machine, 2 threads ran 2× slower while another job "
+        "ran). One thread gives stable numbers that compare fairly.",
+    )
+    device = device_column.selectbox("Device", devices, key=DEVICE, help="CPU, or a CUDA GPU when one is present.")
+    key = (loaded.fingerprint, pruned.fingerprint, batch, int(threads), device)
+    results: dict = st.session_state.setdefault(LATENCY_RESULTS, {})
+    measured = results.get(key)
+    small = int(cache.model_summary(loaded)["params"]) < AUTO_MEASURE_MAX_PARAMS
+    again = button_column.button(
+        "Measure again" if measured is not None or small else "Measure latency", key=MEASURE, icon=":material/timer:"
+    )
+    if again or (measured is None and small):
+        measured = _measure(loaded, pruned, batch, int(threads), device)
+        if measured is not None:
+            results.pop(key, None)
+            results[key] = measured
+            while len(results) > KEEP_MEASUREMENTS:
+                results.pop(next(iter(results)))
+    if measured is None:
+        st.caption("Not measured yet: press Measure latency (it takes a few seconds on a large model).")
+        return None
+    st.caption(
+        f"Both models timed in one run, taking turns, after a warm-up: {int(measured.table['rounds'].iloc[0])} "
+        f"timed blocks each at batch {batch}, {threads} thread(s), on {device}. Median and inter-quartile range "
+        "(IQR, the spread of the middle half) per forward pass."
+    )
+    table, plot = st.columns([1.3, 1])
+    table.dataframe(
+        measured.table[["model", "median_ms", "iqr_ms", "speedup", "batch_size", "threads", "device"]],
+        hide_index=True,
+        column_config={
+            "median_ms": st.column_config.NumberColumn("median (ms)", format="%.3f"),
+            "iqr_ms": st.column_config.NumberColumn("IQR (ms)", format="%.3f"),
+            "speedup": st.column_config.NumberColumn(
+                "speed-up", format="%.2f×", help="Original's median ÷ this one's."
+            ),
+            "batch_size": st.column_config.NumberColumn("batch"),
+        },
+    )
+    plot.plotly_chart(charts.latency_samples(measured.samples))
+    return measured
+
+
+def _measure(
+    loaded: LoadedModel, pruned: PrunedModel, batch: int, threads: int, device: str
+) -> pe.LatencyResult | None:
+    with st.spinner("Timing both models, taking turns…"):
+        try:
+            return pe.measure_latency(
+                {"original": loaded.bundle.model, "pruned": pruned.model},
+                loaded.bundle.example_input,
+                batch_size=batch,
+                threads=threads,
+                device=device,
+            )
+        except pe.PruneScopeError as error:
+            st.error(fmt.literal(str(error)), icon=":material/error:")
+            return None
+
+
+# --- layers and predictions ------------------------------------------------------------
+
+
+def layer_changes(pruned: PrunedModel) -> None:
+    """Per-layer bars before and after (parameters for channels, non-zero weights otherwise) and the report."""
+    report = pruned.result.report
+    if pruned.plan.granularity == "channel":
+        figure = charts.layer_before_after(
+            report["layer"], report["params_before"], report["params_after"], "parameters"
+        )
+    else:
+        figure = charts.layer_before_after(
+            report["layer"], report["nonzero_before"], report["nonzero_after"], "non-zero weights"
+        )
+    st.plotly_chart(figure)
+    with st.expander("The engine's report, layer by layer", icon=":material/table:"):
+        st.dataframe(
+            report,
+            hide_index=True,
+            column_config={
+                "target_ratio": st.column_config.NumberColumn("asked", format="percent"),
+                "assigned_ratio": st.column_config.NumberColumn("assigned", format="percent"),
+                "achieved_ratio": st.column_config.NumberColumn("achieved", format="percent"),
+            },
+        )
+
+
+def prediction_changes(loaded: LoadedModel, pruned: PrunedModel) -> None:
+    """The confusion-matrix difference and the test examples whose prediction changed (as images when they are)."""
+    data = loaded.bundle.eval_data
+    if data is None or data.labels is None or data.labels.dtype.is_floating_point:
+        st.caption("Needs labelled classification data, which this model does not have.")
+        return
+    try:
+        original, after = (output.argmax(axis=1) for output in _outputs(loaded, pruned))
+    except (pe.PruneScopeError, ValueError) as error:
+        st.caption(f"The predictions could not be compared: {fmt.literal(str(error))}")
+        return
+    labels = data.labels.long().reshape(-1).numpy()
+    classes = int(max(labels.max(), original.max(), after.max())) + 1
+    difference = _confusion(labels, after, classes) - _confusion(labels, original, classes)
+    changed = np.flatnonzero(original != after)
+    fixed, broken = (
+        int(((after == labels) & (original != labels)).sum()),
+        int(((original == labels) & (after != labels)).sum()),
+    )
+    left, right = st.columns([1, 1])
+    left.plotly_chart(charts.confusion_difference(difference, [str(c) for c in range(classes)]))
+    with right:
+        st.markdown(
+            f"**{len(changed)} of {len(labels):,}** test examples get another prediction after pruning: "
+            f"right → wrong **{broken}**, wrong → right **{fixed}**, "
+            f"wrong → another wrong answer **{len(changed) - broken - fixed}**."
+        )
+        if len(changed):
+            _changed_examples(data.inputs, changed[:CHANGED_SHOWN], original, after, labels)
+        if len(changed) > CHANGED_SHOWN:
+            st.caption(f"The first {CHANGED_SHOWN} are shown.")
+    st.caption(
+        "In the matrix, rows are the true digit and columns the prediction; each cell is how many more (+) or "
+        "fewer (−) test examples land there after pruning. Red marks a change for the worse (fewer right "
+        "answers on the diagonal, more mistakes off it), blue a change for the better."
+    )
+
+
+def _changed_examples(
+    inputs: torch.Tensor, indices: np.ndarray, original: np.ndarray, after: np.ndarray, labels: np.ndarray
+) -> None:
+    captions = [f"{original[i]} → {after[i]} (true {labels[i]})" for i in indices]
+    images = [_as_image(inputs[int(i)]) for i in indices]
+    if any(image is None for image in images):
+        table = {"example": indices, "original": original[indices], "pruned": after[indices], "true": labels[indices]}
+        st.dataframe(pd.DataFrame(table), hide_index=True)
+        return
+    for start in range(0, len(images), IMAGES_PER_ROW):
+        row = zip(images[start : start + IMAGES_PER_ROW], captions[start : start + IMAGES_PER_ROW], strict=True)
+        for column, (image, caption) in zip(st.columns(IMAGES_PER_ROW), row, strict=False):
+            column.image(image, caption=caption, clamp=True, width="stretch")
+    st.caption("Under each image: the original's prediction → the pruned model's (the true label).")
+
+
+def _as_image(example: torch.Tensor) -> np.ndarray | None:
+    """A small single-channel image scaled to 0…1 and enlarged (nearest neighbour); None if it is not one."""
+    array = example.detach().float().cpu().numpy()
+    if array.ndim == 3 and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim != 2 or max(array.shape) > IMAGE_PIXELS:
+        return None
+    low, high = float(array.min()), float(array.max())
+    scaled = (array - low) / (high - low) if high > low else np.zeros_like(array)
+    factor = max(IMAGE_PIXELS // max(array.shape), 1)
+    return np.kron(scaled, np.ones((factor, factor)))
+
+
+def _confusion(labels: np.ndarray, predictions: np.ndarray, classes: int) -> np.ndarray:
+    return np.bincount(labels * classes + predictions, minlength=classes * classes).reshape(classes, classes)
+
+
+def _outputs(loaded: LoadedModel, pruned: PrunedModel) -> tuple[np.ndarray, np.ndarray]:
+    data = loaded.bundle.eval_data
+    assert data is not None and loaded.data_fingerprint is not None
+    return (
+        cache.outputs(loaded.fingerprint, loaded.data_fingerprint, loaded.bundle.model, data),
+        cache.outputs(pruned.fingerprint, loaded.data_fingerprint, pruned.model, data),
+    )
+
+
+def _decimal(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _milliseconds(value: float | None) -> str:
+    return "not measured" if value is None else f"{value:.3g} ms"

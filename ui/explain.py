@@ -1,0 +1,91 @@
+"""Plain-words explanations for a teaching demo: what each granularity removes, what it buys, what to expect.
+
+Criterion texts are not here: each criterion explains itself (`prune_engine.CRITERIA[name].explanation`),
+so a newly registered criterion shows up with its own words.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import prune_engine as pe
+
+GRANULARITIES = {
+    "unstructured": (
+        "Single weights (unstructured, e.g. magnitude pruning)",
+        "**What is removed:** individual weights, the least important ones first, are set to exactly zero. "
+        "Every layer keeps its shape; it just holds more zeros.\n\n"
+        "**Does it get faster?** Usually not. Ordinary (dense) matrix code multiplies every number, zeros "
+        "included, so the model runs at the same speed and the FLOP count does not change. The gain is "
+        "storage: a file that keeps only the non-zero weights (a sparse format) gets smaller, and special "
+        "sparse runtimes can skip the zeros.\n\n"
+        "**What to expect:** trained networks have many tiny weights, so often half or more can go with "
+        "little loss of accuracy. Push too far and accuracy falls off a cliff.",
+    ),
+    "channel": (
+        "Whole channels (structured)",
+        "**What is removed:** whole output channels: a filter of a convolution, or a neuron of a linear "
+        "layer, together with everything that only existed for it: the next layer's matching inputs, its "
+        "BatchNorm entries, and the same channel in layers tied to it by a residual connection "
+        "(“coupled” layers lose the same channels).\n\n"
+        "**Does it get faster?** Yes, on any hardware: the weight matrices really become smaller. Removing a "
+        "share p of a layer's channels removes about 1 − (1 − p)² of its weights (its own outputs and the "
+        "next layer's inputs), so 30 % of the channels is about half of the weights.\n\n"
+        "**What to expect:** accuracy drops faster than with single weights, because whole features go. "
+        "Re-estimating the BatchNorm statistics afterwards (the toggle) repairs much of the damage; "
+        "fine-tuning repairs more. The model's output layer never loses channels: they are its answers.",
+    ),
+    "n:m": (
+        "N:M pattern (semi-structured)",
+        "**What is removed:** in every group of m consecutive weights feeding one output, only the n most "
+        "important are kept. 2:4 keeps 2 of every 4, so exactly half of each chosen layer is zero.\n\n"
+        "**Does it get faster?** Only on hardware built for it: NVIDIA GPUs with sparse tensor cores "
+        "(Ampere and later) run 2:4 matrices up to about twice as fast. On a CPU, or an older GPU, it is "
+        "just another set of zeros: same speed, smaller sparse storage.\n\n"
+        "**What to expect:** the regular pattern costs a little more accuracy than free unstructured pruning "
+        "at the same sparsity. A layer whose input size is not a multiple of m cannot use it.",
+    ),
+}
+"""Granularity → (title, explanation)."""
+
+SCOPE = (
+    "**Per layer:** every unlocked layer loses the same share, the one the global slider shows. Simple, "
+    "but it treats a small, delicate layer like a big, redundant one.\n\n"
+    "**Global ranking:** the weights (or channels) of all unlocked layers are ranked together and the "
+    "least important across the whole model go first, so layers with many unimportant weights lose more "
+    "and sensitive layers less. Each layer's slider then shows what the ranking gave it. The bounds keep "
+    "the ranking from emptying or sparing any layer completely.\n\n"
+    "**Locking a layer** takes it out of both: it keeps the ratio you set by hand."
+)
+
+
+def what_is_this() -> None:
+    """Two expanders: the granularities and scope, then every registered criterion in its own words."""
+    with st.expander("What is this? Single weights, channels, N:M, per layer or global", icon=":material/school:"):
+        for name in pe.GRANULARITIES:
+            if name in GRANULARITIES:
+                title, text = GRANULARITIES[name]
+                st.markdown(f"#### {title}\n\n{text}")
+        st.markdown(f"#### Per layer or global\n\n{SCOPE}")
+    with st.expander("What is this? Importance criteria", icon=":material/school:"):
+        st.markdown(
+            "A criterion scores how much each weight or channel matters; pruning removes the lowest scores "
+            "first. Criteria marked *needs data* run the model on the test examples to see what matters."
+        )
+        for criterion in pe.CRITERIA.values():
+            needs = " · *needs data*" if criterion.needs_data else ""
+            st.markdown(f"**{criterion.label}**{needs}\n\n{criterion.explanation}")
+
+
+UNSTRUCTURED_NOTE = (
+    "This result only sets weights to zero. Dense kernels multiply zeros like any other number, so the model "
+    "does not run faster here and its FLOPs stay the same: the gain is storage (the sparse size), unless a "
+    "sparse runtime skips the zeros. A sparse format keeps an index beside every remaining weight, so it only "
+    "pays off once more than about half of a weight matrix is zero."
+)
+NM_NOTE = (
+    "N:M zeros run faster only on GPUs with sparse tensor cores (NVIDIA Ampere and later) through a sparse "
+    "runtime; here the kernels are dense, so expect no speed-up and the same FLOPs. Such hardware also stores "
+    "the pattern compactly (a 2-bit position per kept weight); the generic sparse size shown here keeps a "
+    "4-byte index per weight and only pays off above about 50 % zeros."
+)

@@ -1,0 +1,179 @@
+"""The Prune page's per-layer controls: one slider and lock per prunable layer (a toggle under N:M).
+
+An unlocked layer follows the global slider (under global scope it shows the ratio the
+global ranking gives it); moving its slider locks it; a locked layer is a `plan.ratios`
+entry and keeps its value when the global slider moves. Layers that channel pruning
+couples (residual partners) are set and locked together. Like every Prune control, the
+widgets are seeded from the session's plan and their callbacks write it back.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
+
+import prune_engine as pe
+
+from . import cache, fmt
+from . import plan_edits as edits
+from .prune_controls import LAYER_MAX_PCT, layer_names, percent, seed, update_plan
+from .state import LoadedModel
+
+COLUMNS = 3
+"""Layer controls per row."""
+GROUP_ABOVE = 8
+"""Models with more prunable layers than this show them grouped by block, in expanders."""
+GROUP_SIZE = 12
+"""Blocks are cut at the shallowest module-path depth that keeps each within this many layers."""
+FILTER = "prune_filter"
+
+
+def slider_key(layer: str) -> str:
+    return f"prune_ratio:{layer}"
+
+
+def lock_key(layer: str) -> str:
+    return f"prune_lock:{layer}"
+
+
+def nm_key(layer: str) -> str:
+    return f"prune_nm:{layer}"
+
+
+def group_key(label: str) -> str:
+    return f"prune_group:{label}"
+
+
+def on_layer(layer: str, partners: tuple[str, ...]) -> None:
+    ratio = st.session_state[slider_key(layer)] / 100
+    update_plan(lambda plan: edits.with_layers(plan, partners, ratio))
+
+
+def on_lock(layer: str, partners: tuple[str, ...]) -> None:
+    if st.session_state[lock_key(layer)]:
+        on_layer(layer, partners)
+    else:
+        update_plan(lambda plan: edits.without_layers(plan, partners))
+
+
+def on_nm_layer(loaded: LoadedModel, layer: str) -> None:
+    layers = layer_names(loaded)
+    keep = st.session_state[nm_key(layer)]
+
+    def change(plan: pe.PruningPlan) -> pe.PruningPlan:
+        selected = {name for name in layers if plan.target_ratio(name) > 0}
+        return edits.nm_selection(plan, layers, selected | {layer} if keep else selected - {layer})
+
+    update_plan(change)
+
+
+def sliders(loaded: LoadedModel, plan: pe.PruningPlan, preview: pe.PlanPreview | None) -> None:
+    """One slider and lock per prunable layer (one toggle under N:M), grouped by block for deep models."""
+    stats = cache.model_layers(loaded).set_index("name")
+    rows = preview.table.set_index("layer") if preview is not None else None
+    if plan.granularity == "n:m":
+        st.caption("Switch a layer off to leave it dense.")
+    else:
+        st.caption(
+            "Each layer follows the global slider until you move its own slider, which locks it; "
+            "untick Lock to let it follow again."
+        )
+    query = st.text_input(
+        "Filter layers", key=FILTER, placeholder="part of a layer name, e.g. layer2", width=420
+    ).strip()
+    grouped = len(stats) > GROUP_ABOVE
+    groups = edits.layer_groups(list(stats.index), GROUP_SIZE) if grouped else [("", list(stats.index))]
+    shown = 0
+    for label, layers in groups:
+        members = [name for name in layers if query.lower() in name.lower()]
+        if not members:
+            continue
+        shown += len(members)
+        if grouped and len(layers) > 1:
+            box = _group_box(label, members, plan, opened=bool(query))
+            if not box.open:
+                continue
+        else:
+            box = st.container()
+        with box:
+            for start in range(0, len(members), COLUMNS):
+                for column, name in zip(st.columns(COLUMNS), members[start : start + COLUMNS], strict=False):
+                    with column:
+                        _layer_control(loaded, plan, name, stats.loc[name], rows)
+    if not shown:
+        st.caption(f"No layer name contains “{fmt.literal(query)}”.")
+
+
+def _group_box(label: str, members: list[str], plan: pe.PruningPlan, opened: bool) -> DeltaGenerator:
+    """An expander for one block of layers whose sliders are only built while it is open.
+
+    A deep model's sliders all change when the global slider moves, and drawing them all at
+    every step is what makes the page slow; a closed block costs nothing.
+    """
+    if opened:
+        st.session_state[group_key(label)] = True
+    locked = sum(name in plan.ratios for name in members)
+    title = f"{fmt.literal(label)} · {len(members)} layers" + (f" · {locked} locked" if locked else "")
+    return st.expander(title, key=group_key(label), on_change="rerun", icon=":material/layers:")
+
+
+def _layer_control(
+    loaded: LoadedModel,
+    plan: pe.PruningPlan,
+    name: str,
+    stats: pd.Series,
+    rows: pd.DataFrame | None,
+) -> None:
+    row = rows.loc[name] if rows is not None and name in rows.index else None
+    note = str(row["note"]) if row is not None else ""
+    if plan.granularity == "n:m":
+        seed(nm_key(name), plan.target_ratio(name) > 0)
+        st.toggle(fmt.literal(name), key=nm_key(name), on_change=on_nm_layer, args=(loaded, name))
+        st.caption(fmt.literal(note) if note else f"{stats['kind']} · {int(stats['weights']):,} weights")
+        return
+    blocked = edits.blocked_reason(note) if plan.granularity == "channel" else None
+    partners = edits.coupled_layers(name, rows) if plan.granularity == "channel" else (name,)
+    locked = name in plan.ratios
+    assigned = float(row["assigned_ratio"]) if row is not None else plan.target_ratio(name)
+    shown = plan.ratios[name] if locked else assigned if plan.is_global_ranked(name) else plan.target_ratio(name)
+    seed(slider_key(name), 0 if blocked else percent(shown))
+    seed(lock_key(name), locked)
+    slider, lock = st.columns([3, 1], vertical_alignment="bottom")
+    slider.slider(
+        fmt.literal(name),
+        0,
+        LAYER_MAX_PCT,
+        key=slider_key(name),
+        format="%d%%",
+        disabled=blocked is not None,
+        on_change=on_layer,
+        args=(name, partners),
+        help="Moving this slider locks the layer at its value; untick Lock to let it follow the global slider.",
+    )
+    lock.checkbox(
+        "Lock",
+        key=lock_key(name),
+        disabled=blocked is not None,
+        on_change=on_lock,
+        args=(name, partners),
+    )
+    st.caption(layer_meaning(plan, name, stats, assigned, blocked, note, locked))
+
+
+def layer_meaning(
+    plan: pe.PruningPlan, name: str, stats: pd.Series, assigned: float, blocked: str | None, note: str, locked: bool
+) -> str:
+    """A layer's ratio in its own unit, how it is set (locked, global slider, ranking) and its coupling (Markdown)."""
+    if blocked is not None:
+        return f":material/block: Cannot lose channels: {fmt.literal(blocked)}."
+    if plan.granularity == "channel":
+        channels = int(stats["out_channels"])
+        kept = channels - round(assigned * channels)
+        share = fmt.percent(edits.weight_share(assigned), 0)
+        text = f"keeps {kept} / {channels} channels · ≈ {share} of its weights"
+    else:
+        text = f"{fmt.percent(assigned, 0)} of its {int(stats['weights']):,} weights set to zero"
+    how = "locked" if locked else "by the global ranking" if plan.is_global_ranked(name) else "follows global"
+    caption = fmt.literal(f"{text} · {how}")
+    return caption + (f"  \n:material/link: {fmt.literal(note)}" if note else "")

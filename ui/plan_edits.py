@@ -1,0 +1,111 @@
+"""How the Prune page's controls change a plan, and how they read the engine's preview.
+
+Plain functions of plans and preview rows (no Streamlit), so each control's meaning is
+stated once and can be tested on its own. Every function returns a new, validated plan.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+
+import pandas as pd
+
+import prune_engine as pe
+
+DEFAULT_RATIO = 0.3
+BLOCKED_PREFIXES = ("not pruned: ", "cannot lose channels: ")
+"""How the engine's preview notes start for a layer that cannot lose channels."""
+
+
+def default_plan() -> pe.PruningPlan:
+    """Where the sliders start: every layer loses 30 % of its weights by L1 magnitude."""
+    return pe.PruningPlan(global_ratio=DEFAULT_RATIO)
+
+
+def with_layers(plan: pe.PruningPlan, layers: Iterable[str], ratio: float) -> pe.PruningPlan:
+    """`layers` locked at `ratio`: their own entries, which the global slider no longer moves."""
+    return dataclasses.replace(plan, ratios={**plan.ratios, **dict.fromkeys(layers, ratio)})
+
+
+def without_layers(plan: pe.PruningPlan, layers: Iterable[str]) -> pe.PruningPlan:
+    """`layers` unlocked: they follow the global slider (or the global ranking) again."""
+    dropped = set(layers)
+    return dataclasses.replace(plan, ratios={name: ratio for name, ratio in plan.ratios.items() if name not in dropped})
+
+
+def with_bounds(plan: pe.PruningPlan, low: float, high: float, top: float) -> pe.PruningPlan:
+    """The global ranking's per-layer bounds; the slider's ends (0 and `top`) mean no bound."""
+    return dataclasses.replace(plan, min_ratio=low if low > 0 else None, max_ratio=high if high < top else None)
+
+
+def with_granularity(plan: pe.PruningPlan, granularity: str, recalibrate: bool) -> pe.PruningPlan:
+    """`plan` switched to another granularity: per-layer ratios meant something else there, so they go."""
+    changed = dataclasses.replace(plan, granularity=granularity, ratios={}, recalibrate_bn=recalibrate)
+    if granularity == "n:m":
+        return dataclasses.replace(changed, global_ratio=1.0 - plan.n / plan.m, min_ratio=None, max_ratio=None)
+    if plan.granularity == "n:m":
+        return dataclasses.replace(changed, global_ratio=DEFAULT_RATIO)
+    return changed
+
+
+def nm_selection(plan: pe.PruningPlan, layers: Iterable[str], selected: set[str]) -> pe.PruningPlan:
+    """An N:M plan that prunes exactly the `selected` layers (the others get a ratio of 0)."""
+    ratios = {layer: 0.0 for layer in layers if layer not in selected}
+    return dataclasses.replace(plan, global_ratio=1.0 - plan.n / plan.m, ratios=ratios)
+
+
+def with_pattern(plan: pe.PruningPlan, n: int, m: int, layers: list[str]) -> pe.PruningPlan:
+    """Another N:M pattern for the same layers; n is kept below m."""
+    selected = {layer for layer in layers if plan.target_ratio(layer) > 0}
+    return nm_selection(dataclasses.replace(plan, n=min(n, m - 1), m=m), layers, selected)
+
+
+def reset(plan: pe.PruningPlan) -> pe.PruningPlan:
+    """Every layer unlocked, the global ratio back to its start, no bounds."""
+    global_ratio = 1.0 - plan.n / plan.m if plan.granularity == "n:m" else DEFAULT_RATIO
+    return dataclasses.replace(plan, ratios={}, global_ratio=global_ratio, min_ratio=None, max_ratio=None)
+
+
+def weight_share(channel_ratio: float) -> float:
+    """About how much of a conv's weights go when it loses `channel_ratio` of its channels:
+    its own output rows and the next layer's matching input columns, 1 − (1 − p)²."""
+    return 1.0 - (1.0 - channel_ratio) ** 2
+
+
+def blocked_reason(note: str) -> str | None:
+    """Why the engine will not remove a layer's channels, from its preview note; None if it can."""
+    for prefix in BLOCKED_PREFIXES:
+        if note.startswith(prefix):
+            return note.removeprefix(prefix)
+    return None
+
+
+def coupled_layers(name: str, table: pd.DataFrame | None) -> tuple[str, ...]:
+    """`name` and the layers that must lose the same channels: its group in the preview table (indexed by layer)."""
+    if table is None or name not in table.index:
+        return (name,)
+    members = table.index[table["group"] == table.loc[name, "group"]].tolist()
+    return (name, *(member for member in members if member != name))
+
+
+def layer_groups(names: list[str], size: int) -> list[tuple[str, list[str]]]:
+    """Consecutive runs of layers under the same module-path prefix, cut at the shallowest
+    depth that keeps every run within `size` layers (`layer1`, then `encoder.layer.0`, …)."""
+    deepest = max(name.count(".") for name in names)
+    depth = 1
+    while depth < deepest and max(len(run) for _, run in _runs(names, depth)) > size:
+        depth += 1
+    return _runs(names, depth)
+
+
+def _runs(names: list[str], depth: int) -> list[tuple[str, list[str]]]:
+    runs: list[tuple[str, list[str]]] = []
+    for name in names:
+        parts = name.split(".")
+        label = ".".join(parts[:depth]) if len(parts) > depth else name
+        if runs and runs[-1][0] == label:
+            runs[-1][1].append(name)
+        else:
+            runs.append((label, [name]))
+    return runs

@@ -1,0 +1,301 @@
+"""The Prune page's plan controls: widgets seeded from the session's plan, callbacks that write it back.
+
+The plan in the session (`state.current_plan()`) is the one source of truth. Every run
+writes the plan's values into the widgets' keys before the widgets are created, and
+every widget's callback turns its new value into a new plan. So a plan that arrives
+from elsewhere (an upload, another page) shows in the sliders on the next run, and a
+slider hidden by the filter, or left behind on another page, loses nothing.
+
+This module holds the plan-wide controls (granularity, criterion, scope, global slider,
+bounds, N:M pattern, upload); `ui.layer_controls` holds the per-layer sliders.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import streamlit as st
+
+import prune_engine as pe
+
+from . import cache, fmt, state
+from . import plan_edits as edits
+from .state import LoadedModel
+
+GLOBAL_MAX_PCT = 95
+LAYER_MAX_PCT = 99
+
+GRANULARITY = "prune_granularity"
+CRITERION = "prune_criterion"
+SCOPE = "prune_scope"
+GLOBAL = "prune_global"
+BOUNDS = "prune_bounds"
+N = "prune_n"
+M = "prune_m"
+RECALIBRATE = "prune_recalibrate_bn"
+UPLOAD = "prune_upload"
+ERROR = "prune_error"
+UPLOAD_MESSAGE = "prune_upload_message"
+
+GRANULARITY_LABELS = {"unstructured": "Single weights", "channel": "Whole channels", "n:m": "N:M pattern"}
+SCOPE_LABELS = {"layer": "Per layer", "global": "Global ranking"}
+
+
+def percent(ratio: float | None, top: int = LAYER_MAX_PCT) -> int:
+    """A ratio as the whole percent a slider shows, kept within the slider."""
+    return min(max(round((ratio or 0.0) * 100), 0), top)
+
+
+def layer_names(loaded: LoadedModel) -> list[str]:
+    return cache.model_layers(loaded)["name"].tolist()
+
+
+def can_recalibrate(loaded: LoadedModel) -> bool:
+    """Whether BatchNorm statistics can be re-estimated: the model has BatchNorm and training examples."""
+    return loaded.bundle.train_data is not None and pe.has_batchnorm(loaded.bundle.model)
+
+
+def criteria(loaded: LoadedModel) -> list[str]:
+    """The registered criteria this model can use: those that need data only when it has some."""
+    has_data = loaded.bundle.eval_data is not None
+    return [name for name, criterion in pe.CRITERIA.items() if has_data or not criterion.needs_data]
+
+
+def read_plan_file(content: bytes, loaded: LoadedModel) -> pe.PruningPlan:
+    """A plan read from a file and checked against the model; a PruneScopeError says what does not fit."""
+    plan = pe.PruningPlan.from_json(content)
+    plan.check_layers(layer_names(loaded))
+    cache.preview(loaded, plan)
+    return plan
+
+
+def current_plan(loaded: LoadedModel) -> pe.PruningPlan:
+    """The session's plan, after loading one sent to the sliders; the default plan at first."""
+    incoming = state.take_incoming_plan()
+    if incoming is not None:
+        try:
+            incoming.check_layers(layer_names(loaded))
+            state.set_plan(incoming)
+        except pe.PruneScopeError as error:
+            st.session_state[ERROR] = str(error)
+    plan = state.current_plan()
+    if plan is None:
+        plan = edits.default_plan()
+        state.set_plan(plan)
+    return plan
+
+
+# --- callbacks: widget value → new plan ------------------------------------------------
+
+
+def update_plan(change: Callable[[pe.PruningPlan], pe.PruningPlan]) -> None:
+    """(A widget callback) Replace the session's plan by `change(plan)`; an impossible plan leaves it and says why."""
+    plan = state.current_plan()
+    if plan is None:
+        return
+    try:
+        state.set_plan(change(plan))
+    except pe.PruneScopeError as error:
+        st.session_state[ERROR] = str(error)
+
+
+def _on_granularity(loaded: LoadedModel) -> None:
+    granularity = st.session_state[GRANULARITY]
+    recalibrate = granularity == "channel" and can_recalibrate(loaded)
+    update_plan(lambda plan: edits.with_granularity(plan, granularity, recalibrate))
+
+
+def _on_setting(key: str, field: str) -> None:
+    update_plan(lambda plan: dataclasses.replace(plan, **{field: st.session_state[key]}))
+
+
+def _on_global() -> None:
+    update_plan(lambda plan: dataclasses.replace(plan, global_ratio=st.session_state[GLOBAL] / 100))
+
+
+def _on_bounds() -> None:
+    low, high = st.session_state[BOUNDS]
+    update_plan(lambda plan: edits.with_bounds(plan, low / 100, high / 100, LAYER_MAX_PCT / 100))
+
+
+def _on_pattern(loaded: LoadedModel) -> None:
+    n, m = st.session_state[N], st.session_state[M]
+    update_plan(lambda plan: edits.with_pattern(plan, n, m, layer_names(loaded)))
+
+
+def _on_reset() -> None:
+    update_plan(edits.reset)
+
+
+def _on_upload(loaded: LoadedModel) -> None:
+    uploaded = st.session_state.get(UPLOAD)
+    if uploaded is None:
+        return
+    try:
+        state.send_plan_to_sliders(read_plan_file(uploaded.getvalue(), loaded))
+    except pe.PruneScopeError as error:
+        st.session_state[UPLOAD_MESSAGE] = ("error", f"{uploaded.name}: {error}")
+    else:
+        st.session_state[UPLOAD_MESSAGE] = ("success", f"Loaded the plan from {uploaded.name}.")
+
+
+# --- widgets ---------------------------------------------------------------------------
+
+
+def seed(key: str, value: object) -> None:
+    """Show `value` in the widget with `key` (call before the widget is created)."""
+    if st.session_state.get(key) != value:
+        st.session_state[key] = value
+
+
+def show_errors() -> None:
+    """The sentence of the last change that could not be made, once."""
+    message = st.session_state.pop(ERROR, None)
+    if message:
+        st.error(fmt.literal(message), icon=":material/error:")
+
+
+def plan_upload(loaded: LoadedModel) -> None:
+    """Load a plan file saved earlier (or written by hand) into the sliders."""
+    st.file_uploader(
+        "Load a plan (JSON)",
+        type=["json"],
+        key=UPLOAD,
+        on_change=_on_upload,
+        args=(loaded,),
+        help="A plan saved with “Download the plan”, or written by hand; it replaces the sliders' settings.",
+    )
+    message = st.session_state.pop(UPLOAD_MESSAGE, None)
+    if message is not None:
+        kind, text = message
+        (st.error if kind == "error" else st.success)(fmt.literal(text))
+
+
+def plan_settings(loaded: LoadedModel, plan: pe.PruningPlan) -> None:
+    """Granularity, criterion, and scope (or n and m for N:M), plus BatchNorm re-estimation when it applies."""
+    options = criteria(loaded)
+    if plan.criterion not in options:
+        options.append(plan.criterion)
+    seed(GRANULARITY, plan.granularity)
+    seed(CRITERION, plan.criterion)
+    left, middle, right = st.columns([1.4, 1, 1.1])
+    left.radio(
+        "Granularity",
+        list(pe.GRANULARITIES),
+        key=GRANULARITY,
+        format_func=lambda name: GRANULARITY_LABELS.get(name, name),
+        horizontal=True,
+        on_change=_on_granularity,
+        args=(loaded,),
+        help="What is removed: single weights, whole channels, or n of every m weights. See “What is this?” above.",
+    )
+    middle.selectbox(
+        "Criterion",
+        options,
+        key=CRITERION,
+        format_func=lambda name: pe.CRITERIA[name].label if name in pe.CRITERIA else name,
+        on_change=_on_setting,
+        args=(CRITERION, "criterion"),
+        help="How importance is scored: the least important go first. "
+        + ("" if loaded.bundle.eval_data is not None else "Criteria that need data are hidden: this model has none."),
+    )
+    with right:
+        if plan.granularity == "n:m":
+            _nm_inputs(loaded, plan)
+        else:
+            seed(SCOPE, plan.scope)
+            st.radio(
+                "Scope",
+                list(pe.SCOPES),
+                key=SCOPE,
+                format_func=lambda name: SCOPE_LABELS.get(name, name),
+                horizontal=True,
+                on_change=_on_setting,
+                args=(SCOPE, "scope"),
+                help="Per layer: each unlocked layer loses the global share. Global ranking: the unlocked "
+                "layers are ranked together, so layers with more unimportant weights lose more.",
+            )
+    if can_recalibrate(loaded):
+        seed(RECALIBRATE, plan.recalibrate_bn)
+        st.toggle(
+            "Re-estimate BatchNorm statistics after pruning",
+            key=RECALIBRATE,
+            on_change=_on_setting,
+            args=(RECALIBRATE, "recalibrate_bn"),
+            help=f"Runs {cache.CALIBRATION_EXAMPLES} training examples through the pruned model to refresh the "
+            "BatchNorm averages, which removed channels make wrong. No weight changes; channel pruning needs it.",
+        )
+
+
+def _nm_inputs(loaded: LoadedModel, plan: pe.PruningPlan) -> None:
+    seed(N, plan.n)
+    seed(M, plan.m)
+    n_column, m_column = st.columns(2)
+    n_column.number_input(
+        "n (kept)", min_value=1, max_value=max(plan.m - 1, 1), step=1, key=N, on_change=_on_pattern, args=(loaded,)
+    )
+    m_column.number_input(
+        "m (group)", min_value=2, max_value=32, step=1, key=M, on_change=_on_pattern, args=(loaded,),
+        help="Common patterns: 2:4 (what GPU sparse tensor cores run), 1:4, 4:8.",
+    )  # fmt: skip
+
+
+def global_controls(plan: pe.PruningPlan) -> None:
+    """The global slider, the per-layer bounds under global scope, and Reset."""
+    if plan.granularity == "n:m":
+        left, right = st.columns([5, 1], vertical_alignment="bottom")
+        left.markdown(
+            f"Every chosen layer keeps **{plan.n} of every {plan.m}** consecutive input weights: "
+            f"**{fmt.percent(1 - plan.n / plan.m, 0)}** of its weights are removed. Choose the layers below."
+        )
+        right.button("Reset", key="prune_reset", on_click=_on_reset, icon=":material/restart_alt:")
+        return
+    global_scope = plan.scope == "global"
+    seed(GLOBAL, percent(plan.global_ratio, GLOBAL_MAX_PCT))
+    columns = st.columns([3, 2, 1] if global_scope else [5, 1], vertical_alignment="bottom")
+    unit = "channels" if plan.granularity == "channel" else "weights"
+    columns[0].slider(
+        "Global ratio",
+        0,
+        GLOBAL_MAX_PCT,
+        key=GLOBAL,
+        format="%d%%",
+        on_change=_on_global,
+        help=f"The share of {unit} removed from every unlocked layer"
+        + (", ranked across all of them." if global_scope else ".")
+        + " A locked layer keeps its own value.",
+    )
+    if global_scope:
+        seed(BOUNDS, (percent(plan.min_ratio), percent(plan.max_ratio if plan.max_ratio is not None else 1.0)))
+        columns[1].slider(
+            "Bounds per layer",
+            0,
+            LAYER_MAX_PCT,
+            key=BOUNDS,
+            format="%d%%",
+            on_change=_on_bounds,
+            help="The global ranking gives no unlocked layer less than the lower or more than the upper bound.",
+        )
+    columns[-1].button(
+        "Reset",
+        key="prune_reset",
+        on_click=_on_reset,
+        icon=":material/restart_alt:",
+        help="Unlock every layer, drop the bounds and set the global ratio back to "
+        f"{fmt.percent(edits.DEFAULT_RATIO, 0)}.",
+    )
+    st.caption(global_meaning(plan))
+
+
+def global_meaning(plan: pe.PruningPlan) -> str:
+    """What the global slider's value means, in its own unit."""
+    ratio = plan.global_ratio or 0.0
+    where = "all unlocked layers (ranked together)" if plan.scope == "global" else "each unlocked layer"
+    if plan.granularity == "channel":
+        return (
+            f"{fmt.percent(ratio, 0)} of the channels of {where} are removed: ≈ "
+            f"{fmt.percent(edits.weight_share(ratio), 0)} of their weights, since a removed channel also takes "
+            "the next layer's matching inputs."
+        )
+    return f"{fmt.percent(ratio, 0)} of the weights of {where} are set to zero, the least important first."

@@ -1,0 +1,102 @@
+"""The Prune page's live preview: what each layer will lose, and where the cut falls in one layer's scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+import torch
+
+import prune_engine as pe
+
+from . import cache, charts, fmt
+from .plan_edits import blocked_reason
+from .state import LoadedModel
+
+LAYER_PICKER = "prune_preview_layer"
+HISTOGRAM_BINS = 80
+CHART_CONFIG = {"displayModeBar": False}
+"""The preview redraws on every slider step: without plotly's toolbar it draws faster."""
+
+
+def compute(loaded: LoadedModel, plan: pe.PruningPlan) -> pe.PlanPreview | None:
+    """The cached preview of `plan`; None (and the engine's sentence) when the plan cannot be applied."""
+    try:
+        return cache.preview(loaded, plan)
+    except pe.PruneScopeError as error:
+        st.error(fmt.literal(str(error)), icon=":material/error:")
+        return None
+
+
+def ratio_table(plan: pe.PruningPlan, preview: pe.PlanPreview) -> pd.DataFrame:
+    """layer, ratio (what it will lose), status (how that is set) and note, for `charts.plan_ratios`."""
+    table = preview.table
+
+    def status(row: pd.Series) -> str:
+        if row["note"].startswith("not pruned") or (
+            plan.granularity == "channel" and blocked_reason(row["note"]) is not None
+        ):
+            return "cannot be pruned"
+        if plan.granularity == "n:m":
+            return "pruned with N:M" if row["assigned_ratio"] > 0 else "left dense"
+        if row["layer"] in plan.ratios:
+            return "locked"
+        return "set by the global ranking" if plan.is_global_ranked(row["layer"]) else "follows the global slider"
+
+    return pd.DataFrame(
+        {
+            "layer": table["layer"],
+            "ratio": table["assigned_ratio"],
+            "status": table.apply(status, axis=1),
+            "note": table["note"],
+        }
+    )
+
+
+def section(plan: pe.PruningPlan, preview: pe.PlanPreview | None) -> None:
+    """The per-layer ratio bars beside one layer's sorted scores with the cut line."""
+    st.subheader("Preview")
+    if preview is None:
+        st.caption("No preview: the plan cannot be applied as it stands (see the message above).")
+        return
+    unit = "channels" if plan.granularity == "channel" else "weights"
+    left, right = st.columns(2)
+    left.plotly_chart(charts.plan_ratios(ratio_table(plan, preview), unit), config=CHART_CONFIG)
+    scored = [layer for layer in preview.table["layer"] if layer in preview.scores]
+    with right:
+        if not scored:
+            st.caption("No layer is pruned by this plan, so there are no scores to show.")
+            return
+        if st.session_state.get(LAYER_PICKER) not in scored:
+            st.session_state[LAYER_PICKER] = scored[0]
+        layer = st.selectbox("Layer to look into", scored, key=LAYER_PICKER, width=420)
+        ratio = float(preview.table.set_index("layer").loc[layer, "assigned_ratio"])
+        st.plotly_chart(cut_figure(plan, preview.scores[layer], ratio, layer), config=CHART_CONFIG)
+    if plan.granularity == "n:m":
+        right_side = "how the chosen layer's weight scores spread: N:M keeps the n largest of every m, so there is "
+        right_side += "no single threshold."
+    else:
+        right_side = "the chosen layer's scores, least important first; everything left of the dashed line goes."
+    st.caption(f"Left: the share each layer will lose. Right: {right_side}")
+
+
+def cut_figure(plan: pe.PruningPlan, scores: torch.Tensor, ratio: float, layer: str) -> dict:
+    """Sorted channel scores with the cut, or a histogram of weight scores with the threshold."""
+    values = scores.detach().float().cpu().numpy()
+    criterion = pe.CRITERIA[plan.criterion].label if plan.criterion in pe.CRITERIA else plan.criterion
+    if plan.granularity == "channel":
+        ordered = np.sort(values.ravel())
+        return charts.channel_cut(ordered, round(ratio * len(ordered)), layer, criterion)
+    flat = values.ravel()
+    counts, edges = np.histogram(flat, bins=HISTOGRAM_BINS)
+    threshold = None if plan.granularity == "n:m" else weight_threshold(flat, ratio)
+    return charts.score_histogram(counts, edges, threshold, layer, criterion)
+
+
+def weight_threshold(scores: np.ndarray, ratio: float) -> float | None:
+    """The score below which `ratio` of the weights lie (midway between the last removed and the first kept)."""
+    removed = round(ratio * scores.size)
+    if removed <= 0 or removed >= scores.size:
+        return None
+    low, high = np.partition(scores, [removed - 1, removed])[[removed - 1, removed]]
+    return float((low + high) / 2)

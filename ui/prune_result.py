@@ -1,0 +1,136 @@
+"""Applying the Prune page's plan: live for small models, behind a button with progress for large
+ones; then a short before/after summary, the way to Compare, and the plan as a file."""
+
+from __future__ import annotations
+
+import re
+from contextlib import AbstractContextManager, nullcontext
+
+import streamlit as st
+
+import prune_engine as pe
+
+from . import cache, fmt, state
+from .compare import Figure, figure_metric, points
+from .state import LoadedModel, PrunedModel
+
+AUTO_APPLY_MAX_PARAMS = 5_000_000
+"""Models with fewer parameters are pruned again whenever a control settles (the samples take
+well under a second); larger ones wait for the Apply button."""
+LIVE_ACCURACY_MAX_FLOPS = 2e9
+"""The summary shows accuracy when one pass over the test data costs at most this many FLOPs
+(the MLP and CNN samples; the ResNet's 13 GFLOPs take ~0.1 s, too long for every slider step)."""
+COMPARE_PAGE = "pages/4_Compare.py"
+APPLY = "prune_apply"
+DOWNLOAD = "prune_download"
+FLOPS_HELP = "Dense work of one forward pass: zeros are multiplied too, so only removed channels lower it."
+ACCURACY_HELP = "Share of the test examples classified correctly."
+
+
+def applies_live(loaded: LoadedModel) -> bool:
+    """Whether `loaded` is small enough to be pruned on every change of the controls."""
+    return int(cache.model_summary(loaded)["params"]) < AUTO_APPLY_MAX_PARAMS
+
+
+def live_threads(loaded: LoadedModel) -> AbstractContextManager[None]:
+    """One torch thread for a model worked on live (see `cache.single_threaded`); the default otherwise."""
+    return cache.single_threaded() if applies_live(loaded) else nullcontext()
+
+
+def accuracy_is_cheap(loaded: LoadedModel) -> bool:
+    """Whether evaluating the model on its test data is quick enough to redo on every change."""
+    data, flops = loaded.bundle.eval_data, cache.model_summary(loaded)["flops"]
+    return data is not None and flops is not None and flops * len(data) <= LIVE_ACCURACY_MAX_FLOPS
+
+
+def section(loaded: LoadedModel, plan: pe.PruningPlan, plan_works: bool) -> None:
+    """Apply the plan (live or on the button), then show what it did."""
+    st.subheader("Result")
+    params = int(cache.model_summary(loaded)["params"])
+    live = applies_live(loaded)
+    if live:
+        st.caption(
+            f"Models under {AUTO_APPLY_MAX_PARAMS / 1e6:g} M parameters are pruned again each time a control "
+            f"settles; this one has {fmt.count(params)}."
+        )
+        if plan_works:
+            _apply_live(loaded, plan)
+    else:
+        st.caption(
+            f"This model has {fmt.count(params)} parameters: pruning it takes a while, so it waits for the button "
+            f"(models under {AUTO_APPLY_MAX_PARAMS / 1e6:g} M are pruned live)."
+        )
+        if st.button(
+            "Apply the plan", key=APPLY, type="primary", disabled=not plan_works, icon=":material/content_cut:"
+        ):
+            _apply_with_progress(loaded, plan)
+    summary(loaded, state.current_pruned(), plan, with_accuracy=live and accuracy_is_cheap(loaded))
+    link, download = st.columns(2, vertical_alignment="center")
+    link.page_link(COMPARE_PAGE, label="Compare the pruned model with the original", icon=":material/compare_arrows:")
+    download.download_button(
+        "Download the plan (JSON)",
+        data=plan.to_json(),
+        file_name=f"{_file_stem(loaded.name)}-plan.json",
+        mime="application/json",
+        key=DOWNLOAD,
+        on_click="ignore",
+        icon=":material/download:",
+        help="Load it again here, keep it with an experiment, or apply it from a script with prune_engine.",
+    )
+
+
+def _apply_live(loaded: LoadedModel, plan: pe.PruningPlan) -> None:
+    try:
+        state.set_pruned(cache.pruned(loaded, plan))
+    except pe.PruneScopeError as error:
+        st.error(fmt.literal(str(error)), icon=":material/error:")
+
+
+def _apply_with_progress(loaded: LoadedModel, plan: pe.PruningPlan) -> None:
+    with st.status("Pruning…", expanded=True) as status:
+        bar = st.progress(0.0)
+        try:
+            result = cache.apply(loaded, plan, progress=lambda done, message: bar.progress(min(done, 1.0), message))
+        except pe.PruneScopeError as error:
+            status.update(label="Pruning failed", state="error")
+            st.error(fmt.literal(str(error)), icon=":material/error:")
+            return
+        state.set_pruned(PrunedModel.from_result(result, loaded))
+        status.update(label="Pruned", state="complete", expanded=False)
+
+
+def summary(loaded: LoadedModel, pruned: PrunedModel | None, plan: pe.PruningPlan, with_accuracy: bool) -> None:
+    """Parameters, non-zeros, FLOPs and (when cheap) accuracy of the pruned model, against the original's."""
+    if pruned is None:
+        st.info("Nothing has been pruned yet.", icon=":material/info:")
+        return
+    if pruned.plan.to_json() != plan.to_json():
+        st.warning("These figures come from an earlier plan: apply the current one to update them.")
+    before, after = cache.model_summary(loaded), cache.pruned_summary(loaded, pruned)
+    figures = [
+        Figure("Parameters", before["params"], after["params"], fmt.count, help="Only removed channels lower it."),
+        Figure("Non-zero parameters", before["nonzero_params"], after["nonzero_params"], fmt.count),
+        Figure("FLOPs per example", before["flops"], after["flops"], fmt.count, help=FLOPS_HELP),
+    ]
+    original = _accuracy(loaded, None) if with_accuracy else None
+    if original is not None:
+        figures.append(
+            Figure("Accuracy", original, _accuracy(loaded, pruned), fmt.percent, False, ACCURACY_HELP, points)
+        )
+    for column, figure in zip(st.columns(4), figures, strict=False):
+        figure_metric(column, figure, "pruned")
+    if original is None and loaded.bundle.eval_data is not None:
+        st.caption("Accuracy is on the Compare page: evaluating this model takes too long to redo at every step.")
+
+
+def _accuracy(loaded: LoadedModel, pruned: PrunedModel | None) -> float | None:
+    """Accuracy on the model's test examples (of the pruned model when given); None without labels."""
+    try:
+        evaluation = cache.model_evaluation(loaded) if pruned is None else cache.pruned_evaluation(loaded, pruned)
+    except pe.PruneScopeError:
+        return None
+    return (evaluation or {}).get("accuracy")
+
+
+def _file_stem(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "model"
