@@ -17,6 +17,8 @@ PAGES = [
     st.Page("pages/2_Inspect.py", title="Inspect", icon=":material/query_stats:", url_path="inspect"),
     st.Page("pages/3_Prune.py", title="Prune", icon=":material/content_cut:", url_path="prune"),
     st.Page("pages/4_Compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
+    st.Page("pages/5_Sensitivity.py", title="Sensitivity", icon=":material/monitor_heart:", url_path="sensitivity"),
+    st.Page("pages/6_Experiments.py", title="Experiments", icon=":material/history:", url_path="experiments"),
 ]
 
 
