@@ -116,6 +116,9 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
 _SQLITE_INT_MAX = 2**63 - 1
 _POOL_SIZE = 4  # idle connections kept open for reuse
 
+UNKNOWN_FINGERPRINT = "unknown"
+"""Stored as the fingerprint of runs added without one."""
+
 
 class ExperimentStoreError(PruneScopeError):
     """The experiment database cannot be opened or written, a run is unknown, or a value is unfit to store."""
@@ -205,15 +208,20 @@ class ExperimentStore:
         plan: _HasToJson | str,
         metrics: Mapping[str, float | int | None],
         *,
-        model_name: str,
-        model_fingerprint: str,
+        model_name: str | None = None,
+        model_fingerprint: str | None = None,
         notes: str | None = None,
     ) -> int:
-        """Store one run and return its id; `plan` is a `PruningPlan` (or its JSON text)."""
+        """Store one run and return its id; `plan` is a `PruningPlan` (or its JSON text).
+
+        The model is identified by `model_name` and `model_fingerprint`; a script that gives
+        neither (`store.add("digits_mlp", plan, metrics)`) files the run under `name`, with an
+        unknown fingerprint.
+        """
         name = _optional_text(name, "run name")
         notes = _optional_text(notes, "notes")
-        model_name = _required_text(model_name, "model name")
-        model_fingerprint = _required_text(model_fingerprint, "model fingerprint")
+        model_name = _required_text(model_name if model_name is not None else name, "model name")
+        model_fingerprint = _required_text(model_fingerprint or UNKNOWN_FINGERPRINT, "model fingerprint")
         plan_json = _plan_text(plan)
         settings = _plan_settings(plan_json)
         columns, extra = _split_metrics(metrics)

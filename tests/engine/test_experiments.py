@@ -105,6 +105,17 @@ def test_plan_object_is_stored_as_its_json(store: ExperimentStore) -> None:
     assert (run.granularity, run.criterion, run.scope) == ("n:m", "l2", "global")
 
 
+def test_run_added_without_model_identity_is_filed_under_its_name(store: ExperimentStore) -> None:
+    run = store.get(store.add("digits_mlp", PLAN_JSON, {"accuracy": 0.97}))
+    assert (run.name, run.model_name, run.model_fingerprint) == ("digits_mlp", "digits_mlp", "unknown")
+    assert store.list(model_name="digits_mlp")["id"].tolist() == [run.id]
+
+
+def test_run_without_any_name_or_model_is_refused(store: ExperimentStore) -> None:
+    with pytest.raises(ExperimentStoreError, match="model name"):
+        store.add(None, PLAN_JSON, {"accuracy": 0.97})
+
+
 def test_plan_without_filter_keys_leaves_them_empty(store: ExperimentStore) -> None:
     run = store.get(_add(store, plan=json.dumps({"ratios": {"fc": 0.2}})))
     assert (run.granularity, run.criterion, run.scope) == (None, None, None)
