@@ -252,6 +252,25 @@ class ExperimentStore:
         """Replace the notes of run `run_id` (None clears them)."""
         self._update(run_id, "notes", _optional_text(notes, "notes"))
 
+    def update_metrics(self, run_id: int, metrics: Mapping[str, float | int | None]) -> None:
+        """Set the given metrics of run `run_id`, keeping the others (a later measurement, such as latency).
+
+        A metric given as None is left as it was.
+        """
+        run_id = _run_id(run_id)
+        columns, extra = _split_metrics(metrics)
+        columns = {column: value for column, value in columns.items() if value is not None}
+        with self._transaction() as conn:
+            row = conn.execute("SELECT metrics_json FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise _no_run(run_id)
+            merged = {**json.loads(row["metrics_json"]), **extra}
+            assignments = "".join(f"{column} = :{column}, " for column in columns)
+            conn.execute(
+                f"UPDATE runs SET {assignments}metrics_json = :metrics_json, updated_at = :updated_at WHERE id = :id",
+                {**columns, "metrics_json": json.dumps(merged, allow_nan=False), "updated_at": _now(), "id": run_id},
+            )
+
     def delete(self, run_id: int) -> None:
         """Remove run `run_id` for good."""
         run_id = _run_id(run_id)

@@ -228,6 +228,30 @@ def test_rename_and_set_notes_change_only_that_field_and_the_update_time(store: 
     assert store.get(other).name == "other"
 
 
+def test_update_metrics_sets_the_given_ones_and_keeps_the_rest(store: ExperimentStore) -> None:
+    run_id = _add(store, "run", {"accuracy": 0.9, "params": 100, "custom": 1.5})
+    other = _add(store, "other", {"accuracy": 0.8})
+    before = store.get(run_id)
+
+    store.update_metrics(run_id, {"latency_median_ms": 1.25, "threads": 1, "accuracy": None, "batch_note": 32})
+
+    updated = store.get(run_id)
+    assert updated.metrics == {
+        "accuracy": 0.9,
+        "params": 100,
+        "custom": 1.5,
+        "latency_median_ms": 1.25,
+        "threads": 1,
+        "batch_note": 32,
+    }
+    assert updated.updated_at > before.updated_at
+    assert store.list().set_index("id").loc[run_id, "latency_median_ms"] == 1.25
+    assert store.get(other).metrics == {"accuracy": 0.8}
+    with pytest.raises(ExperimentStoreError, match="finite"):
+        store.update_metrics(run_id, {"accuracy": math.nan})
+    assert store.get(run_id).metrics == updated.metrics
+
+
 def test_delete_removes_only_that_run(store: ExperimentStore) -> None:
     keep, gone = _add(store, "keep"), _add(store, "gone")
     store.delete(gone)
@@ -242,6 +266,7 @@ def test_delete_removes_only_that_run(store: ExperimentStore) -> None:
         lambda store: store.rename(99, "x"),
         lambda store: store.set_notes(99, "x"),
         lambda store: store.delete(99),
+        lambda store: store.update_metrics(99, {"accuracy": 0.5}),
     ],
 )
 def test_unknown_run_id_is_refused_with_a_clear_message(store: ExperimentStore, action) -> None:
