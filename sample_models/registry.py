@@ -18,6 +18,7 @@ from prune_engine.errors import ModelLoadError, UnknownSampleError
 
 from .architectures import ARCHITECTURES, CLASSES, IMAGE_SIZE
 from .digits import digits_data
+from .large import LARGE_SAMPLES, large_sample_params, load_large_sample
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 REGISTRY_PATH = WEIGHTS_DIR / "registry.json"
@@ -62,13 +63,19 @@ class SampleInfo:
 def list_samples(include_large: bool = False) -> list[str]:
     """Names of the samples, smallest model first.
 
-    `include_large` will add large models that take longer to load; there are none yet.
+    `include_large` adds the large scale-test models (random weights, 100 M+ parameters),
+    which take seconds and gigabytes to load and prune.
     """
-    return list(DESCRIPTIONS)
+    return list(DESCRIPTIONS) + (list(LARGE_SAMPLES) if include_large else [])
 
 
 def sample_info(name: str) -> SampleInfo:
-    """The registry entry of sample `name`, with the figures recorded when it was trained."""
+    """The registry entry of sample `name`, with the figures recorded when it was trained
+    (a large sample is untrained: its accuracy is NaN)."""
+    if name in LARGE_SAMPLES:
+        sample = LARGE_SAMPLES[name]
+        architecture = str(sample.metadata["architecture"])
+        return SampleInfo(name, sample.description, TASK, float("nan"), large_sample_params(name), architecture)
     _check_name(name)
     figures = _recorded_figures().get(name)
     if figures is None:
@@ -89,6 +96,8 @@ def load_sample(name: str) -> ModelBundle:
     Every call builds a new model from the weight file, so callers may change it freely;
     the data tensors are shared between calls and must be treated as read-only.
     """
+    if name in LARGE_SAMPLES:
+        return load_large_sample(name)
     info = sample_info(name)
     path = weights_path(name)
     if not path.is_file():
