@@ -19,6 +19,9 @@ from prune_engine.errors import ModelLoadError, UnknownSampleError
 from .architectures import ARCHITECTURES, CLASSES, IMAGE_SIZE
 from .digits import digits_data
 from .large import LARGE_SAMPLES, large_sample_params, load_large_sample
+from .minilm import ARCHITECTURE as MINILM_ARCHITECTURE
+from .minilm import DESCRIPTION as MINILM_DESCRIPTION
+from .minilm import MINILM_PARAMS, load_minilm_sample
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 REGISTRY_PATH = WEIGHTS_DIR / "registry.json"
@@ -39,6 +42,7 @@ DESCRIPTIONS: dict[str, str] = {
         "handwritten digits. Its channels are wide enough that removing half of them makes it "
         "several times faster on a CPU, which shows what structured pruning buys."
     ),
+    "minilm": MINILM_DESCRIPTION,
 }
 """Sample name → one or two plain sentences a teacher could read out; also sets the order."""
 
@@ -76,6 +80,8 @@ def sample_info(name: str) -> SampleInfo:
         sample = LARGE_SAMPLES[name]
         architecture = str(sample.metadata["architecture"])
         return SampleInfo(name, sample.description, TASK, float("nan"), large_sample_params(name), architecture)
+    if name == "minilm":
+        return SampleInfo(name, MINILM_DESCRIPTION, "embedding", float("nan"), MINILM_PARAMS, MINILM_ARCHITECTURE)
     _check_name(name)
     figures = _recorded_figures().get(name)
     if figures is None:
@@ -98,6 +104,8 @@ def load_sample(name: str) -> ModelBundle:
     """
     if name in LARGE_SAMPLES:
         return load_large_sample(name)
+    if name == "minilm":
+        return load_minilm_sample(name)
     info = sample_info(name)
     path = weights_path(name)
     if not path.is_file():
