@@ -3,7 +3,7 @@
 import streamlit as st
 
 import prune_engine as pe
-from ui import cache, fmt
+from ui import cache, fmt, upload
 from ui.model_picker import sample_picker
 from ui.state import LoadedModel
 from ui.widgets import layer_table, require_model
@@ -34,12 +34,17 @@ def overview(loaded: LoadedModel) -> None:
     columns[3].metric("Size", fmt.size(summary["size_bytes"]), help="The saved weights (state_dict), dense.")
     columns[4].metric("Sparsity", fmt.percent(summary["sparsity"]), help="Share of all parameters that are zero.")
     st.caption(accuracy_note(bundle, evaluation))
+    if bundle.metadata.get("random_data"):
+        st.warning(upload.RANDOM_WARNING, icon=":material/warning:")
 
 
 def accuracy_note(bundle: pe.ModelBundle, evaluation: dict[str, float]) -> str:
     """Where the accuracy figure comes from, in one sentence."""
     if "accuracy" not in evaluation:
-        return "No accuracy: there is no labelled evaluation data the model could be scored on."
+        return (
+            "No accuracy: there is no labelled evaluation data the model could be scored on. "
+            "Compare measures fidelity to the original instead (agreement, cosine similarity)."
+        )
     examples = len(bundle.eval_data) if bundle.eval_data is not None else 0
     note = f"Accuracy measured here on {examples:,} test examples the model never saw in training"
     recorded = bundle.metadata.get("accuracy")
@@ -59,11 +64,15 @@ def layers(loaded: LoadedModel) -> None:
 
 
 st.title("Model")
-st.markdown(
-    "Choose the model to inspect and prune. The sample models ship trained, "
-    "together with the test data they are scored on."
-)
-sample_picker()
+samples, uploads = st.tabs(["Sample models", "Upload your own model"])
+with samples:
+    st.markdown(
+        "Choose the model to inspect and prune. The sample models ship trained, "
+        "together with the test data they are scored on."
+    )
+    sample_picker()
+with uploads:
+    upload.section()
 loaded_model = require_model()
 overview(loaded_model)
 layers(loaded_model)

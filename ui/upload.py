@@ -1,0 +1,306 @@
+"""The Model page's upload: bring your own model and evaluation data, loaded safely.
+
+Weights-only files (safetensors, a state_dict saved with `torch.save`) are loaded into an
+architecture chosen from the registry; files that carry code are loaded only when the
+operator allows it (`PRUNESCOPE_ALLOW_CODE=1`). The model becomes the current one only
+once the model, the data and one forward pass on that data have all succeeded, so a
+failed upload never replaces the model the user had.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+from streamlit.runtime.uploaded_file_manager import UploadedFile
+
+import prune_engine as pe
+
+from . import fmt, state
+
+MODEL_FILE = "upload_model_file"
+ARCHITECTURE = "upload_architecture"
+SIDECAR_FILE = "upload_sidecar_file"
+DATA_SOURCE = "upload_data_source"
+DATA_FILE = "upload_data_file"
+LABEL_COLUMN = "upload_label_column"
+INPUT_SHAPE = "upload_input_shape"
+LOAD = "upload_load"
+LOADED_MESSAGE = "upload_loaded_message"
+
+MODEL_TYPES = ["safetensors", "pt", "pth", "bin", "ckpt", "pt2", "pkl"]
+"""Extensions the model uploader accepts; the engine tells the format from the content, not the name."""
+DATA_TYPES = ["csv", "npz", "npy", "pt", "pth", "safetensors"]
+NO_LABELS = "(no labels)"
+LABEL_NAMES = ("label", "labels", "target", "y", "class")
+"""CSV columns picked as labels by default, compared in lower case."""
+RANDOM_EXAMPLES = 256
+"""Random examples made when there is no data: enough for a stable fidelity figure, quick to run."""
+
+DATA_CHOICES = {"file": "Upload a data file", "random": "No data: random inputs"}
+
+CODE_REFUSED = (
+    "TorchScript archives, torch.export programs (.pt2) and whole pickled models are refused: loading them runs "
+    "code stored in the file, which could read, change or send files on this machine. Save `model.state_dict()` "
+    "(or safetensors) instead and pick its architecture. For files you trust, the operator can allow them by "
+    f"starting the app with `{pe.loading.ALLOW_CODE_ENV_VAR}=1`."
+)
+CODE_ALLOWED = (
+    f"Code loading is on (`{pe.loading.ALLOW_CODE_ENV_VAR}=1`): TorchScript, .pt2 and pickled models run code "
+    "from the file while they load. Upload only files you trust."
+)
+RANDOM_WARNING = (
+    "Random inputs are noise, not examples of your task: only **latency** and **fidelity** (how closely the "
+    "pruned model's outputs follow the original's) mean anything with them. There is no accuracy, and criteria "
+    "that learn from data (Taylor, activations, …) would score noise."
+)
+FIDELITY_NOTE = (
+    "Without labels there is no accuracy: Compare then measures **fidelity**, the share of examples whose top "
+    "prediction stays the same (agreement) and how similar the output vectors stay (cosine similarity)."
+)
+
+
+def upload_limit() -> int:
+    """The largest file read, in bytes: Streamlit's `server.maxUploadSize` (megabytes), checked again by the engine."""
+    return int(st.get_option("server.maxUploadSize")) * 1024 * 1024
+
+
+def parse_shape(text: str) -> tuple[int, ...] | None:
+    """The shape of one example from what a person types: "1, 8, 8", "1×8×8" or "1 8 8" → (1, 8, 8); empty → None."""
+    parts = [part for part in re.split(r"[\s,×xX*()\[\]]+", text.strip()) if part]
+    if not parts:
+        return None
+    if not all(part.isdigit() and int(part) > 0 for part in parts):
+        raise pe.DataError(
+            f"{text.strip()!r} is not a shape: give positive whole numbers separated by commas, e.g. 1, 8, 8."
+        )
+    return tuple(int(part) for part in parts)
+
+
+def csv_columns(content: bytes) -> list[str]:
+    """The column names of a CSV as the engine names them ("0", "1", … when the first line is data, not a header)."""
+    try:
+        header = pd.read_csv(io.BytesIO(content), nrows=0).columns
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError):
+        return []
+    if all(_is_number(name) for name in header):
+        return [str(index) for index in range(len(header))]
+    return [str(name) for name in header]
+
+
+def _is_number(text: object) -> bool:
+    try:
+        float(str(text))
+    except ValueError:
+        return False
+    return True
+
+
+def mismatch_view(table: pd.DataFrame) -> pd.DataFrame:
+    """The engine's mismatch table with shapes written as "256×64" (— where a side has no such key)."""
+
+    def shape(value: Any) -> str:
+        if value is None or (isinstance(value, float) and pd.isna(value)):
+            return "—"
+        return "×".join(str(size) for size in value) or "scalar"
+
+    return pd.DataFrame(
+        {
+            "key": table["key"].astype(str),
+            "problem": table["problem"],
+            "in the architecture": table["expected_shape"].map(shape),
+            "in the file": table["file_shape"].map(shape),
+        }
+    )
+
+
+def section() -> None:
+    """The upload form: model file and architecture, evaluation data, and the button that loads both."""
+    message = st.session_state.pop(LOADED_MESSAGE, None)
+    if message is not None:
+        st.success(fmt.literal(message), icon=":material/check_circle:")
+    st.markdown(
+        "Load a trained PyTorch model of your own and the data to judge it on. Nothing from the file is run: "
+        "the weights are read as plain numbers into a model class this app already knows."
+    )
+    model_column, data_column = st.columns(2, gap="large")
+    with model_column:
+        architecture = _model_inputs()
+    with data_column:
+        source = _data_inputs()
+    if st.button("Load this model", key=LOAD, type="primary", icon=":material/upload:"):
+        _load(architecture, source)
+
+
+def _model_inputs() -> str | None:
+    st.markdown("**The model**")
+    st.file_uploader(
+        "Model file",
+        type=MODEL_TYPES,
+        key=MODEL_FILE,
+        help="safetensors or a state_dict saved with torch.save(model.state_dict(), path). The format is read "
+        "from the content, not the file name.",
+    )
+    try:
+        names = pe.list_architectures()
+    except pe.PruneScopeError as error:
+        st.error(fmt.literal(str(error)), icon=":material/error:")
+        names = []
+    architecture = st.selectbox(
+        "Architecture",
+        names,
+        key=ARCHITECTURE,
+        help="The model class the weights were saved from: the sample models' architectures, plus any the "
+        f"operator lists in {pe.architectures.ENV_VAR} (a Python file defining ARCHITECTURES). "
+        "Files that carry their own code ignore it.",
+    )
+    with st.expander("Channel-pruned by PruneScope? Add its architecture.json", icon=":material/schema:"):
+        st.file_uploader(
+            "architecture.json",
+            type=["json"],
+            key=SIDECAR_FILE,
+            help="Exported next to a channel-pruned model: it records the smaller layer shapes so the "
+            "architecture can be rebuilt to fit the weights.",
+        )
+    if pe.code_loading_allowed():
+        st.warning(CODE_ALLOWED, icon=":material/warning:")
+    else:
+        st.caption(CODE_REFUSED)
+    return architecture
+
+
+def _data_inputs() -> str:
+    st.markdown("**Evaluation data**")
+    source = st.radio(
+        "Evaluation data",
+        list(DATA_CHOICES),
+        format_func=DATA_CHOICES.get,
+        key=DATA_SOURCE,
+        horizontal=True,
+        label_visibility="collapsed",
+    )
+    if source == "file":
+        uploaded = st.file_uploader(
+            "Data file",
+            type=DATA_TYPES,
+            key=DATA_FILE,
+            help="CSV: numeric feature columns and, optionally, a label column. .npz/.pt/.safetensors: tensors "
+            "named inputs (or x) and, optionally, labels (or y); .npy: inputs only.",
+        )
+        if uploaded is not None and uploaded.name.lower().endswith(".csv"):
+            columns = csv_columns(uploaded.getvalue())
+            guess = next((name for name in columns if name.lower() in LABEL_NAMES), NO_LABELS)
+            options = [NO_LABELS, *columns]
+            st.selectbox(
+                "Label column",
+                options,
+                index=options.index(guess),
+                key=LABEL_COLUMN,
+                help="The column holding each row's class (0, 1, 2, …); every other column is an input feature.",
+            )
+    st.text_input(
+        "Shape of one example",
+        key=INPUT_SHAPE,
+        placeholder="e.g. 1, 8, 8",
+        help="Needed for random inputs. For a data file it reshapes each example, e.g. 64 CSV columns into "
+        "1, 8, 8 for a model that takes 8×8 one-channel images; leave empty to keep the file's shape.",
+    )
+    if source == "random":
+        st.warning(RANDOM_WARNING, icon=":material/warning:")
+    st.caption(FIDELITY_NOTE)
+    return source
+
+
+def _load(architecture: str | None, source: str) -> None:
+    """Load model and data, check they fit, and only then make them the current model."""
+    model_file: UploadedFile | None = st.session_state.get(MODEL_FILE)
+    if model_file is None:
+        st.error("Choose a model file first.", icon=":material/error:")
+        return
+    try:
+        with st.spinner("Loading the model and checking the data…"):
+            bundle = _bundle(model_file, architecture, source)
+    except pe.StateDictMismatchError as error:
+        st.error(fmt.literal(str(error)), icon=":material/error:")
+        st.dataframe(mismatch_view(error.table), hide_index=True)
+        return
+    except pe.PruneScopeError as error:
+        st.error(fmt.literal(str(error)), icon=":material/error:")
+        return
+    state.set_current_bundle(bundle, source="upload")
+    st.session_state[LOADED_MESSAGE] = f"Loaded {bundle.name}: {bundle.description}"
+    st.rerun()
+
+
+def _bundle(model_file: UploadedFile, architecture: str | None, source: str) -> pe.ModelBundle:
+    shape = parse_shape(st.session_state.get(INPUT_SHAPE, ""))
+    limit = upload_limit()
+    content = model_file.getvalue()
+    model = pe.load_model(
+        content,
+        architecture=architecture,
+        allow_code=pe.code_loading_allowed(),
+        max_bytes=limit,
+        sidecar=_sidecar(),
+    )
+    data, data_text = _data(source, shape, limit)
+    pe.check_data_fits(model, data)
+    file_format = pe.detect_format(content, max_bytes=limit)
+    labels = data.labels
+    return pe.ModelBundle(
+        name=model_file.name,
+        model=model,
+        example_input=data.inputs[:1].clone(),
+        eval_data=data,
+        task="regression" if labels is not None and labels.is_floating_point() else "classification",
+        description=f"Uploaded as {_model_text(file_format, architecture)}, evaluated on {data_text}.",
+        metadata={
+            "format": file_format,
+            "architecture": architecture,
+            "input_shape": list(data.inputs.shape[1:]),
+            "random_data": source == "random",
+        },
+    )
+
+
+def _sidecar() -> dict[str, Any] | None:
+    uploaded: UploadedFile | None = st.session_state.get(SIDECAR_FILE)
+    if uploaded is None:
+        return None
+    try:
+        return json.loads(uploaded.getvalue())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise pe.ModelLoadError(
+            f"{uploaded.name!r} is not valid JSON; use the architecture.json exported with the model."
+        ) from error
+
+
+def _data(source: str, shape: tuple[int, ...] | None, limit: int) -> tuple[pe.EvalData, str]:
+    if source == "random":
+        if shape is None:
+            raise pe.DataError("Random inputs need the shape of one example: fill in “Shape of one example”.")
+        return pe.random_eval_data(shape, count=RANDOM_EXAMPLES), f"{RANDOM_EXAMPLES} random inputs"
+    uploaded: UploadedFile | None = st.session_state.get(DATA_FILE)
+    if uploaded is None:
+        raise pe.DataError("Choose an evaluation data file, or pick “No data: random inputs”.")
+    label = st.session_state.get(LABEL_COLUMN) if uploaded.name.lower().endswith(".csv") else None
+    data = pe.load_eval_data(
+        uploaded.getvalue(),
+        filename=uploaded.name,
+        label_column=None if label in (None, NO_LABELS) else label,
+        input_shape=shape,
+        max_bytes=limit,
+    )
+    what = "labelled examples" if data.has_labels else "examples without labels"
+    return data, f"{len(data):,} {what} from {uploaded.name}"
+
+
+def _model_text(file_format: str, architecture: str | None) -> str:
+    kind = pe.loading.FORMAT_NAMES.get(file_format, file_format)
+    if file_format in ("safetensors", "torch_save", "torch_legacy") and architecture is not None:
+        return f"a {kind} in architecture {architecture}"
+    return f"a {kind}"
