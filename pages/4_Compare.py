@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import compare, fmt, state
+from ui import compare, export_panel, fmt, state
 from ui.widgets import require_model
 
 PRUNE_PAGE = "pages/3_Prune.py"
@@ -35,3 +35,6 @@ compare.layer_changes(pruned_model)
 
 st.subheader("Predictions that changed")
 compare.prediction_changes(loaded_model, pruned_model)
+
+st.subheader("Export")
+export_panel.section(loaded_model, pruned_model, latency)

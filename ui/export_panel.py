@@ -1,0 +1,246 @@
+"""The Compare page's export panel: take the pruned model, its plan and a report away.
+
+Model files are written only when asked for ("Prepare …"), because a large model takes a
+while to serialise and its bytes stay in memory while the download button exists. What
+was prepared is kept per session for the pruned model it was made from; a format the
+model cannot be written in shows the engine's reason in its own box, and the rest of
+the page carries on.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.offline
+import streamlit as st
+
+import prune_engine as pe
+
+from . import charts, compare, fmt
+from .state import LoadedModel, PrunedModel
+
+PREPARED = "export_prepared"
+"""Session key: {file kind: Prepared} for the pruned model whose fingerprint each entry carries."""
+SUMMARY = "summary"
+"""The kind under which the HTML summary is prepared, beside the model formats."""
+SIDECAR_FORMATS = ("state_dict", "safetensors")
+"""Formats that hold only weights: a channel-pruned model needs architecture.json to be rebuilt."""
+
+
+@dataclass(frozen=True)
+class FormatInfo:
+    """How a model format is named in the panel and what it is for, in plain words."""
+
+    title: str
+    use: str
+
+
+FORMATS: dict[str, FormatInfo] = {
+    "state_dict": FormatInfo(
+        "PyTorch state_dict",
+        "The weights, for `model.load_state_dict(torch.load(path))` in your own code. A channel-pruned model has "
+        "smaller layers than its class builds: architecture.json records their shapes, and "
+        "`prune_engine.load_model(path, architecture=..., sidecar=...)` rebuilds it.",
+    ),
+    "safetensors": FormatInfo(
+        "safetensors",
+        "The same weights in a format that holds only numbers, never code: safe to share and fast to load. "
+        "Smaller layer shapes in architecture.json, as for the state_dict.",
+    ),
+    "torchscript": FormatInfo(
+        "TorchScript",
+        "The model with its forward pass compiled in: `torch.jit.load(path)` runs it without your Python class, "
+        "also from C++ (LibTorch).",
+    ),
+    "onnx": FormatInfo(
+        "ONNX",
+        f"For ONNX Runtime, TensorRT, OpenVINO and other runtimes (opset {pe.export.ONNX_OPSET}, any batch size). "
+        "Channel pruning makes this file smaller and faster; zeros from unstructured pruning do not.",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The files made for one kind of download (file name → bytes), or the sentence saying why it failed."""
+
+    fingerprint: str
+    files: dict[str, bytes]
+    error: str | None = None
+
+
+def file_stem(name: str) -> str:
+    """A model name made safe for a file name: "my model.pt" → "my_model.pt"."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "model"
+
+
+def model_files(loaded: LoadedModel, pruned: PrunedModel, fmt_name: str) -> dict[str, bytes]:
+    """The pruned model in `fmt_name`, with architecture.json for the weights-only formats."""
+    bundle = pe.export_bundle(pruned.model, fmt_name, loaded.bundle.example_input)
+    stem = f"{file_stem(loaded.name)}-pruned"
+    files = {f"{stem}{pe.EXPORT_FORMATS[fmt_name]}": bundle[f"model{pe.EXPORT_FORMATS[fmt_name]}"]}
+    if fmt_name in SIDECAR_FORMATS:
+        files[f"{stem}-architecture.json"] = bundle["architecture.json"]
+    return files
+
+
+def report_csv(pruned: PrunedModel) -> str:
+    """The engine's per-layer report of the pruning result, as CSV."""
+    return pruned.result.report.to_csv(index=False)
+
+
+def headline_table(loaded: LoadedModel, pruned: PrunedModel, latency: pe.LatencyResult | None) -> pd.DataFrame:
+    """The Compare page's headline figures as rows: figure, original, pruned, change."""
+    figures, _ = compare.quality(loaded, pruned)
+    figures = [*figures, compare.latency_figure(latency), *compare.size_figures(loaded, pruned)]
+    rows = []
+    for figure in figures:
+        show = figure.change or figure.show
+        change = compare.signed_change(figure.original, figure.pruned, show, relative=figure.change is None)
+        rows.append((figure.label, figure.show(figure.original), figure.show(figure.pruned), change or "no change"))
+    return pd.DataFrame(rows, columns=["figure", "original", "pruned", "change"])
+
+
+def summary_html(loaded: LoadedModel, pruned: PrunedModel, latency: pe.LatencyResult | None) -> str:
+    """A self-contained HTML page: headline figures, plots and the per-layer report, plotly.js embedded (offline)."""
+    _, quality_note = compare.quality(loaded, pruned)
+    figures = [_layer_figure(pruned)]
+    if latency is not None:
+        figures.append(charts.latency_samples(latency.samples))
+    plots = "\n".join(figure.to_html(full_html=False, include_plotlyjs=False) for figure in figures)
+    name = html.escape(loaded.name)
+    headline = headline_table(loaded, pruned, latency).to_html(index=False, border=0, classes="figures")
+    report = pruned.result.report.to_html(index=False, border=0, classes="report", float_format="{:.4g}".format)
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>PruneScope summary: {name}</title>
+<script type="text/javascript">{plotly.offline.get_plotlyjs()}</script>
+<style>
+body {{ font-family: sans-serif; color: #0f172a; max-width: 1100px; margin: 2em auto; padding: 0 1em; }}
+table {{ border-collapse: collapse; margin: 1em 0; }}
+th, td {{ padding: 4px 10px; border-bottom: 1px solid #e2e8f0; text-align: right; }}
+th:first-child, td:first-child {{ text-align: left; }}
+pre {{ background: #f1f5f9; padding: 1em; overflow-x: auto; }}
+</style>
+</head>
+<body>
+<h1>{name}: before and after pruning</h1>
+<p>Plan: {html.escape(compare.plan_description(pruned.plan))}</p>
+<h2>Headline figures</h2>
+{headline}
+<p>{html.escape(quality_note)}</p>
+<h2>Plots</h2>
+{plots}
+<h2>Layer by layer</h2>
+{report}
+<h2>The plan</h2>
+<pre>{html.escape(pruned.plan.to_json())}</pre>
+<p>Made with PruneScope.</p>
+</body>
+</html>
+"""
+
+
+def _layer_figure(pruned: PrunedModel) -> go.Figure:
+    report = pruned.result.report
+    if pruned.plan.granularity == "channel":
+        return charts.layer_before_after(report["layer"], report["params_before"], report["params_after"], "parameters")
+    return charts.layer_before_after(
+        report["layer"], report["nonzero_before"], report["nonzero_after"], "non-zero weights"
+    )
+
+
+def section(loaded: LoadedModel, pruned: PrunedModel, latency: pe.LatencyResult | None) -> None:
+    """Download boxes for each model format, then the plan, the CSV report and the HTML summary."""
+    st.caption(
+        "Take the pruned model to where it will run. Each file is written when you ask for it; the original "
+        "model is never changed."
+    )
+    prepared = _prepared(pruned)
+    for column, fmt_name in zip(st.columns(len(pe.EXPORT_FORMATS), border=True), pe.EXPORT_FORMATS, strict=True):
+        with column:
+            _format_box(loaded, pruned, fmt_name, prepared)
+    stem = file_stem(loaded.name)
+    plan_column, report_column, summary_column = st.columns(3, border=True)
+    with plan_column:
+        st.markdown("**The plan (JSON)**")
+        st.caption("Load it again on the Prune page, or apply it in a pipeline with `prunescope apply`.")
+        _download("Download the plan", pruned.plan.to_json(), f"{stem}-plan.json", "application/json", "plan")
+    with report_column:
+        st.markdown("**Per-layer report (CSV)**")
+        st.caption("One row per layer: ratio asked, assigned and achieved; weights and parameters before and after.")
+        _download("Download the report", report_csv(pruned), f"{stem}-pruning-report.csv", "text/csv", "report")
+    with summary_column:
+        st.markdown("**Summary (HTML)**")
+        st.caption(
+            "Headline figures (latency once measured above), plots and the layer table, in one page that opens "
+            "offline in any browser."
+        )
+        if st.button("Prepare the summary", key="export_prepare_summary", icon=":material/description:"):
+            _prepare(prepared, SUMMARY, pruned, lambda: summary_files(loaded, pruned, latency))
+        _offer(SUMMARY, prepared.get(SUMMARY), "text/html")
+
+
+def summary_files(loaded: LoadedModel, pruned: PrunedModel, latency: pe.LatencyResult | None) -> dict[str, bytes]:
+    """The HTML summary under its file name."""
+    return {f"{file_stem(loaded.name)}-summary.html": summary_html(loaded, pruned, latency).encode()}
+
+
+def _prepared(pruned: PrunedModel) -> dict[str, Prepared]:
+    """This session's prepared files, without those made for an earlier pruned model."""
+    prepared: dict[str, Prepared] = st.session_state.setdefault(PREPARED, {})
+    for kind in [kind for kind, entry in prepared.items() if entry.fingerprint != pruned.fingerprint]:
+        del prepared[kind]
+    return prepared
+
+
+def _format_box(loaded: LoadedModel, pruned: PrunedModel, fmt_name: str, prepared: dict[str, Prepared]) -> None:
+    info = FORMATS.get(fmt_name, FormatInfo(fmt_name, ""))
+    st.markdown(f"**{info.title}** ({pe.EXPORT_FORMATS[fmt_name]})")
+    if info.use:
+        st.caption(info.use)
+    if fmt_name not in prepared and st.button(
+        f"Prepare {info.title}", key=f"export_prepare_{fmt_name}", icon=":material/build:"
+    ):
+        _prepare(prepared, fmt_name, pruned, lambda: model_files(loaded, pruned, fmt_name))
+    _offer(fmt_name, prepared.get(fmt_name), "application/octet-stream")
+
+
+def _prepare(
+    prepared: dict[str, Prepared], kind: str, pruned: PrunedModel, make: Callable[[], dict[str, bytes]]
+) -> None:
+    with st.spinner("Writing the file…"):
+        try:
+            prepared[kind] = Prepared(pruned.fingerprint, make())
+        except pe.PruneScopeError as error:
+            prepared[kind] = Prepared(pruned.fingerprint, {}, str(error))
+
+
+def _offer(kind: str, entry: Prepared | None, mime: str) -> None:
+    if entry is None:
+        return
+    if entry.error is not None:
+        st.error(fmt.literal(entry.error), icon=":material/error:")
+        return
+    for name, content in entry.files.items():
+        file_mime = "application/json" if name.endswith(".json") else mime
+        _download(f"{name} ({fmt.size(len(content))})", content, name, file_mime, f"{kind}_{name}")
+
+
+def _download(label: str, data: str | bytes, file_name: str, mime: str, key: str) -> None:
+    st.download_button(
+        label,
+        data=data,
+        file_name=file_name,
+        mime=mime,
+        key=f"export_download_{key}",
+        on_click="ignore",
+        icon=":material/download:",
+    )
