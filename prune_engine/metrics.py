@@ -25,6 +25,7 @@ from torch.utils import benchmark
 from torch.utils.flop_counter import FlopCounterMode
 
 from .data import EvalData
+from .embedding import embedding_metrics, is_embedding_model
 from .errors import DataError, PruneScopeError
 
 logger = logging.getLogger(__name__)
@@ -76,15 +77,28 @@ def evaluate(
     precomputed outputs): `agreement` (share of examples whose top-1 prediction is
     unchanged) and `cosine` (mean cosine similarity of the output vectors), which need
     no labels at all.
+
+    An embedding model (see `embedding.is_embedding_model`) gets embedding figures
+    instead: `paraphrase_accuracy` when the labels are paraphrase group ids, and with
+    `reference` the mean `cosine` and `retrieval_agreement` (same nearest neighbour).
     """
     outputs = model_outputs(model, data, batch_size)
     metrics: dict[str, float] = {"examples": float(len(data))}
+    if is_embedding_model(model):
+        return metrics | embedding_metrics(outputs, data.labels, _reference_outputs(reference, data, batch_size))
     if data.labels is not None:
         metrics.update(_label_metrics(outputs, data.labels))
     if reference is not None:
-        ref_outputs = reference if isinstance(reference, torch.Tensor) else model_outputs(reference, data, batch_size)
-        metrics.update(fidelity(outputs, ref_outputs))
+        metrics.update(fidelity(outputs, _reference_outputs(reference, data, batch_size)))
     return metrics
+
+
+def _reference_outputs(
+    reference: nn.Module | torch.Tensor | None, data: EvalData, batch_size: int
+) -> torch.Tensor | None:
+    if reference is None or isinstance(reference, torch.Tensor):
+        return reference
+    return model_outputs(reference, data, batch_size)
 
 
 def _label_metrics(outputs: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
