@@ -4,10 +4,15 @@ Models are cached with `st.cache_resource` and therefore shared by every session
 nothing may change a cached model in place (pruning works on copies). Tables, numbers
 and histograms are cached with `st.cache_data`, keyed by the model's content
 fingerprint; the model itself is passed as an unhashed `_model` argument.
+
+Every cache is bounded (`max_entries`, and a time to live for pruned models and
+previews), so that a server used by many sessions keeps only the latest few results
+in memory; a session holds its own result in its session state, which goes when it ends.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -113,12 +118,18 @@ def single_threaded() -> Iterator[None]:
                 torch.set_num_threads(counter.threads_before)
 
 
+SHARED_RESULTS = 8
+"""Pruned models and plan previews kept for all sessions together: the latest few, enough for the
+sessions of a classroom to share the results of the same plans without the cache growing with use."""
+SHARED_RESULTS_TTL = dt.timedelta(hours=1)
+"""Shared results unused for this long are dropped."""
+
 CALIBRATION_EXAMPLES = 256
 """Training examples that re-estimate BatchNorm statistics after pruning (when a plan asks):
 enough for stable statistics, few enough to re-prune live as a slider moves."""
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
+@st.cache_resource(show_spinner=False, max_entries=SHARED_RESULTS, ttl=SHARED_RESULTS_TTL)
 def plan_preview(
     fingerprint: str,
     plan_json: str,
@@ -131,7 +142,7 @@ def plan_preview(
     return pe.preview_plan(_model, pe.PruningPlan.from_json(plan_json), _example_input, _data)
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
+@st.cache_resource(show_spinner=False, max_entries=SHARED_RESULTS, ttl=SHARED_RESULTS_TTL)
 def pruned_model(fingerprint: str, plan_json: str, data_fingerprint: str | None, _loaded: LoadedModel) -> PrunedModel:
     """`prune_engine.apply_plan` of a plan to a model, shared read-only like the models it comes from."""
     return PrunedModel.from_result(apply(_loaded, pe.PruningPlan.from_json(plan_json)), _loaded)
@@ -183,3 +194,14 @@ def pruned_evaluation(loaded: LoadedModel, result: PrunedModel) -> dict[str, flo
     if data is None or loaded.data_fingerprint is None:
         return None
     return evaluation(result.fingerprint, loaded.data_fingerprint, result.model, data)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def experiment_store(path: str) -> pe.ExperimentStore:
+    """The experiment database at `path`, opened once per server and shared by every session (it is thread-safe)."""
+    return pe.ExperimentStore(path)
+
+
+def experiments() -> pe.ExperimentStore:
+    """The experiment database the app records into: `$PRUNESCOPE_DB`, else `.prunescope/experiments.db`."""
+    return experiment_store(str(pe.default_db_path()))

@@ -10,7 +10,7 @@ import streamlit as st
 
 import prune_engine as pe
 
-from . import cache, fmt, state
+from . import cache, experiments, fmt, state
 from .compare import Figure, figure_metric, points
 from .state import LoadedModel, PrunedModel
 
@@ -81,7 +81,7 @@ def section(loaded: LoadedModel, plan: pe.PruningPlan, plan_works: bool) -> None
 
 def _apply_live(loaded: LoadedModel, plan: pe.PruningPlan) -> None:
     try:
-        state.set_pruned(cache.pruned(loaded, plan))
+        experiments.keep_result(loaded, cache.pruned(loaded, plan), with_accuracy=accuracy_is_cheap(loaded))
     except pe.PruneScopeError as error:
         st.error(fmt.literal(str(error)), icon=":material/error:")
 
@@ -95,7 +95,7 @@ def _apply_with_progress(loaded: LoadedModel, plan: pe.PruningPlan) -> None:
             status.update(label="Pruning failed", state="error")
             st.error(fmt.literal(str(error)), icon=":material/error:")
             return
-        state.set_pruned(PrunedModel.from_result(result, loaded))
+        experiments.keep_result(loaded, PrunedModel.from_result(result, loaded), with_accuracy=False)
         status.update(label="Pruned", state="complete", expanded=False)
 
 

@@ -28,6 +28,13 @@ waiting to be loaded into its sliders the next time that page runs."""
 PRUNED = "pruned"
 """The `PrunedModel` made from the current model by the last applied plan."""
 
+SAVED_RUNS = "saved_runs"
+"""{(original fingerprint, pruned fingerprint, plan JSON): run id, or None once deleted}: the results this
+session has saved to the experiment history, so that reruns and going back to an earlier plan save nothing twice."""
+
+MEASURED = "measured_runs"
+"""{run id: the metrics last written to it from the Compare page}, so that a rerun writes nothing unchanged."""
+
 MODEL_SCOPED_KEYS: tuple[str, ...] = (PLAN, INCOMING_PLAN, PRUNED)
 """Keys holding work done on the current model (plan, pruned result): a new model clears them."""
 
@@ -146,3 +153,45 @@ def current_pruned() -> PrunedModel | None:
 def set_pruned(pruned: PrunedModel) -> None:
     """Keep `pruned` as this session's result; the previous one is released."""
     st.session_state[PRUNED] = pruned
+
+
+RunKey = tuple[str, str, str]
+
+
+def run_key(pruned: PrunedModel) -> RunKey:
+    """What makes a result one run of the history: the original, the pruned weights and the plan."""
+    return pruned.base_fingerprint, pruned.fingerprint, pruned.plan.to_json()
+
+
+def was_saved(pruned: PrunedModel) -> bool:
+    """Whether this session has saved `pruned` to the history already (even if the run was deleted since)."""
+    return run_key(pruned) in st.session_state.get(SAVED_RUNS, {})
+
+
+def saved_run(pruned: PrunedModel) -> int | None:
+    """The id of the run this session saved for `pruned`; None when it saved none or the run was deleted."""
+    return st.session_state.get(SAVED_RUNS, {}).get(run_key(pruned))
+
+
+def remember_run(pruned: PrunedModel, run_id: int | None) -> None:
+    """Record that `pruned` is saved as run `run_id` (None: it could not be saved; do not try again)."""
+    st.session_state.setdefault(SAVED_RUNS, {})[run_key(pruned)] = run_id
+
+
+def forget_run(run_id: int) -> None:
+    """Mark run `run_id` deleted: its result is not saved again in this session, nor measured into it."""
+    saved: dict[RunKey, int | None] = st.session_state.get(SAVED_RUNS, {})
+    for key, saved_id in saved.items():
+        if saved_id == run_id:
+            saved[key] = None
+    st.session_state.get(MEASURED, {}).pop(run_id, None)
+
+
+def measured(run_id: int) -> dict[str, float | int]:
+    """The metrics this session last wrote to run `run_id` from the Compare page (empty when none)."""
+    return st.session_state.get(MEASURED, {}).get(run_id, {})
+
+
+def set_measured(run_id: int, metrics: dict[str, float | int]) -> None:
+    """Remember the metrics just written to run `run_id`."""
+    st.session_state.setdefault(MEASURED, {})[run_id] = metrics

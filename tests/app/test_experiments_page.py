@@ -1,0 +1,171 @@
+"""The Experiments page under AppTest: applied plans become runs, Compare adds its measurements, runs can be
+renamed, deleted, diffed, re-loaded into the sliders and exported as CSV."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.testing.v1 import AppTest
+
+import prune_engine as pe
+from ui import experiments
+
+PRUNE_PAGE = "pages/3_Prune.py"
+COMPARE_PAGE = "pages/4_Compare.py"
+EXPERIMENTS_PAGE = "pages/6_Experiments.py"
+GLOBAL = "prune_global"
+
+
+@pytest.fixture
+def downloads(monkeypatch: pytest.MonkeyPatch) -> dict[str, bytes]:
+    """Media file id → content of every file the app hands to the browser."""
+    files: dict[str, bytes] = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def recording(self, path_or_data, mimetype, kind, filename=None):
+        file_id = original(self, path_or_data, mimetype, kind, filename)
+        files[file_id] = path_or_data if isinstance(path_or_data, bytes) else path_or_data.encode()
+        return file_id
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", recording)
+    return files
+
+
+@pytest.fixture
+def two_runs(app: AppTest) -> AppTest:
+    """Plans at 30 % (the default) and 50 % applied on the Prune page, back at 30 %, then the Experiments page."""
+    app.switch_page(PRUNE_PAGE).run()
+    app.slider(key=GLOBAL).set_value(50).run()
+    app.slider(key=GLOBAL).set_value(30).run()
+    return app.switch_page(EXPERIMENTS_PAGE).run()
+
+
+def table(at: AppTest) -> pd.DataFrame:
+    """The runs table as shown."""
+    return next(frame.value for frame in at.dataframe if (frame.key or "").startswith(experiments.TABLE))
+
+
+def select(at: AppTest, *run_ids: int) -> AppTest:
+    """Select the rows of these runs in the table, as a click on them does."""
+    frame = next(frame for frame in at.dataframe if (frame.key or "").startswith(experiments.TABLE))
+    rows = [frame.value["id"].tolist().index(run_id) for run_id in run_ids]
+    at.session_state[frame.key] = {"selection": {"rows": rows, "columns": [], "cells": []}}
+    return at.run()
+
+
+def runs_by_ratio(experiment_db: Path, model: str | None = None) -> dict[float, int]:
+    """Global ratio → run id of the runs stored (of one model, when given)."""
+    runs = pe.ExperimentStore(experiment_db).list(model_name=model)
+    return {
+        json.loads(text)["global_ratio"]: int(run_id)
+        for run_id, text in zip(runs["id"], runs["plan_json"], strict=True)
+    }
+
+
+def test_each_applied_plan_is_saved_once_and_compare_adds_its_latency(two_runs: AppTest, experiment_db: Path) -> None:
+    at = two_runs
+    assert not at.exception
+    assert table(at)["plan"].tolist() == [
+        "single weights · Magnitude (L1) · per layer · 50 %",
+        "single weights · Magnitude (L1) · per layer · 30 %",
+    ]
+    store = pe.ExperimentStore(experiment_db)
+    run = store.get(runs_by_ratio(experiment_db)[0.3])
+    assert run.model_name == "digits_mlp"
+    assert run.model_fingerprint == at.session_state["current_model"].fingerprint
+    assert {"params", "nonzero_params", "flops", "size_bytes", "accuracy"} <= set(run.metrics)
+    assert "latency_median_ms" not in run.metrics
+
+    at.switch_page(COMPARE_PAGE).run()
+    at.switch_page(COMPARE_PAGE).run()
+    at.switch_page(PRUNE_PAGE).run()
+    measured = store.get(run.id)
+    assert store.count() == 2
+    assert measured.metrics["latency_median_ms"] > 0
+    assert (measured.metrics["batch_size"], measured.metrics["threads"]) == (32, 1)
+    assert 0 <= measured.metrics["agreement"] <= 1
+
+    at.switch_page(EXPERIMENTS_PAGE).run()
+    titles = [json.loads(chart.proto.spec)["layout"]["title"]["text"] for chart in at.get("plotly_chart")]
+    assert titles == [
+        "Accuracy vs latency per batch (ms): 1 of 1 runs on the front",
+        "Accuracy vs non-zero parameters: 2 of 2 runs on the front",
+        "Accuracy vs FLOPs per example: 1 of 2 runs on the front",  # unstructured: same dense FLOPs,
+    ]
+
+
+def test_a_run_is_renamed_then_deleted_for_good(two_runs: AppTest, experiment_db: Path) -> None:
+    run_id = runs_by_ratio(experiment_db)[0.5]
+    at = select(two_runs, run_id)
+    at.text_input(key=f"experiments_name_{run_id}").set_value("half of it")
+    at.text_area(key=f"experiments_notes_{run_id}").set_value("tried in class")
+    at.button(key=f"experiments_save_{run_id}").click().run()
+    assert not at.exception
+    assert f"Saved the name and notes of run #{run_id}." in at.success.values
+    assert table(at).set_index("id").loc[run_id, ["name", "notes"]].tolist() == ["half of it", "tried in class"]
+
+    at.text_input(key=experiments.SEARCH).set_value("HALF").run()
+    assert table(at)["id"].tolist() == [run_id]
+    at.text_input(key=experiments.SEARCH).set_value("").run()
+
+    at = select(at, run_id)
+    at.button(key=experiments.DELETE).click().run()
+    assert f"Deleted run #{run_id}." in at.success.values
+    assert run_id not in table(at)["id"].tolist()
+    at.switch_page(PRUNE_PAGE).run()
+    at.slider(key=GLOBAL).set_value(50).run()
+    assert runs_by_ratio(experiment_db).get(0.5) is None  # a deleted result is not saved again in this session
+
+
+def test_two_selected_runs_show_their_plans_layer_by_layer(two_runs: AppTest, experiment_db: Path) -> None:
+    ids = runs_by_ratio(experiment_db)
+    at = select(two_runs, ids[0.3], ids[0.5])
+    assert not at.exception
+    settings, layers = (frame.value for frame in at.dataframe[1:3])
+    assert settings.set_index("setting").loc["global_ratio"].tolist() == ["0.3", "0.5", True]
+    assert layers.columns.tolist() == ["layer", f"#{ids[0.3]}", f"#{ids[0.5]}", "change"]
+    assert layers["layer"].tolist() == ["fc1", "fc2", "fc3"]
+    assert layers["change"].tolist() == pytest.approx([0.2, 0.2, 0.2], abs=1e-3)
+
+
+def test_a_run_is_reloaded_into_the_prune_sliders(two_runs: AppTest, experiment_db: Path) -> None:
+    at = select(two_runs, runs_by_ratio(experiment_db)[0.5])
+    at.button(key=experiments.RELOAD).click().run()
+    assert not at.exception
+    assert at.slider(key=GLOBAL).value == 50
+    assert at.session_state["plan"].global_ratio == pytest.approx(0.5)
+
+
+def test_the_csv_export_holds_the_listed_runs(two_runs: AppTest, downloads: dict[str, bytes]) -> None:
+    at = two_runs
+    at.multiselect(key=experiments.GRANULARITY).select("unstructured").run()
+    url = at.download_button(key=experiments.EXPORT).proto.url
+    exported = pd.read_csv(io.BytesIO(downloads[url.rsplit("/", 1)[-1].split(".")[0]]))
+    assert exported["id"].tolist() == table(at)["id"].tolist()
+    assert {"plan_json", "accuracy", "params", "model_fingerprint"} <= set(exported.columns)
+    assert set(exported["model_name"]) == {"digits_mlp"}
+
+
+def test_runs_are_listed_per_model_and_another_samples_run_switches_model(
+    two_runs: AppTest, experiment_db: Path
+) -> None:
+    at = two_runs.switch_page("pages/1_Model.py").run()
+    at.selectbox(key="model_sample_picker").select("digits_cnn").run()
+    at.switch_page(PRUNE_PAGE).run()
+    at = at.switch_page(EXPERIMENTS_PAGE).run()
+    assert table(at)["plan"].tolist() == ["single weights · Magnitude (L1) · per layer · 30 %"]
+    assert "model_name" not in table(at)
+
+    at.toggle(key=experiments.ALL_MODELS).set_value(True).run()
+    assert table(at)["model_name"].tolist() == ["digits_cnn", "digits_mlp", "digits_mlp"]
+    at = select(at, runs_by_ratio(experiment_db, "digits_mlp")[0.5])
+    assert at.button(key=experiments.RELOAD).label == "Switch to digits_mlp and load the plan"
+    at.button(key=experiments.RELOAD).click().run()
+    assert not at.exception
+    assert at.session_state["current_model"].name == "digits_mlp"
+    assert at.slider(key=GLOBAL).value == 50

@@ -1,0 +1,533 @@
+"""The experiment history in the app: each pruning result saved once with what it measured, and the
+Experiments page's parts (runs table, Pareto charts, plan diff, rename and delete, reload, CSV export).
+
+A result is saved when it is applied (Prune page) with the figures that are cheap there (sizes,
+FLOPs, accuracy for small models); the Compare page adds what it measures (accuracy or fidelity,
+latency) to the same run. Reruns and going back to an earlier plan save nothing twice (`ui.state`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+
+import prune_engine as pe
+from sample_models import list_samples
+
+from . import cache, charts, fmt, state
+from .compare import plan_description
+from .state import LoadedModel, PrunedModel
+
+PRUNE_PAGE = "pages/3_Prune.py"
+SUMMARY_METRICS = ("params", "nonzero_params", "flops", "size_bytes", "sparse_bytes", "sparsity")
+QUALITY_METRICS = ("accuracy", "loss", "agreement", "cosine")
+QUALITY_TITLES = {"accuracy": "Accuracy", "agreement": "Same prediction as the original"}
+
+ALL_MODELS = "experiments_all_models"
+SEARCH = "experiments_search"
+GRANULARITY = "experiments_granularity"
+TABLE = "experiments_runs"
+TABLE_VERSION = "experiments_table_version"
+"""Bumped when a run is deleted: a new table key clears a row selection that would point at other runs."""
+LATENCY_SETTING = "experiments_latency_setting"
+NOTICE = "experiments_notice"
+RELOAD = "experiments_reload"
+DELETE = "experiments_delete"
+EXPORT = "experiments_export"
+
+PARETO_ABOUT = """
+Pruning trades quality for size and speed: each run is one trade. On each chart every dot is a run,
+**up** is more accurate and **left** is smaller or faster.
+
+A run is on the **Pareto front** (the blue staircase) when no other run beats it on both at once: every
+run that is more accurate is also bigger or slower, and every run that is smaller or faster is also less
+accurate. The grey dots are *dominated*: some run on the front is at least as good on both counts, so there
+is no reason to pick them. Which run on the front is best depends on what you can afford: a phone app may
+take the smallest model that still reaches 95 %, a server the most accurate one under a latency budget.
+
+Latency is only comparable when measured the same way, so that chart shows runs timed at one batch size
+and thread count (the Compare page measures it). The grey star is the original model.
+"""
+
+_TABLE_COLUMNS = {
+    "id": st.column_config.NumberColumn("Run", format="#%d", pinned=True, help="The run's number."),
+    "name": st.column_config.TextColumn("Name", help="Your name for the run (rename it below)."),
+    "plan": st.column_config.TextColumn("Plan", width="medium", help="Granularity · criterion · scope · ratio."),
+    "model_name": st.column_config.TextColumn("Model"),
+    "accuracy": st.column_config.NumberColumn("Accuracy", format="percent"),
+    "agreement": st.column_config.NumberColumn(
+        "Same prediction", format="percent", help="Share of test examples with the original's top-1 prediction."
+    ),
+    "params": st.column_config.NumberColumn("Parameters", format="compact"),
+    "nonzero_params": st.column_config.NumberColumn("Non-zeros", format="compact"),
+    "flops": st.column_config.NumberColumn("FLOPs", format="compact", help="Per example, dense."),
+    "size_bytes": st.column_config.NumberColumn("Size", format="bytes", help="Saved weights, dense."),
+    "latency_median_ms": st.column_config.NumberColumn("Latency (ms)", format="%.3f", help="Median per batch."),
+    "latency_iqr_ms": st.column_config.NumberColumn("IQR (ms)", format="%.3f"),
+    "batch_size": st.column_config.NumberColumn("Batch"),
+    "threads": st.column_config.NumberColumn("Threads"),
+    "created_at": st.column_config.DatetimeColumn("Saved (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+    "notes": st.column_config.TextColumn("Notes"),
+}
+
+
+# --- recording ---------------------------------------------------------------------------
+
+
+def keep_result(loaded: LoadedModel, pruned: PrunedModel, with_accuracy: bool) -> None:
+    """Make `pruned` this session's result and, the first time, save it to the experiment history.
+
+    `with_accuracy`: evaluate it on the test data now (cheap models); otherwise Compare adds it.
+    """
+    state.set_pruned(pruned)
+    if not state.was_saved(pruned):
+        _save(loaded, pruned, applied_metrics(loaded, pruned, with_accuracy))
+
+
+def applied_metrics(loaded: LoadedModel, pruned: PrunedModel, with_accuracy: bool) -> dict[str, float | int | None]:
+    """The figures a result has as soon as it is applied: sizes and FLOPs, and accuracy when asked."""
+    summary = cache.pruned_summary(loaded, pruned)
+    metrics: dict[str, float | int | None] = {key: summary.get(key) for key in SUMMARY_METRICS}
+    if with_accuracy:
+        try:
+            evaluation = cache.pruned_evaluation(loaded, pruned) or {}
+        except pe.PruneScopeError:
+            evaluation = {}
+        metrics.update({key: evaluation[key] for key in ("accuracy", "loss") if key in evaluation})
+    return metrics
+
+
+def record_measurements(loaded: LoadedModel, pruned: PrunedModel, latency: pe.LatencyResult | None) -> None:
+    """(Compare page) Add what Compare measured, quality and latency, to the run of `pruned`; unchanged: no write."""
+    if not state.was_saved(pruned):
+        _save(loaded, pruned, applied_metrics(loaded, pruned, with_accuracy=False))
+    run_id = state.saved_run(pruned)
+    if run_id is None:
+        return
+    metrics = {**_quality(loaded, pruned), **_latency(latency)}
+    if not metrics or metrics == state.measured(run_id):
+        return
+    try:
+        cache.experiments().update_metrics(run_id, metrics)
+    except pe.PruneScopeError as error:
+        st.caption(f"The experiment history was not updated: {fmt.literal(str(error))}")
+    state.set_measured(run_id, metrics)
+
+
+def _save(loaded: LoadedModel, pruned: PrunedModel, metrics: dict[str, float | int | None]) -> None:
+    try:
+        run_id: int | None = cache.experiments().add(
+            None, pruned.plan, metrics, model_name=loaded.name, model_fingerprint=loaded.fingerprint
+        )
+    except pe.PruneScopeError as error:
+        st.warning(
+            f"This result could not be saved to the experiment history: {fmt.literal(str(error))}",
+            icon=":material/warning:",
+        )
+        run_id = None
+    state.remember_run(pruned, run_id)
+
+
+def _quality(loaded: LoadedModel, pruned: PrunedModel) -> dict[str, float]:
+    """Accuracy and loss with labels, and agreement and cosine with the original's outputs (all cached)."""
+    data = loaded.bundle.eval_data
+    if data is None or loaded.data_fingerprint is None:
+        return {}
+    try:
+        evaluation = cache.pruned_evaluation(loaded, pruned) or {}
+        original = cache.outputs(loaded.fingerprint, loaded.data_fingerprint, loaded.bundle.model, data)
+        after = cache.outputs(pruned.fingerprint, loaded.data_fingerprint, pruned.model, data)
+        evaluation = {**evaluation, **pe.fidelity(torch.from_numpy(after), torch.from_numpy(original))}
+    except pe.PruneScopeError:
+        return {}
+    return {key: float(evaluation[key]) for key in QUALITY_METRICS if key in evaluation}
+
+
+def _latency(latency: pe.LatencyResult | None) -> dict[str, float | int]:
+    """The pruned model's median and IQR with the setting they were measured at, and the original's median."""
+    if latency is None:
+        return {}
+    table = latency.table.set_index("model")
+    row = table.loc["pruned"]
+    return {
+        "latency_median_ms": float(row["median_ms"]),
+        "latency_iqr_ms": float(row["iqr_ms"]),
+        "speedup": float(row["speedup"]),
+        "batch_size": int(row["batch_size"]),
+        "threads": int(row["threads"]),
+        "original_latency_median_ms": float(table.loc["original", "median_ms"]),
+    }
+
+
+# --- the runs table ----------------------------------------------------------------------
+
+
+def show_notice() -> None:
+    """The outcome of the last rename or delete (they happen in callbacks, before this run)."""
+    notice = st.session_state.pop(NOTICE, None)
+    if notice is not None:
+        kind, text = notice
+        (st.success if kind == "success" else st.error)(text)
+
+
+def history(loaded: LoadedModel) -> pd.DataFrame | None:
+    """The runs to show: the current model's, or every model's when the toggle says so; None if the store fails."""
+    all_models = st.toggle(
+        "All models",
+        key=ALL_MODELS,
+        help="Show the runs of every model in the history, not only those of the current model.",
+    )
+    try:
+        runs = cache.experiments().list(model_fingerprint=None if all_models else loaded.fingerprint)
+    except pe.PruneScopeError as error:
+        st.error(f"The experiment history cannot be read: {fmt.literal(str(error))}", icon=":material/error:")
+        return None
+    runs["plan"] = [_describe(text) for text in runs["plan_json"]]
+    return runs
+
+
+def filtered(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs matching the search text (name, notes, plan, model) and the chosen granularities."""
+    search_column, granularity_column = st.columns([2, 1])
+    text = search_column.text_input(
+        "Search", key=SEARCH, placeholder="name, notes, plan or model", help="Shows the runs containing this text."
+    )
+    granularities = sorted(runs["granularity"].dropna().unique())
+    chosen = granularity_column.multiselect(
+        "Granularity", granularities, key=GRANULARITY, placeholder="all", help="Shows only these granularities."
+    )
+    keep = pd.Series(True, index=runs.index)
+    if text.strip():
+        haystack = runs[["name", "notes", "plan", "model_name"]].fillna("").astype(str).agg(" ".join, axis=1)
+        keep &= haystack.str.contains(text.strip(), case=False, regex=False)
+    if chosen:
+        keep &= runs["granularity"].isin(chosen)
+    return runs[keep].reset_index(drop=True)
+
+
+def runs_table(runs: pd.DataFrame, all_models: bool) -> list[int]:
+    """The runs as a sortable table whose rows can be selected; returns the selected run ids."""
+    columns = [column for column in _TABLE_COLUMNS if all_models or column != "model_name"]
+    version = st.session_state.get(TABLE_VERSION, 0)
+    event = st.dataframe(
+        runs[columns],
+        column_config=_TABLE_COLUMNS,
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="multi-row",
+        key=f"{TABLE}-{version}",
+    )
+    st.caption(
+        "Click a column header to sort. Select one run to rename, delete or re-load it; select two to see how "
+        "their plans differ."
+    )
+    return [int(runs["id"].iloc[row]) for row in event.selection.rows if row < len(runs)]
+
+
+def export(store_ids: Sequence[int]) -> None:
+    """A download of the listed runs, every column, as CSV."""
+    try:
+        text = cache.experiments().to_csv(store_ids)
+    except pe.PruneScopeError as error:
+        st.error(fmt.literal(str(error)), icon=":material/error:")
+        return
+    st.download_button(
+        f"Download these {len(store_ids)} runs (CSV)",
+        data=text,
+        file_name="prunescope-runs.csv",
+        mime="text/csv",
+        key=EXPORT,
+        on_click="ignore",
+        icon=":material/download:",
+        help="Every column of the listed runs, plans as JSON, for a spreadsheet or a notebook.",
+    )
+
+
+# --- Pareto charts -----------------------------------------------------------------------
+
+
+def pareto_charts(runs: pd.DataFrame, loaded: LoadedModel, selected: Sequence[int]) -> None:
+    """Quality against latency, parameters and FLOPs, each with its Pareto front."""
+    quality = next((column for column in ("accuracy", "agreement") if runs[column].notna().any()), None)
+    if quality is None:
+        st.info("No run has an accuracy yet: open the Compare page on a result to measure it.", icon=":material/info:")
+        return
+    quality_label = "accuracy (%)" if quality == "accuracy" else "same prediction as original (%)"
+    original = _original_point(loaded, quality)
+    latency_tab, params_tab, flops_tab = st.tabs(["vs latency", "vs non-zero parameters", "vs FLOPs"])
+    with latency_tab:
+        timed = _one_latency_setting(runs)
+        if timed.empty:
+            st.caption("No run has a latency yet: the Compare page measures it.")
+        else:
+            reference = timed["original_latency_median_ms"].median() if "original_latency_median_ms" in timed else None
+            point = None if original is None or pd.isna(reference) else {**original, "latency_median_ms": reference}
+            st.plotly_chart(
+                pareto_figure(
+                    timed, "latency_median_ms", quality, "latency per batch (ms)", quality_label, selected, point
+                )
+            )
+    with params_tab:
+        st.plotly_chart(
+            pareto_figure(runs, "nonzero_params", quality, "non-zero parameters", quality_label, selected, original)
+        )
+    with flops_tab:
+        st.plotly_chart(pareto_figure(runs, "flops", quality, "FLOPs per example", quality_label, selected, original))
+    missing = int(runs[quality].isna().sum())
+    if missing:
+        st.caption(f"{missing} run(s) have no {quality} yet and are not drawn: open Compare on them to measure it.")
+
+
+def pareto_figure(
+    runs: pd.DataFrame,
+    x: str,
+    y: str,
+    x_label: str,
+    y_label: str,
+    selected: Sequence[int] = (),
+    original: dict[str, float] | None = None,
+) -> go.Figure:
+    """One dot per run, the Pareto front (lower x, higher y) as a blue staircase, selected runs ringed."""
+    runs = runs[runs[x].notna() & runs[y].notna()]
+    front = pe.pareto_front(runs, x, y)
+    figure = go.Figure(_run_trace(runs[~front], x, y, "dominated", charts.BLOCKED_COLOR, 9, "markers"))
+    figure.add_trace(
+        _run_trace(runs[front].sort_values(x), x, y, "Pareto front", charts.PARAMS_COLOR, 11, "lines+markers")
+    )
+    chosen = runs[runs["id"].isin(list(selected))]
+    if not chosen.empty:
+        figure.add_trace(
+            go.Scatter(
+                x=chosen[x],
+                y=chosen[y] * 100,
+                mode="markers",
+                name="selected",
+                marker={"size": 20, "color": "rgba(0,0,0,0)", "line": {"color": charts.REMOVED_COLOR, "width": 2}},
+                hoverinfo="skip",
+            )
+        )
+    if original is not None and original.get(x) is not None and original.get(y) is not None:
+        figure.add_trace(
+            go.Scatter(
+                x=[original[x]],
+                y=[original[y] * 100],
+                mode="markers",
+                name="original",
+                marker={"symbol": "star", "size": 16, "color": charts.ORIGINAL_COLOR},
+                hovertemplate=f"the original model<br>%{{x:.4g}} {x_label}<br>%{{y:.1f}} %<extra></extra>",
+            )
+        )
+    figure.update_xaxes(title_text=x_label)
+    figure.update_yaxes(title_text=y_label, ticksuffix=" %")
+    figure.update_layout(
+        title={"text": f"{QUALITY_TITLES[y]} vs {x_label}: {int(front.sum())} of {len(runs)} runs on the front"},
+        height=charts.CHART_HEIGHT + 40,
+        margin={"l": 10, "r": 10, "t": 95, "b": 10},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0.0},
+    )
+    return figure
+
+
+def _run_trace(runs: pd.DataFrame, x: str, y: str, name: str, color: str, size: int, mode: str) -> go.Scatter:
+    labels = [charts.plain(_label(run)) for _, run in runs.iterrows()]
+    return go.Scatter(
+        x=runs[x],
+        y=runs[y] * 100,
+        mode=mode,
+        name=name,
+        text=labels,
+        line={"shape": "hv", "color": color, "width": 2},
+        marker={"size": size, "color": color},
+        hovertemplate="%{text}<br>%{x:.4g}<br>%{y:.1f} %<extra></extra>",
+    )
+
+
+def _one_latency_setting(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs timed at one batch size and thread count (a choice when there are several)."""
+    timed = runs[runs["latency_median_ms"].notna()]
+    if timed.empty:
+        return timed
+    settings = timed.groupby(["batch_size", "threads"]).size().sort_values(ascending=False)
+    labels = {f"batch {batch} · {threads} thread(s)": (batch, threads) for batch, threads in settings.index}
+    choice = next(iter(labels))
+    if len(labels) > 1:
+        choice = st.selectbox(
+            "Latency measured at",
+            list(labels),
+            key=LATENCY_SETTING,
+            help="Timings at other batch sizes or thread counts are not comparable, so one setting is drawn.",
+        )
+    batch, threads = labels.get(choice, next(iter(labels.values())))
+    return timed[(timed["batch_size"] == batch) & (timed["threads"] == threads)]
+
+
+def _original_point(loaded: LoadedModel, quality: str) -> dict[str, float] | None:
+    summary = cache.model_summary(loaded)
+    try:
+        evaluation = cache.model_evaluation(loaded) or {}
+    except pe.PruneScopeError:
+        evaluation = {}
+    value = evaluation.get("accuracy") if quality == "accuracy" else 1.0
+    if value is None:
+        return None
+    return {"nonzero_params": summary["nonzero_params"], "flops": summary["flops"], quality: value}
+
+
+# --- one or two selected runs ------------------------------------------------------------
+
+
+def run_actions(run: pd.Series, loaded: LoadedModel) -> None:
+    """Rename and annotate, re-load into the sliders, or delete the one selected run."""
+    run_id = int(run["id"])
+    st.markdown(f"**Run #{run_id}** · {fmt.literal(run['plan'])} · {fmt.literal(run['model_name'])}")
+    edit, act = st.columns([2, 1], gap="large")
+    with edit.form(f"experiments_edit_{run_id}", border=False):
+        st.text_input("Name", value=_text(run["name"]), key=f"experiments_name_{run_id}", max_chars=200)
+        st.text_area("Notes", value=_text(run["notes"]), key=f"experiments_notes_{run_id}", height=80)
+        st.form_submit_button(
+            "Save name and notes",
+            key=f"experiments_save_{run_id}",
+            on_click=_on_save,
+            args=(run_id,),
+            icon=":material/save:",
+        )
+    with act:
+        same_model = run["model_fingerprint"] == loaded.fingerprint
+        label = "Load into the Prune sliders" if same_model else f"Switch to {run['model_name']} and load the plan"
+        if st.button(label, key=RELOAD, type="primary", icon=":material/tune:"):
+            _reload(run, loaded)
+        with st.popover("Delete…", icon=":material/delete:"):
+            st.markdown(f"Delete run #{run_id} from the history for good?")
+            st.button(f"Delete run #{run_id}", key=DELETE, on_click=_on_delete, args=(run_id,), type="primary")
+
+
+def _reload(run: pd.Series, loaded: LoadedModel) -> None:
+    """Send the run's plan to the Prune page (switching to its sample model if need be) and go there."""
+    try:
+        plan = pe.PruningPlan.from_json(run["plan_json"])
+        if run["model_fingerprint"] != loaded.fingerprint:
+            state.set_current_model(_sample_of(run))
+    except pe.PruneScopeError as error:
+        st.error(fmt.literal(str(error)), icon=":material/error:")
+        return
+    state.send_plan_to_sliders(plan)
+    st.switch_page(PRUNE_PAGE)
+
+
+def _sample_of(run: pd.Series) -> LoadedModel:
+    name = str(run["model_name"])
+    if name in list_samples():
+        sample = cache.load_sample_model(name)
+        if sample.fingerprint == run["model_fingerprint"]:
+            return sample
+    raise pe.ExperimentStoreError(
+        f"Run #{int(run['id'])} was made on the model {name!r}, which is not a sample this app ships: "
+        "load that model on the Model page first."
+    )
+
+
+def _on_save(run_id: int) -> None:
+    name = st.session_state.get(f"experiments_name_{run_id}", "").strip() or None
+    notes = st.session_state.get(f"experiments_notes_{run_id}", "").strip() or None
+    try:
+        store = cache.experiments()
+        store.rename(run_id, name)
+        store.set_notes(run_id, notes)
+    except pe.PruneScopeError as error:
+        st.session_state[NOTICE] = ("error", fmt.literal(str(error)))
+    else:
+        st.session_state[NOTICE] = ("success", f"Saved the name and notes of run #{run_id}.")
+
+
+def _on_delete(run_id: int) -> None:
+    try:
+        cache.experiments().delete(run_id)
+    except pe.PruneScopeError as error:
+        st.session_state[NOTICE] = ("error", fmt.literal(str(error)))
+        return
+    state.forget_run(run_id)
+    st.session_state[TABLE_VERSION] = st.session_state.get(TABLE_VERSION, 0) + 1
+    st.session_state[NOTICE] = ("success", f"Deleted run #{run_id}.")
+
+
+def plan_differences(first: pd.Series, second: pd.Series, loaded: LoadedModel) -> None:
+    """How two runs' plans differ: the settings, then the share each layer loses under each."""
+    a, b = f"#{int(first['id'])}", f"#{int(second['id'])}"
+    st.markdown(f"**Run {a}** · {fmt.literal(first['plan'])}  \n**Run {b}** · {fmt.literal(second['plan'])}")
+    try:
+        diff = pe.plan_diff(first["plan_json"], second["plan_json"])
+        layers = _layer_ratios(first, second, loaded)
+    except pe.PruneScopeError as error:
+        st.error(fmt.literal(str(error)), icon=":material/error:")
+        return
+    settings = diff[~diff["setting"].str.startswith("ratios[")]
+    settings_view = pd.DataFrame(
+        {
+            "setting": settings["setting"],
+            a: settings["a"].map(_setting_text),
+            b: settings["b"].map(_setting_text),
+            "differs": settings["changed"],
+        }
+    )
+    left, right = st.columns([1, 1.4], gap="large")
+    with left:
+        st.markdown("**Settings**")
+        st.dataframe(settings_view, hide_index=True, column_config={"differs": st.column_config.CheckboxColumn()})
+    with right:
+        st.markdown("**Share removed, layer by layer**")
+        if layers is None:
+            ratio_rows = diff[diff["setting"].str.startswith("ratios[")]
+            st.caption("These runs are not of the current model: only the ratios their plans set by hand are shown.")
+            layers = pd.DataFrame(
+                {"layer": ratio_rows["setting"].str[len("ratios[") : -1], a: ratio_rows["a"], b: ratio_rows["b"]}
+            )
+        layers = layers.assign(change=pd.to_numeric(layers[b]) - pd.to_numeric(layers[a]))
+        percent = st.column_config.NumberColumn(format="percent")
+        st.dataframe(
+            layers,
+            hide_index=True,
+            column_config={a: percent, b: percent, "change": st.column_config.NumberColumn(format="percent")},
+        )
+    changed = int(settings["changed"].sum()) + int((layers["change"].fillna(0).abs() > 1e-9).sum())
+    st.caption(f"{changed} setting(s) or layer(s) differ. A layer's share is what the plan removes from it.")
+
+
+def _layer_ratios(first: pd.Series, second: pd.Series, loaded: LoadedModel) -> pd.DataFrame | None:
+    """Each layer's share under both plans (as a global ranking assigns it), or None for another model's runs."""
+    if first["model_fingerprint"] != loaded.fingerprint or second["model_fingerprint"] != loaded.fingerprint:
+        return None
+    tables = [
+        cache.preview(loaded, pe.PruningPlan.from_json(run["plan_json"])).table.set_index("layer")["assigned_ratio"]
+        for run in (first, second)
+    ]
+    return pd.DataFrame(
+        {
+            "layer": tables[0].index,
+            f"#{int(first['id'])}": tables[0].values,
+            f"#{int(second['id'])}": tables[1].reindex(tables[0].index).values,
+        }
+    )
+
+
+def _describe(plan_json: str) -> str:
+    try:
+        return plan_description(pe.PruningPlan.from_json(plan_json))
+    except pe.PruneScopeError:
+        return "(a plan this version cannot read)"
+
+
+def _label(run: pd.Series) -> str:
+    name = _text(run["name"])
+    return f"#{int(run['id'])} {name} · {run['plan']}" if name else f"#{int(run['id'])} · {run['plan']}"
+
+
+def _text(value: object) -> str:
+    return "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+
+
+def _setting_text(value: object) -> str:
+    return "—" if value is None else str(value)
