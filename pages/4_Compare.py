@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import compare, export_panel, fmt, state
+from ui import compare, experiments, export_panel, fmt, state
 from ui.widgets import require_model
 
 PRUNE_PAGE = "pages/3_Prune.py"
@@ -29,6 +29,7 @@ st.subheader("Latency")
 latency = compare.latency_section(loaded_model, pruned_model)
 with headline:
     compare.headline(loaded_model, pruned_model, latency)
+experiments.record_measurements(loaded_model, pruned_model, latency)
 
 st.subheader("Layer by layer")
 compare.layer_changes(pruned_model)
