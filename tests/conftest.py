@@ -87,8 +87,11 @@ def _wait_until_healthy(process: subprocess.Popen, base_url: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def app_server() -> Iterator[str]:
-    """`streamlit run app.py` on a free local port, for the whole session; yields its base URL."""
+def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`streamlit run app.py` on a free local port, for the whole session; yields its base URL.
+
+    Its experiment history goes to a temporary database ($PRUNESCOPE_DB), not the working directory's.
+    """
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     command = [
@@ -100,8 +103,9 @@ def app_server() -> Iterator[str]:
         "--browser.gatherUsageStats", "false",
     ]  # fmt: skip
     base_url = f"http://127.0.0.1:{port}"
+    environment = {**os.environ, "PRUNESCOPE_DB": str(tmp_path_factory.mktemp("app_server") / "experiments.db")}
     with SERVER_LOG.open("w") as log:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env=environment)
     try:
         _wait_until_healthy(process, base_url)
         yield base_url

@@ -1,0 +1,79 @@
+"""Several sessions on one server: each sees only its own model, plan and result; the models they share
+through the caches are never changed; the shared cache of pruned models stays bounded."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import prune_engine as pe
+from sample_models import load_sample
+from tests.app.helpers import start_app
+from ui import cache
+from ui.state import LoadedModel
+
+PRUNE_PAGE = "pages/3_Prune.py"
+COMPARE_PAGE = "pages/4_Compare.py"
+
+
+def pruned_title(at: AppTest) -> str:
+    """The heading of the pruned side on the Compare page."""
+    return next(text for text in at.markdown.values if text.startswith("##### Pruned"))
+
+
+def original_title(at: AppTest) -> str:
+    return next(text for text in at.markdown.values if text.startswith("##### Original"))
+
+
+@pytest.fixture
+def two_sessions() -> tuple[AppTest, AppTest]:
+    """Session A prunes digits_mlp's single weights at 60 %; session B digits_cnn's channels at 30 %, in turns."""
+    first, second = start_app(), start_app()
+    second.selectbox(key="model_sample_picker").select("digits_cnn").run()
+    first.switch_page(PRUNE_PAGE).run()
+    second.switch_page(PRUNE_PAGE).run()
+    first.slider(key="prune_global").set_value(60).run()
+    second.radio(key="prune_granularity").set_value("channel").run()
+    return first.switch_page(COMPARE_PAGE).run(), second.switch_page(COMPARE_PAGE).run()
+
+
+def test_two_sessions_each_compare_their_own_model_and_plan(two_sessions: tuple[AppTest, AppTest]) -> None:
+    first, second = two_sessions
+    assert not first.exception and not second.exception
+    assert original_title(first) == "##### Original · digits\\_mlp"
+    assert pruned_title(first) == "##### Pruned · single weights · Magnitude \\(L1\\) · per layer · 60 %"
+    assert original_title(second) == "##### Original · digits\\_cnn"
+    assert pruned_title(second).startswith("##### Pruned · channels · Magnitude \\(L1\\) · per layer · 30 %")
+
+    first.run()  # after the other session's work, a rerun still shows this session's own
+    assert pruned_title(first) == "##### Pruned · single weights · Magnitude \\(L1\\) · per layer · 60 %"
+    assert first.session_state["pruned"].base_fingerprint == first.session_state["current_model"].fingerprint
+    assert second.session_state["pruned"].base_fingerprint == second.session_state["current_model"].fingerprint
+    assert first.session_state["current_model"].fingerprint != second.session_state["current_model"].fingerprint
+
+
+def test_shared_originals_and_results_are_unchanged_after_pruning_and_measuring(
+    two_sessions: tuple[AppTest, AppTest],
+) -> None:
+    for session in two_sessions:
+        loaded, pruned = session.session_state["current_model"], session.session_state["pruned"]
+        assert loaded is cache.load_sample_model(loaded.name)  # the one object every session shares
+        assert pe.model_fingerprint(loaded.bundle.model) == loaded.fingerprint
+        assert loaded.fingerprint == LoadedModel.from_bundle(load_sample(loaded.name)).fingerprint
+        assert pe.model_fingerprint(pruned.model) == pruned.fingerprint
+
+
+def test_the_shared_cache_keeps_only_the_latest_pruned_models() -> None:
+    loaded = cache.load_sample_model("digits_mlp")
+    results = [cache.pruned(loaded, pe.PruningPlan(global_ratio=ratio / 100)) for ratio in range(5, 65, 5)]
+    alive = [weakref.ref(result.model) for result in results]
+    latest = results[-1]
+    del results
+    gc.collect()
+    kept = [ref() is not None for ref in alive]
+    assert sum(kept) <= cache.SHARED_RESULTS < len(alive)
+    assert kept[-cache.SHARED_RESULTS :] == [True] * cache.SHARED_RESULTS
+    assert cache.pruned(loaded, latest.plan) is latest
