@@ -1,10 +1,11 @@
 """Honest measurements: accuracy or fidelity, size, FLOPs and latency.
 
-Latency is measured with `torch.utils.benchmark`, every model warmed up first and the
-models interleaved round by round in one run, so that a busy machine slows them all
-alike. FLOPs come from `torch.utils.flop_counter` and count dense work: zeros in a
-weight do not make a dense kernel cheaper, so an unstructured result keeps its FLOPs
-and the gain shows up in `sparse_bytes` instead.
+Latency is timed in blocks of calls on a fixed thread count (`torch.utils.benchmark`'s
+thread setting), every model warmed up first and the models interleaved round by round
+in one run, so that a busy machine slows them all alike; the rounds fit a time budget.
+FLOPs come from `torch.utils.flop_counter` and count dense work: zeros in a weight do
+not make a dense kernel cheaper, so an unstructured result keeps its FLOPs and the gain
+shows up in `sparse_bytes` instead.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import contextlib
 import copy
 import io
 import logging
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
@@ -32,6 +34,10 @@ logger = logging.getLogger(__name__)
 
 CSR_INDEX_BYTES = 4
 """Bytes per index in the sparse-storage estimate (CSR with int32 column indices)."""
+LATENCY_BUDGET_S = 20.0
+"""Rounds of a latency measurement are cut to fit about this many seconds (after warm-up)."""
+MIN_LATENCY_ROUNDS = 3
+"""Fewest rounds timed, whatever the budget: a median and a spread need a few."""
 
 
 @contextlib.contextmanager
@@ -176,10 +182,14 @@ def sparse_bytes(model: nn.Module) -> int:
     """Estimated storage with each prunable weight in CSR form where that is smaller.
 
     CSR keeps the non-zero values, one int32 column index per value and one int32 row
-    pointer per row; other tensors stay dense.
+    pointer per row; other tensors stay dense. A tensor shared by several entries (tied
+    weights) is counted once, as `torch.save` stores it once.
     """
-    total = 0
+    total, seen = 0, set()
     for tensor in model.state_dict().values():
+        if tensor.numel() and tensor.data_ptr() in seen:
+            continue
+        seen.add(tensor.data_ptr())
         dense = tensor.numel() * tensor.element_size()
         if tensor.dim() < 2 or not tensor.dtype.is_floating_point:
             total += dense
@@ -253,13 +263,17 @@ def measure_latency(
     device: str = "cpu",
     rounds: int = 15,
     block_seconds: float = 0.02,
+    max_seconds: float = LATENCY_BUDGET_S,
 ) -> LatencyResult:
     """Time each model's forward pass, interleaved, after a warm-up.
 
     Each round times one block of calls per model (about `block_seconds` long), the
     order of models rotating between rounds; the per-call times of all rounds give the
-    median and the inter-quartile range. Models on another device are copies; the
-    given models are not moved or changed.
+    median and the inter-quartile range. Rounds are cut (to no fewer than
+    `MIN_LATENCY_ROUNDS`) when `rounds` of them would take longer than `max_seconds`, so
+    a model whose forward pass takes seconds is measured in bounded time; the table's
+    `rounds` column says how many ran. Models on another device are copies; the given
+    models are not moved or changed.
     """
     if not models:
         raise PruneScopeError("Give at least one model to measure.")
@@ -269,30 +283,48 @@ def measure_latency(
         raise PruneScopeError("Rounds and threads must be at least 1.")
     inputs = batch_of(example_input, batch_size).to(device)
     names = list(models)
-    timers, numbers = {}, {}
+    numbers, per_round = {}, 0.0
     with contextlib.ExitStack() as stack:
+        ready = {}
         for name in names:
             model = models[name] if device == "cpu" else copy.deepcopy(models[name]).to(device)
-            stack.enter_context(eval_mode(model))
-            timers[name] = benchmark.Timer(
-                stmt="model(inputs)",
-                globals={"model": model, "inputs": inputs},
-                num_threads=threads,
-                label=name,
-            )
+            ready[name] = stack.enter_context(eval_mode(model))
         with torch.inference_mode():
             for name in names:
-                warm = timers[name].timeit(3)
-                numbers[name] = max(1, int(block_seconds / max(warm.median, 1e-6)))
+                first = _seconds_per_call(ready[name], inputs, 1, threads, device)
+                numbers[name] = max(1, int(block_seconds / first))
+                if numbers[name] > 1:
+                    first = _seconds_per_call(ready[name], inputs, numbers[name], threads, device)
+                per_round += first * numbers[name]
+            rounds = min(rounds, max(MIN_LATENCY_ROUNDS, int(max_seconds / per_round)))
             records = []
             for round_index in range(rounds):
                 shift = round_index % len(names)
                 for name in names[shift:] + names[:shift]:
-                    measurement = timers[name].timeit(numbers[name])
-                    records.append({"model": name, "round": round_index, "ms": measurement.median * 1e3})
+                    seconds = _seconds_per_call(ready[name], inputs, numbers[name], threads, device)
+                    records.append({"model": name, "round": round_index, "ms": seconds * 1e3})
     samples = pd.DataFrame(records)
     table = _latency_table(samples, names, inputs.shape[0], threads, device)
     return LatencyResult(table=table, samples=samples)
+
+
+def _seconds_per_call(model: nn.Module, inputs: torch.Tensor, number: int, threads: int, device: str) -> float:
+    """Mean seconds of `number` back-to-back forward passes on `threads` torch threads.
+
+    Timed directly, as `torch.utils.benchmark.Timer` does inside, but without the two
+    hidden warm-up calls `Timer.timeit` makes before every block: on a model whose
+    forward pass takes seconds they tripled the time a measurement took.
+    """
+    synchronize = torch.cuda.synchronize if device == "cuda" else None
+    with benchmark.utils.common.set_torch_threads(threads):
+        if synchronize is not None:
+            synchronize()
+        start = time.perf_counter()
+        for _ in range(number):
+            model(inputs)
+        if synchronize is not None:
+            synchronize()
+        return max(time.perf_counter() - start, 1e-9) / number
 
 
 def _latency_table(samples: pd.DataFrame, names: list[str], batch: int, threads: int, device: str) -> pd.DataFrame:
