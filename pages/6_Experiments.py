@@ -40,7 +40,7 @@ if current.empty:
 else:
     experiments.pareto_charts(current, loaded_model, selected)
 
-chosen = [shown[shown["id"] == run_id].iloc[0] for run_id in selected]
+chosen = [shown[shown["id"] == run_id].iloc[0] for run_id in sorted(selected)]
 if len(chosen) == 1:
     st.subheader("Selected run")
     experiments.run_actions(chosen[0], loaded_model)

@@ -56,7 +56,7 @@ and thread count (the Compare page measures it). The grey star is the original m
 _TABLE_COLUMNS = {
     "id": st.column_config.NumberColumn("Run", format="#%d", pinned=True, help="The run's number."),
     "name": st.column_config.TextColumn("Name", help="Your name for the run (rename it below)."),
-    "plan": st.column_config.TextColumn("Plan", width="medium", help="Granularity · criterion · scope · ratio."),
+    "plan": st.column_config.TextColumn("Plan", width="large", help="Granularity · criterion · scope · ratio."),
     "model_name": st.column_config.TextColumn("Model"),
     "accuracy": st.column_config.NumberColumn("Accuracy", format="percent"),
     "agreement": st.column_config.NumberColumn(
@@ -213,8 +213,9 @@ def runs_table(runs: pd.DataFrame, all_models: bool) -> list[int]:
     """The runs as a sortable table whose rows can be selected; returns the selected run ids."""
     columns = [column for column in _TABLE_COLUMNS if all_models or column != "model_name"]
     version = st.session_state.get(TABLE_VERSION, 0)
+    view = runs[columns].assign(name=runs["name"].fillna(""), notes=runs["notes"].fillna(""))
     event = st.dataframe(
-        runs[columns],
+        view,
         column_config=_TABLE_COLUMNS,
         hide_index=True,
         on_select="rerun",
@@ -464,19 +465,15 @@ def plan_differences(first: pd.Series, second: pd.Series, loaded: LoadedModel) -
     except pe.PruneScopeError as error:
         st.error(fmt.literal(str(error)), icon=":material/error:")
         return
-    settings = diff[~diff["setting"].str.startswith("ratios[")]
-    settings_view = pd.DataFrame(
-        {
-            "setting": settings["setting"],
-            a: settings["a"].map(_setting_text),
-            b: settings["b"].map(_setting_text),
-            "differs": settings["changed"],
-        }
-    )
+    settings = diff[~diff["setting"].str.startswith("ratios[") & diff["changed"]]
     left, right = st.columns([1, 1.4], gap="large")
     with left:
-        st.markdown("**Settings**")
-        st.dataframe(settings_view, hide_index=True, column_config={"differs": st.column_config.CheckboxColumn()})
+        st.markdown("**Settings that differ**")
+        if settings.empty:
+            st.caption("None: both plans use the same settings; only layer ratios set by hand can differ.")
+        else:
+            view = {"setting": settings["setting"], a: settings["a"], b: settings["b"]}
+            st.dataframe(pd.DataFrame(view).map(_setting_text), hide_index=True)
     with right:
         st.markdown("**Share removed, layer by layer**")
         if layers is None:
@@ -490,10 +487,12 @@ def plan_differences(first: pd.Series, second: pd.Series, loaded: LoadedModel) -
         st.dataframe(
             layers,
             hide_index=True,
-            column_config={a: percent, b: percent, "change": st.column_config.NumberColumn(format="percent")},
+            column_config={a: percent, b: percent, "change": percent},
         )
-    changed = int(settings["changed"].sum()) + int((layers["change"].fillna(0).abs() > 1e-9).sum())
-    st.caption(f"{changed} setting(s) or layer(s) differ. A layer's share is what the plan removes from it.")
+    st.caption(
+        "A layer's share is what the plan removes from it: weights for single weights and N:M, output channels "
+        "for channels. Under a global ranking it is the share the ranking gives the layer."
+    )
 
 
 def _layer_ratios(first: pd.Series, second: pd.Series, loaded: LoadedModel) -> pd.DataFrame | None:

@@ -127,7 +127,7 @@ def test_two_selected_runs_show_their_plans_layer_by_layer(two_runs: AppTest, ex
     at = select(two_runs, ids[0.3], ids[0.5])
     assert not at.exception
     settings, layers = (frame.value for frame in at.dataframe[1:3])
-    assert settings.set_index("setting").loc["global_ratio"].tolist() == ["0.3", "0.5", True]
+    assert settings.to_dict("records") == [{"setting": "global_ratio", f"#{ids[0.3]}": "0.3", f"#{ids[0.5]}": "0.5"}]
     assert layers.columns.tolist() == ["layer", f"#{ids[0.3]}", f"#{ids[0.5]}", "change"]
     assert layers["layer"].tolist() == ["fc1", "fc2", "fc3"]
     assert layers["change"].tolist() == pytest.approx([0.2, 0.2, 0.2], abs=1e-3)
