@@ -5,7 +5,7 @@ import streamlit as st
 import prune_engine as pe
 from ui import cache, fmt, upload
 from ui.model_picker import sample_picker
-from ui.state import LoadedModel
+from ui.state import LoadedModel, ModelSource
 from ui.widgets import layer_table, require_model
 
 
@@ -33,12 +33,12 @@ def overview(loaded: LoadedModel) -> None:
     )
     columns[3].metric("Size", fmt.size(summary["size_bytes"]), help="The saved weights (state_dict), dense.")
     columns[4].metric("Sparsity", fmt.percent(summary["sparsity"]), help="Share of all parameters that are zero.")
-    st.caption(accuracy_note(bundle, evaluation))
+    st.caption(accuracy_note(bundle, evaluation, loaded.source))
     if bundle.metadata.get("random_data"):
         st.warning(upload.RANDOM_WARNING, icon=":material/warning:")
 
 
-def accuracy_note(bundle: pe.ModelBundle, evaluation: dict[str, float]) -> str:
+def accuracy_note(bundle: pe.ModelBundle, evaluation: dict[str, float], source: ModelSource = "sample") -> str:
     """Where the accuracy figure comes from, in one sentence."""
     if "accuracy" not in evaluation:
         return (
@@ -46,6 +46,8 @@ def accuracy_note(bundle: pe.ModelBundle, evaluation: dict[str, float]) -> str:
             "Compare measures fidelity to the original instead (agreement, cosine similarity)."
         )
     examples = len(bundle.eval_data) if bundle.eval_data is not None else 0
+    if source == "upload":
+        return f"Accuracy measured here on the {examples:,} labelled examples of the uploaded data."
     note = f"Accuracy measured here on {examples:,} test examples the model never saw in training"
     recorded = bundle.metadata.get("accuracy")
     if isinstance(recorded, float):

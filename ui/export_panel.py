@@ -13,6 +13,7 @@ import html
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -28,7 +29,12 @@ PREPARED = "export_prepared"
 """Session key: {file kind: Prepared} for the pruned model whose fingerprint each entry carries."""
 SUMMARY = "summary"
 """The kind under which the HTML summary is prepared, beside the model formats."""
+MODEL_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt", ".pt2", ".pkl")
+"""Extensions dropped from an uploaded model's file name before it names the exported files."""
 SIDECAR_FORMATS = ("state_dict", "safetensors")
+SUMMARY_PLOT_HEIGHT = 460
+FORMATS_PER_ROW = 2
+"""Model formats side by side: two leave each box room for its explanation and its file names."""
 """Formats that hold only weights: a channel-pruned model needs architecture.json to be rebuilt."""
 
 
@@ -75,7 +81,10 @@ class Prepared:
 
 
 def file_stem(name: str) -> str:
-    """A model name made safe for a file name: "my model.pt" → "my_model.pt"."""
+    """A model name made safe for a file name, without a model file's extension: "my model.pt" → "my_model"."""
+    path = Path(name)
+    if path.suffix.lower() in MODEL_SUFFIXES:
+        name = path.stem
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "model"
 
 
@@ -112,6 +121,8 @@ def summary_html(loaded: LoadedModel, pruned: PrunedModel, latency: pe.LatencyRe
     figures = [_layer_figure(pruned)]
     if latency is not None:
         figures.append(charts.latency_samples(latency.samples))
+    for figure in figures:
+        figure.update_layout(margin={"l": 80, "b": 80}, height=SUMMARY_PLOT_HEIGHT)  # room for the axis titles
     plots = "\n".join(figure.to_html(full_html=False, include_plotlyjs=False) for figure in figures)
     name = html.escape(loaded.name)
     headline = headline_table(loaded, pruned, latency).to_html(index=False, border=0, classes="figures")
@@ -127,6 +138,8 @@ body {{ font-family: sans-serif; color: #0f172a; max-width: 1100px; margin: 2em 
 table {{ border-collapse: collapse; margin: 1em 0; }}
 th, td {{ padding: 4px 10px; border-bottom: 1px solid #e2e8f0; text-align: right; }}
 th:first-child, td:first-child {{ text-align: left; }}
+table.report td:last-child {{ text-align: left; min-width: 16em; }}
+.plotly-graph-div {{ margin-bottom: 2em; }}
 pre {{ background: #f1f5f9; padding: 1em; overflow-x: auto; }}
 </style>
 </head>
@@ -164,9 +177,12 @@ def section(loaded: LoadedModel, pruned: PrunedModel, latency: pe.LatencyResult 
         "model is never changed."
     )
     prepared = _prepared(pruned)
-    for column, fmt_name in zip(st.columns(len(pe.EXPORT_FORMATS), border=True), pe.EXPORT_FORMATS, strict=True):
-        with column:
-            _format_box(loaded, pruned, fmt_name, prepared)
+    formats = list(pe.EXPORT_FORMATS)
+    for start in range(0, len(formats), FORMATS_PER_ROW):
+        row = formats[start : start + FORMATS_PER_ROW]
+        for column, fmt_name in zip(st.columns(FORMATS_PER_ROW, border=True), row, strict=False):
+            with column:
+                _format_box(loaded, pruned, fmt_name, prepared)
     stem = file_stem(loaded.name)
     plan_column, report_column, summary_column = st.columns(3, border=True)
     with plan_column:
@@ -183,7 +199,8 @@ def section(loaded: LoadedModel, pruned: PrunedModel, latency: pe.LatencyResult 
             "Headline figures (latency once measured above), plots and the layer table, in one page that opens "
             "offline in any browser."
         )
-        if st.button("Prepare the summary", key="export_prepare_summary", icon=":material/description:"):
+        label = "Prepare it again (latest figures)" if SUMMARY in prepared else "Prepare the summary"
+        if st.button(label, key="export_prepare_summary", icon=":material/description:"):
             _prepare(prepared, SUMMARY, pruned, lambda: summary_files(loaded, pruned, latency))
         _offer(SUMMARY, prepared.get(SUMMARY), "text/html")
 
@@ -206,10 +223,11 @@ def _format_box(loaded: LoadedModel, pruned: PrunedModel, fmt_name: str, prepare
     st.markdown(f"**{info.title}** ({pe.EXPORT_FORMATS[fmt_name]})")
     if info.use:
         st.caption(info.use)
-    if fmt_name not in prepared and st.button(
-        f"Prepare {info.title}", key=f"export_prepare_{fmt_name}", icon=":material/build:"
-    ):
-        _prepare(prepared, fmt_name, pruned, lambda: model_files(loaded, pruned, fmt_name))
+    if fmt_name not in prepared:
+        slot = st.empty()
+        if slot.button(f"Prepare {info.title}", key=f"export_prepare_{fmt_name}", icon=":material/build:"):
+            slot.empty()
+            _prepare(prepared, fmt_name, pruned, lambda: model_files(loaded, pruned, fmt_name))
     _offer(fmt_name, prepared.get(fmt_name), "application/octet-stream")
 
 

@@ -124,8 +124,8 @@ def section() -> None:
     if message is not None:
         st.success(fmt.literal(message), icon=":material/check_circle:")
     st.markdown(
-        "Load a trained PyTorch model of your own and the data to judge it on. Nothing from the file is run: "
-        "the weights are read as plain numbers into a model class this app already knows."
+        "Load a trained PyTorch model of your own and the data to judge it on. A weights file (safetensors or a "
+        "state_dict) is read as plain numbers into a model class this app already knows: nothing in it is run."
     )
     model_column, data_column = st.columns(2, gap="large")
     with model_column:

@@ -94,6 +94,7 @@ def test_a_state_dict_and_a_csv_with_a_label_column_become_the_current_model(app
     assert len(data) == CSV_EXAMPLES and data.has_labels
     expected = pe.evaluate(mlp, digits_data()[1].subset(CSV_EXAMPLES))["accuracy"]
     assert metrics(at)["Accuracy"] == f"{expected * 100:.1f} %"
+    assert f"Accuracy measured here on the {CSV_EXAMPLES} labelled examples of the uploaded data." in at.caption.values
     assert shown([success.value for success in at.success]).startswith("Loaded my_mlp.pt: Uploaded as a PyTorch")
     assert "my\\_mlp\\.pt" in sidebar_text(at)
 
