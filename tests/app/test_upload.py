@@ -9,6 +9,7 @@ import re
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import safetensors.torch
@@ -172,15 +173,19 @@ def test_torchscript_is_refused_with_the_reason_and_the_setting_that_allows_it(
 
 def test_torchscript_loads_when_the_operator_allows_code(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(pe.loading.ALLOW_CODE_ENV_VAR, "1")
-    sample_parameters = metrics(app)["Parameters"]
-    at = choose_files(app, ("scripted.pt", torchscript_bytes()), shape="1, 8, 8")
+    sample = metrics(app)
+    test = digits_data()[1]
+    npz = io.BytesIO()
+    np.savez(npz, inputs=test.inputs.numpy(), labels=test.labels.numpy())
+    at = choose_files(app, ("scripted.pt", torchscript_bytes()), data=("digits.npz", npz.getvalue()))
     assert "Code loading is on" in warnings_shown(at)
     at = press_load(at)
     assert not at.exception and not at.error
     loaded = current(at)
     assert loaded.name == "scripted.pt"
     assert isinstance(loaded.bundle.model, torch.jit.ScriptModule)
-    assert metrics(at)["Parameters"] == sample_parameters
+    assert metrics(at)["Parameters"] == sample["Parameters"]
+    assert metrics(at)["Accuracy"] == sample["Accuracy"], "the same weights on the same test split"
 
 
 def test_random_inputs_need_a_shape_and_come_with_a_warning(app: AppTest) -> None:
