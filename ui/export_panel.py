@@ -111,7 +111,10 @@ def headline_table(loaded: LoadedModel, pruned: PrunedModel, latency: pe.Latency
     for figure in figures:
         show = figure.change or figure.show
         change = compare.signed_change(figure.original, figure.pruned, show, relative=figure.change is None)
-        rows.append((figure.label, figure.show(figure.original), figure.show(figure.pruned), change or "no change"))
+        if change is None:
+            known = figure.original is not None and figure.pruned is not None
+            change = "no change" if known else "n/a"
+        rows.append((figure.label, figure.show(figure.original), figure.show(figure.pruned), change))
     return pd.DataFrame(rows, columns=["figure", "original", "pruned", "change"])
 
 

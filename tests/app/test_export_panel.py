@@ -89,6 +89,9 @@ def test_the_summary_is_one_offline_page_with_the_figures_and_the_report_matches
     assert len(page) > 3_000_000, "plotly.js should be embedded"
     headline = export_panel.headline_table(at.session_state[state.CURRENT_MODEL], pruned, None)
     assert headline["figure"].tolist()[:3] == ["Accuracy", "Loss", "Same prediction as original"]
+    changes = headline.set_index("figure")["change"]
+    assert changes["Latency (median)"] == "n/a" and changes["Sparsity"] == "no change"
+    assert changes["Parameters"].startswith("-")
     for _, row in headline.iterrows():
         assert f"<td>{row['figure']}</td>" in page
     assert "Parameters per layer, before and after" in page
