@@ -1,14 +1,20 @@
-"""Inspect: where a model's parameters sit, and what one layer's weights look like."""
+"""Inspect: where a model's parameters sit, what one layer's weights look like, and which channels matter."""
 
 import pandas as pd
 import streamlit as st
 
 from ui import cache, charts, fmt
+from ui.importance_views import importance_section
 from ui.state import LoadedModel
 from ui.widgets import require_model
 
 LAYER_PICKER = "inspect_layer"
 SORT_CHANNELS = "inspect_sort_channels"
+VIEW = "inspect_view"
+"""The open tab; only its content runs, so scoring a model waits until someone asks for it."""
+OPEN_VIEW = "inspect_open_view"
+"""The last tab opened, so that coming back to the page reopens it."""
+ONE_LAYER, IMPORTANCE = "One layer", "Importance"
 HISTOGRAM_BINS = 100
 
 ABOUT = """
@@ -72,13 +78,23 @@ if stats.empty:
 st.subheader("All layers")
 st.plotly_chart(charts.layer_overview(stats))
 
-st.subheader("One layer")
-picker, toggle = st.columns([3, 2], vertical_alignment="bottom")
-with picker:
-    chosen = layer_picker(stats["name"].tolist())
-with toggle:
-    sort_channels = st.toggle(
-        "Sort channels by norm, smallest first", value=True, key=SORT_CHANNELS, persist_state="session"
-    )
-layer_metrics(stats.set_index("name").loc[chosen])
-layer_charts(loaded_model, chosen, sort_channels)
+one_layer, importance = st.tabs(
+    [ONE_LAYER, IMPORTANCE],
+    key=VIEW,
+    default=st.session_state.get(OPEN_VIEW, ONE_LAYER),
+    on_change=lambda: st.session_state.update({OPEN_VIEW: st.session_state[VIEW]}),
+)
+if one_layer.open:
+    with one_layer:
+        picker, toggle = st.columns([3, 2], vertical_alignment="bottom")
+        with picker:
+            chosen = layer_picker(stats["name"].tolist())
+        with toggle:
+            sort_channels = st.toggle(
+                "Sort channels by norm, smallest first", value=True, key=SORT_CHANNELS, persist_state="session"
+            )
+        layer_metrics(stats.set_index("name").loc[chosen])
+        layer_charts(loaded_model, chosen, sort_channels)
+if importance.open:
+    with importance:
+        importance_section(loaded_model, stats["name"].tolist())

@@ -335,3 +335,140 @@ def _legend_under_title(figure: go.Figure) -> go.Figure:
         margin={"t": 95},
     )
     return figure
+
+
+RANK_COLORSCALE = "Viridis"
+RANK_AXIS = "place in the model-wide ranking (%)"
+VIOLIN_HALF_WIDTH = 0.42
+"""Half the width of the widest part of each layer's violin, in layers (1 = the gap between two layers)."""
+ROW_HEIGHT = 22
+"""Pixels per layer in the layers × channels heatmap, so that deep models stay readable."""
+
+
+def importance_distribution(
+    layers: Sequence[str], histograms: np.ndarray, quartiles: np.ndarray, channels: Sequence[int], criterion: str
+) -> go.Figure:
+    """One violin per layer, drawn from its histogram of model-wide ranks, with a bar at its median.
+
+    `histograms` holds one row per layer (the share of its channels in each equal slice of the
+    ranking, 0 to 1); `quartiles` one row per layer (25th, 50th, 75th percentile of its ranks).
+    """
+    bins = histograms.shape[1]
+    xs: list[float | None] = []
+    ys: list[float | None] = []
+    for position, shares in enumerate(histograms):
+        filled = np.flatnonzero(shares)
+        first, last = filled[0], filled[-1]
+        heights = (np.arange(first - 0.5, last + 1.5) / bins * 100).clip(0, 100)
+        widths = np.concatenate([[0.0], shares[first : last + 1] / shares.max() * VIOLIN_HALF_WIDTH, [0.0]])
+        xs += [*(position + widths), *(position - widths[::-1]), None]
+        ys += [*heights, *heights[::-1], None]
+    names = [plain(name) for name in layers]
+    figure = go.Figure(
+        [
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines",
+                fill="toself",
+                line={"color": PARAMS_COLOR, "width": 1, "shape": "spline", "smoothing": 0.6},
+                fillcolor="rgba(37, 99, 235, 0.35)",
+                hoverinfo="skip",
+                name="share of the layer's channels",
+            ),
+            go.Scatter(
+                x=list(range(len(layers))),
+                y=quartiles[:, 1] * 100,
+                mode="markers",
+                marker={"symbol": "line-ew-open", "size": 22, "color": LOCKED_COLOR, "line": {"width": 3}},
+                customdata=[
+                    [name, int(count), *row]
+                    for name, count, row in zip(names, channels, (quartiles * 100).tolist(), strict=True)
+                ],
+                hovertemplate=(
+                    "%{customdata[0]}: %{customdata[1]} channels<br>median %{customdata[3]:.0f} %"
+                    "<br>half of them between %{customdata[2]:.0f} % and %{customdata[4]:.0f} %<extra></extra>"
+                ),
+                name="median",
+            ),
+        ]
+    )
+    figure.update_xaxes(
+        title_text="layer",
+        tickmode="array",
+        tickvals=list(range(len(layers))),
+        ticktext=names,
+        range=[-0.6, len(layers) - 0.4],
+        showgrid=False,
+    )
+    figure.update_yaxes(title_text=RANK_AXIS, range=[0, 100])
+    figure.update_layout(showlegend=False)
+    return _finish(figure, f"Where each layer's channels rank under {plain(criterion)}")
+
+
+def importance_heatmap(
+    layers: Sequence[str], rows: np.ndarray, bounds: Sequence[Sequence[tuple[int, int]]], criterion: str
+) -> go.Figure:
+    """Layers × channels: each row a layer's channels sorted least important first, coloured by model-wide rank.
+
+    Every row is resampled to the same number of columns (`bounds[i][j]` are the channels
+    behind cell (i, j)), so column x % reads "the channel per-layer pruning at x % would reach".
+    """
+    width = rows.shape[1]
+    names = [plain(name) for name in layers]
+    hover = [
+        [
+            f"channel {start + 1} of {spans[-1][1]}"
+            if stop == start + 1
+            else f"channels {start + 1}–{stop} of {spans[-1][1]}"
+            for start, stop in spans
+        ]
+        for spans in bounds
+    ]
+    figure = go.Figure(
+        go.Heatmap(
+            z=rows * 100,
+            x=(np.arange(width) + 0.5) / width * 100,
+            y=names,
+            zmin=0,
+            zmax=100,
+            colorscale=RANK_COLORSCALE,
+            customdata=hover,
+            hovertemplate="%{y}<br>%{customdata}, least important first<br>model-wide rank %{z:.0f} %<extra></extra>",
+            colorbar={"title": {"text": "rank (%)"}},
+        )
+    )
+    figure.update_xaxes(title_text="the layer's channels, least important first (% of the layer)", range=[0, 100])
+    figure.update_yaxes(title_text="layer", type="category", autorange="reversed")
+    figure = _finish(figure, f"Every layer's channels, sorted, under {plain(criterion)}")
+    figure.update_layout(height=max(CHART_HEIGHT, 140 + ROW_HEIGHT * len(layers)))
+    return figure
+
+
+def criteria_scatter(
+    places: tuple[np.ndarray, np.ndarray], scores: tuple[np.ndarray, np.ndarray], criteria: tuple[str, str], layer: str
+) -> go.Figure:
+    """One point per channel of one layer: its rank within the layer under each of two criteria.
+
+    Points on the diagonal are channels both criteria rank alike; the lower-left corner holds
+    the channels both would prune first.
+    """
+    first, second = (plain(criterion) for criterion in criteria)
+    figure = go.Figure(
+        go.Scatter(
+            x=places[0] * 100,
+            y=places[1] * 100,
+            mode="markers",
+            marker={"color": PARAMS_COLOR, "size": 7, "opacity": 0.7},
+            customdata=np.column_stack([np.arange(len(places[0])), *scores]),
+            hovertemplate=(
+                f"channel %{{customdata[0]}}<br>{first}: %{{customdata[1]:.4g}} (rank %{{x:.0f}} %)"
+                f"<br>{second}: %{{customdata[2]:.4g}} (rank %{{y:.0f}} %)<extra></extra>"
+            ),
+        )
+    )
+    figure.add_shape(type="line", x0=0, y0=0, x1=100, y1=100, line={"dash": "dash", "color": ORIGINAL_COLOR})
+    figure.update_layout(showlegend=False)
+    figure.update_xaxes(title_text=f"rank under {first} (%, 0 = least important)", range=[-3, 103])
+    figure.update_yaxes(title_text=f"rank under {second} (%)", range=[-3, 103])
+    return _finish(figure, f"Channels of {plain(layer)}: {first} against {second}")

@@ -1,0 +1,78 @@
+"""The numbers behind the Inspect page's importance views: ranks, rank correlation, heatmap rows, histograms.
+
+Plain numpy on per-channel scores (a few thousand numbers), no Streamlit. The views work on
+ranks rather than raw scores: criteria score on scales that differ by orders of magnitude
+(a weight norm, a gradient, a share of zeros), and ranks put them all on one scale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+HEATMAP_WIDTH = 64
+"""Columns of the layers × channels heatmap: every layer is resampled to this many."""
+DISTRIBUTION_BINS = 20
+"""Bins of each layer's distribution of ranks (5 % each)."""
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """0-based ranks of `values`, tied values sharing the mean of their ranks (as Spearman's ρ needs)."""
+    _, inverse, counts = np.unique(np.asarray(values, dtype=float), return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
+    return ((ends - counts + ends - 1) / 2)[inverse.reshape(-1)]
+
+
+def percentiles(values: np.ndarray) -> np.ndarray:
+    """Each value's place among `values`, from 0 (lowest) to 1 (highest); ties share a place."""
+    return average_ranks(values) / max(len(values) - 1, 1)
+
+
+def model_percentiles(scores: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Each channel's place in one ranking of every channel of every layer: 0 least important, 1 most."""
+    names = list(scores)
+    places = percentiles(np.concatenate([np.asarray(scores[name], dtype=float).ravel() for name in names]))
+    ends = np.cumsum([np.asarray(scores[name]).size for name in names])
+    return dict(zip(names, np.split(places, ends[:-1]), strict=True))
+
+
+def column_bounds(channels: int, width: int = HEATMAP_WIDTH) -> list[tuple[int, int]]:
+    """The channels (start, stop) each of `width` columns covers, when `channels` are spread over them.
+
+    Wider layers average several channels per column; narrower ones repeat a channel over columns.
+    """
+    bounds = []
+    for column in range(width):
+        start = min(column * channels // width, channels - 1)
+        bounds.append((start, max((column + 1) * channels // width, start + 1)))
+    return bounds
+
+
+def sorted_row(places: np.ndarray, width: int = HEATMAP_WIDTH) -> np.ndarray:
+    """One heatmap row: a layer's channel places sorted from least to most important, resampled to `width`."""
+    ordered = np.sort(np.asarray(places, dtype=float))
+    return np.array([ordered[start:stop].mean() for start, stop in column_bounds(len(ordered), width)])
+
+
+def rank_histogram(places: np.ndarray, bins: int = DISTRIBUTION_BINS) -> np.ndarray:
+    """The share of a layer's channels in each of `bins` equal slices of the model-wide ranking."""
+    counts, _ = np.histogram(places, bins=bins, range=(0.0, 1.0))
+    return counts / max(len(places), 1)
+
+
+def spearman(first: np.ndarray, second: np.ndarray) -> float | None:
+    """Spearman's rank correlation of two score vectors; None when either gives every channel the same score."""
+    ranks = [average_ranks(first), average_ranks(second)]
+    centred = [rank - rank.mean() for rank in ranks]
+    spread = float(np.sqrt((centred[0] ** 2).sum() * (centred[1] ** 2).sum()))
+    if spread == 0.0:
+        return None
+    return float((centred[0] * centred[1]).sum() / spread)
+
+
+def lowest_overlap(first: np.ndarray, second: np.ndarray, share: float) -> tuple[int, int]:
+    """(shared, count): how many of the `count` channels each criterion ranks lowest are the same channels."""
+    count = max(round(share * len(first)), 1)
+    lowest = [set(np.argsort(np.asarray(scores, dtype=float), kind="stable")[:count]) for scores in (first, second)]
+    return len(lowest[0] & lowest[1]), count
