@@ -41,7 +41,7 @@ def test_an_uploaded_state_dict_and_csv_are_pruned_and_downloaded_as_onnx(page: 
     torch.save(mlp.state_dict(), model_file)
     frame = write_digits_csv(tmp_path / "digits_test.csv")
     inputs = torch.tensor(frame.drop(columns="label").to_numpy(dtype=np.float32))
-    accuracy = pe.evaluate(mlp, pe.EvalData(inputs, torch.from_numpy(frame["label"].to_numpy())))["accuracy"]
+    accuracy = pe.evaluate(mlp, pe.EvalData(inputs, torch.tensor(frame["label"].to_numpy())))["accuracy"]
 
     open_app(page)
     page.get_by_role("tab", name="Upload your own model").click()
