@@ -1,0 +1,210 @@
+"""The Sensitivity page under AppTest: a scan equal to the engine's, its suggestion in the Prune sliders,
+iterative pruning that becomes the session's pruned model, sparsity training, and a scan cancelled mid-way."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.proto.WidgetStates_pb2 import WidgetStates
+from streamlit.runtime.scriptrunner import get_script_run_ctx
+from streamlit.runtime.scriptrunner_utils.script_requests import RerunData
+from streamlit.testing.v1 import AppTest
+
+import prune_engine as pe
+from sample_models import load_sample
+from tests.app.helpers import chart_spec, chart_titles
+from ui import layer_controls, sensitivity, state, training_views
+from ui.state import LoadedModel
+
+SENSITIVITY_PAGE = "pages/5_Sensitivity.py"
+RATIOS_PCT = [30, 60, 90]
+LAYERS = ["fc1", "fc2"]
+HEATMAP = "Drop in accuracy when one layer is pruned alone"
+COMPARED = ["layer", "group", "ratio", "metric", "baseline", "drop", "params_saved", "flops_saved", "note"]
+
+
+def open_sensitivity(app: AppTest) -> AppTest:
+    """The Sensitivity page on digits_mlp, scanning fc1 and fc2 at 30/60/90 % in this process."""
+    app.selectbox(key="model_sample_picker").select("digits_mlp").run()
+    at = app.switch_page(SENSITIVITY_PAGE).run()
+    at.selectbox(key=sensitivity.EXECUTOR).set_value("serial")
+    at.multiselect(key=sensitivity.RATIOS).set_value(RATIOS_PCT)
+    at.multiselect(key=sensitivity.LAYERS).set_value(LAYERS)
+    return at
+
+
+def run_scan(at: AppTest) -> AppTest:
+    at.button(key=sensitivity.RUN).click().run()
+    assert not at.exception
+    return at
+
+
+def table_with(at: AppTest, column: str) -> pd.DataFrame:
+    """The first table on the page that has `column`."""
+    for table in at.dataframe:
+        if column in table.value.columns:
+            return table.value
+    raise AssertionError(f"No table has a {column!r} column")
+
+
+def values(data: list | dict) -> np.ndarray:
+    """The numbers of a plotly array, which plotly writes as a list or as a base64 typed array."""
+    if isinstance(data, dict):
+        array = np.frombuffer(base64.b64decode(data["bdata"]), dtype=np.dtype(data["dtype"]))
+        shape = data.get("shape")
+        return array.reshape([int(size) for size in shape.split(",")]) if shape else array
+    return np.asarray(data, dtype=float)
+
+
+def warnings(at: AppTest) -> str:
+    return " ".join(warning.value for warning in at.warning)
+
+
+def test_a_scan_draws_the_heatmap_and_a_table_equal_to_the_engine_scan(app: AppTest) -> None:
+    at = run_scan(open_sensitivity(app))
+
+    pe.clear_scan_cache()
+    bundle = load_sample("digits_mlp")
+    direct = pe.sensitivity_scan(
+        bundle.model, bundle.eval_data, (0.3, 0.6, 0.9), layers=LAYERS, executor=pe.SerialExecutor()
+    )
+    shown = table_with(at, "params_saved")
+    pd.testing.assert_frame_equal(
+        shown[["layer", "ratio", "metric", "drop", "params_saved", "flops_saved", "note"]].reset_index(drop=True),
+        direct[["layer", "ratio", "metric", "drop", "params_saved", "flops_saved", "note"]],
+        check_dtype=False,
+    )
+    stored = at.session_state[sensitivity.SCAN].table
+    pd.testing.assert_frame_equal(stored[COMPARED], direct[COMPARED])
+
+    heatmap = chart_spec(at, HEATMAP)["data"][0]
+    assert heatmap["y"] == LAYERS and heatmap["x"] == ["30%", "60%", "90%"]
+    expected = direct.pivot(index="layer", columns="ratio", values="drop").loc[LAYERS] * 100
+    np.testing.assert_allclose(values(heatmap["z"]), expected.to_numpy())
+    assert "Accuracy with one layer pruned" in chart_titles(at)
+
+
+def test_a_suggestion_sent_to_the_sliders_becomes_the_prune_pages_plan(app: AppTest) -> None:
+    at = run_scan(open_sensitivity(app))
+    at.slider(key=sensitivity.TARGET).set_value(40).run()
+    suggestion = at.session_state[sensitivity.SUGGESTION]
+    assert suggestion.ratios, "a 40 % target needs some layer pruned"
+    shown = table_with(at, "predicted_drop").set_index("layer")["ratio"]
+    assert shown.to_dict() == {layer: suggestion.ratios.get(layer, 0.0) for layer in LAYERS}
+
+    at.button(key=sensitivity.SEND).click().run()
+    assert not at.exception
+    assert at.title[0].value == "Prune"
+    assert at.session_state[state.PLAN] == suggestion
+    for layer in LAYERS:
+        assert at.slider(key=layer_controls.slider_key(layer)).value == round(suggestion.ratios.get(layer, 0.0) * 100)
+
+
+def test_pruning_in_steps_charts_each_step_and_becomes_the_sessions_pruned_model(app: AppTest) -> None:
+    at = open_sensitivity(app)
+    at.number_input(key=training_views.STEPS).set_value(2)
+    at.button(key=training_views.RUN_ITERATIVE).click().run()
+    assert not at.exception
+    result = at.session_state[training_views.ITERATIVE].result
+    assert result.history["step"].tolist() == [0, 1, 2]
+    steps = chart_spec(at, "Accuracy at each step")["data"]
+    markers = {trace["name"]: values(trace["y"]) for trace in steps if trace.get("name")}
+    assert list(markers) == ["original", "after pruning", "after fine-tuning"]
+    np.testing.assert_allclose(markers["after fine-tuning"], result.history["accuracy"][1:] * 100)
+    np.testing.assert_allclose(markers["after pruning"], result.history["pruned_accuracy"][1:] * 100)
+
+    at.button(key=training_views.USE_PRUNED).click().run()
+    assert not at.exception
+    pruned = at.session_state[state.PRUNED]
+    assert pruned.result is result
+    assert pruned.plan == pe.PruningPlan(global_ratio=0.3), "the Prune page's starting plan, reached in steps"
+    assert any("now the session's pruned model" in success.value for success in at.success)
+
+
+def test_sparsity_training_shows_both_histograms_and_pruning_with_and_without_it(app: AppTest) -> None:
+    at = open_sensitivity(app)
+    at.number_input(key=training_views.L1_EPOCHS).set_value(1)
+    at.button(key=training_views.RUN_SPARSE).click().run()
+    assert not at.exception
+
+    histograms = chart_spec(at, "Weight values of fc1 before and after L1 training")["data"]
+    assert [trace["name"] for trace in histograms] == ["before", "after L1 training"]
+    bundle = load_sample("digits_mlp")
+    before_counts, _ = pe.weight_histogram(bundle.model, "fc1", bins=training_views.HISTOGRAM_BINS)
+    np.testing.assert_array_equal(values(histograms[0]["y"]), before_counts)
+    assert values(histograms[1]["y"]).sum() == before_counts.sum(), "the same weights, counted after training"
+
+    table = table_with(at, "pruned_accuracy")
+    assert table["training"].tolist() == ["original", "+1 epoch, no L1", "+1 epoch, L1 λ=0.001"]
+    assert table.loc[0, "trained_accuracy"] == pytest.approx(pe.evaluate(bundle.model, bundle.eval_data)["accuracy"])
+    bars = chart_spec(at, "Accuracy with and without L1 training, pruned alike")["data"]
+    np.testing.assert_allclose(values(bars[1]["y"]), table["pruned_accuracy"] * 100)
+
+
+@pytest.fixture
+def cancel_after_first_job(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+    """Click Cancel the way a browser does while the scan runs: after the first finished job, ask the
+    script run for a rerun carrying the Cancel button's trigger; the scan's next job waits until the
+    page has answered the click. Records how the scan ended."""
+    real_scan = pe.sensitivity_scan
+    record: dict[str, object] = {"jobs": 0}
+
+    def scan(*args, progress, cancel: threading.Event, **kwargs):
+        context = get_script_run_ctx()
+        assert context is not None, "the scan's thread carries the script run's context"
+
+        def progress_then_click(done: float, message: str) -> None:
+            record["jobs"] = int(record["jobs"]) + 1
+            if record["jobs"] == 1:
+                context.script_requests.request_rerun(
+                    RerunData(widget_states=_cancel_click(context), page_script_hash=context.page_script_hash)
+                )
+                assert cancel.wait(timeout=10), "the interrupted page run sets the scan's cancel event"
+            progress(done, message)
+
+        try:
+            return real_scan(*args, progress=progress_then_click, cancel=cancel, **kwargs)
+        except BaseException as error:
+            record["ended_with"] = type(error).__name__
+            raise
+
+    monkeypatch.setattr(pe, "sensitivity_scan", scan)
+    return record
+
+
+def _cancel_click(context) -> WidgetStates:
+    """The page's widget values, with no trigger set but the Cancel button's."""
+    states = WidgetStates()
+    for widget in context.session_state.get_widget_states():
+        if widget.WhichOneof("value") == "trigger_value":
+            widget.trigger_value = widget.id.endswith(f"-{sensitivity.CANCEL}")
+        states.widgets.append(widget)
+    return states
+
+
+def test_cancel_stops_a_scan_mid_way_and_keeps_nothing(app: AppTest, cancel_after_first_job: dict) -> None:
+    at = open_sensitivity(app)
+    at.multiselect(key=sensitivity.RATIOS).set_value([10, 20, 30, 40, 50])
+    at.button(key=sensitivity.RUN).click().run()
+    assert not at.exception
+    assert cancel_after_first_job["ended_with"] in {"WorkCancelled", "ScanCancelled"}
+    assert cancel_after_first_job["jobs"] == 1, "no job was reported after the cancel"
+    assert "The scan was cancelled; nothing from it was kept." in warnings(at)
+    assert sensitivity.SCAN not in at.session_state
+    assert HEATMAP not in chart_titles(at)
+    assert "Run a scan first" in " ".join(info.value for info in at.info)
+
+
+def test_a_model_without_training_examples_is_scanned_but_not_trained(app: AppTest) -> None:
+    bundle = load_sample("digits_mlp")
+    app.session_state[state.CURRENT_MODEL] = LoadedModel.from_bundle(dataclasses.replace(bundle, train_data=None))
+    at = app.switch_page(SENSITIVITY_PAGE).run()
+    assert not at.exception
+    infos = [info.value for info in at.info]
+    assert sum(info.startswith("Training needs training examples.") for info in infos) == 2
+    assert not at.button(key=sensitivity.RUN).disabled

@@ -1,0 +1,380 @@
+"""The Sensitivity page's scan and allocation: scan settings, a cancellable scan, its heatmap,
+curves and table, and per-layer ratios suggested for a target that can go to the Prune sliders."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+
+import pandas as pd
+import streamlit as st
+
+import prune_engine as pe
+from prune_engine.sensitivity import POOL_MIN_JOBS
+
+from . import background, cache, fmt, prune_controls, state
+from . import sensitivity_charts as charts
+from .state import LoadedModel
+
+PRUNE_PAGE = "pages/3_Prune.py"
+
+GRANULARITY = "sens_granularity"
+CRITERION = "sens_criterion"
+RATIOS = "sens_ratios"
+LAYERS = "sens_layers"
+EXECUTOR = "sens_executor"
+RUN = "sens_run"
+CANCEL = "sens_cancel"
+SCAN = "sens_scan"
+"""Session key: the `ScanOutcome` last shown."""
+TARGET = "sens_target"
+BUDGET = "sens_budget"
+LIMIT = "sens_limit"
+MAX_DROP = "sens_max_drop"
+SEND = "sens_send"
+SUGGESTION = "sens_suggestion"
+"""Session key: the suggested plan of the current scan and target, for the iterative panel."""
+
+SCAN_GRANULARITIES = {"unstructured": "Single weights", "channel": "Whole channels"}
+RATIO_CHOICES = tuple(range(5, 100, 5))
+"""Ratios a scan can visit, in percent."""
+EXECUTORS = {"auto": "Automatic", "serial": "This server process", "processes": "A local process pool"}
+BUDGETS = {"params": "Non-zero parameters", "flops": "FLOPs"}
+DEFAULT_TARGET_PCT = 50
+DEFAULT_MAX_DROP_PTS = 2.0
+
+
+@dataclass(frozen=True)
+class ScanRequest:
+    """What the scan settings ask for."""
+
+    ratios: tuple[float, ...]
+    granularity: str
+    criterion: str
+    layers: tuple[str, ...]
+    executor: str
+
+    @property
+    def jobs(self) -> int:
+        return len(self.ratios) * len(self.layers)
+
+    def describe(self) -> str:
+        kind = SCAN_GRANULARITIES.get(self.granularity, self.granularity).lower()
+        criterion = pe.CRITERIA[self.criterion].label if self.criterion in pe.CRITERIA else self.criterion
+        ratios = ", ".join(f"{ratio:.0%}" for ratio in self.ratios)
+        return f"{kind} · {criterion} · {len(self.layers)} layer(s) · ratios {ratios}"
+
+
+@dataclass(frozen=True)
+class ScanOutcome:
+    """A finished scan of one model on its data."""
+
+    fingerprint: str
+    data_fingerprint: str
+    request: ScanRequest
+    table: pd.DataFrame
+    ran_on: str
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def scan_table(
+    fingerprint: str,
+    data_fingerprint: str,
+    ratios: tuple[float, ...],
+    granularity: str,
+    criterion: str,
+    layers: tuple[str, ...],
+    _loaded: LoadedModel,
+    _executor: pe.ScanExecutor,
+    _progress: background.ProgressFn,
+    _cancel: threading.Event,
+) -> pd.DataFrame:
+    """`prune_engine.sensitivity_scan` of a model on its evaluation data, per model, data and settings."""
+    bundle = _loaded.bundle
+    return pe.sensitivity_scan(
+        bundle.model,
+        bundle.eval_data,
+        ratios,
+        granularity,
+        criterion,
+        list(layers),
+        executor=_executor,
+        progress=_progress,
+        example_input=bundle.example_input,
+        cancel=_cancel,
+    )
+
+
+@st.cache_data(show_spinner="Choosing ratios…", max_entries=64)
+def suggestion(
+    fingerprint: str, scan: pd.DataFrame, target: float, budget: str, max_drop: float | None, _loaded: LoadedModel
+) -> tuple[pe.PruningPlan | None, str | None]:
+    """`prune_engine.suggest_ratios` checked on the model: the plan, or why there is none."""
+    bundle = _loaded.bundle
+    try:
+        plan = pe.suggest_ratios(scan, target, budget, max_drop, model=bundle.model, example_input=bundle.example_input)
+    except pe.PruneScopeError as error:
+        return None, str(error)
+    return plan, None
+
+
+def make_executor(choice: str, jobs: int) -> pe.ScanExecutor:
+    """The executor a scan of `jobs` jobs runs on; "auto" is the engine's own choice."""
+    if choice == "serial":
+        return pe.SerialExecutor()
+    if choice == "processes":
+        return pe.ProcessExecutor()
+    return pe.default_executor(jobs)
+
+
+def describe_executor(executor: pe.ScanExecutor) -> str:
+    """Where a scan runs, in words."""
+    if isinstance(executor, pe.RayExecutor):
+        return f"the Ray cluster at {executor.address}"
+    if isinstance(executor, pe.ProcessExecutor):
+        return f"a local pool of {executor.workers} worker processes"
+    return "this server process, one job after another"
+
+
+def current_scan(loaded: LoadedModel) -> ScanOutcome | None:
+    """The last scan of this session, if it was made on the current model and data."""
+    outcome = st.session_state.get(SCAN)
+    if outcome is None or (outcome.fingerprint, outcome.data_fingerprint) != (
+        loaded.fingerprint,
+        loaded.data_fingerprint,
+    ):
+        return None
+    return outcome
+
+
+# --- the scan ----------------------------------------------------------------------------
+
+
+def scan_panel(loaded: LoadedModel) -> None:
+    """Settings, the Run button with its cancellable progress, and the results of the last scan."""
+    if loaded.bundle.eval_data is None or loaded.data_fingerprint is None:
+        st.info(
+            "A scan measures each pruned copy on test examples, and this model has none. Load it with "
+            "evaluation data on the Model page.",
+            icon=":material/info:",
+        )
+        return
+    request = scan_settings(loaded)
+    executor = make_executor(request.executor, request.jobs)
+    ran_on = describe_executor(executor)
+    st.caption(f"{request.jobs} job(s), one per layer and ratio · runs on {fmt.literal(ran_on)}.")
+    background.show_notice(CANCEL)
+    if st.button("Run the scan", key=RUN, type="primary", icon=":material/play_arrow:", disabled=not request.jobs):
+        run_scan(loaded, request, executor, ran_on)
+    outcome = current_scan(loaded)
+    if outcome is not None:
+        results(outcome, request)
+
+
+def scan_settings(loaded: LoadedModel) -> ScanRequest:
+    """The scan's widgets: granularity, criterion, where it runs, ratios and layers."""
+    names = prune_controls.layer_names(loaded)
+    left, middle, right = st.columns([1.2, 1, 1])
+    granularity = left.radio(
+        "Granularity",
+        list(SCAN_GRANULARITIES),
+        key=GRANULARITY,
+        format_func=SCAN_GRANULARITIES.get,
+        horizontal=True,
+        help="N:M is not scanned: its pattern fixes the ratio (half of the weights for 2:4).",
+    )
+    criteria = prune_controls.criteria(loaded)
+    criterion = middle.selectbox(
+        "Criterion",
+        criteria,
+        key=CRITERION,
+        format_func=lambda name: pe.CRITERIA[name].label,
+        help="How importance is scored inside each layer: the least important go first.",
+    )
+    address = os.environ.get(pe.RAY_ADDRESS_ENV)
+    automatic = (
+        f"the Ray cluster at {address} ({pe.RAY_ADDRESS_ENV} is set)"
+        if address
+        else f"a local process pool for {POOL_MIN_JOBS} jobs or more, else this process"
+    )
+    executor = right.selectbox(
+        "Run on",
+        list(EXECUTORS),
+        key=EXECUTOR,
+        format_func=EXECUTORS.get,
+        help=f"Automatic: {automatic}. Jobs are independent, so several worker processes (or a cluster, "
+        f"set {pe.RAY_ADDRESS_ENV} to its address) finish a big scan sooner; every choice gives the same numbers.",
+    )
+    if RATIOS not in st.session_state:
+        st.session_state[RATIOS] = [round(ratio * 100) for ratio in pe.DEFAULT_RATIOS]
+    ratios = st.multiselect(
+        "Ratios to try",
+        RATIO_CHOICES,
+        key=RATIOS,
+        format_func=lambda pct: f"{pct} %",
+        help="Each layer is pruned alone by each of these shares of its weights (or channels).",
+    )
+    if LAYERS not in st.session_state or not set(st.session_state[LAYERS]) <= set(names):
+        st.session_state[LAYERS] = names
+    layers = st.multiselect(
+        "Layers", names, key=LAYERS, help="Leave out layers you do not mean to prune, to scan faster."
+    )
+    return ScanRequest(
+        ratios=tuple(sorted(pct / 100 for pct in ratios)),
+        granularity=granularity,
+        criterion=criterion,
+        layers=tuple(name for name in names if name in set(layers)),
+        executor=executor,
+    )
+
+
+def run_scan(loaded: LoadedModel, request: ScanRequest, executor: pe.ScanExecutor, ran_on: str) -> None:
+    """Scan with progress and Cancel; keep the table in the session only when the scan finished."""
+
+    def work(progress: background.ProgressFn, cancel: threading.Event) -> pd.DataFrame:
+        return scan_table(
+            loaded.fingerprint,
+            loaded.data_fingerprint,
+            request.ratios,
+            request.granularity,
+            request.criterion,
+            request.layers,
+            loaded,
+            executor,
+            progress,
+            cancel,
+        )
+
+    table = background.run(work, key=CANCEL, what="The scan", label=f"Scanning on {ran_on}…")
+    if table is not None:
+        st.session_state[SCAN] = ScanOutcome(loaded.fingerprint, loaded.data_fingerprint, request, table, ran_on)
+
+
+SCAN_COLUMNS = {
+    "layer": st.column_config.TextColumn("Layer", pinned=True),
+    "ratio": st.column_config.NumberColumn("Ratio", format="percent", help="Share of the layer removed."),
+    "metric": st.column_config.NumberColumn("Metric", format="%.4f", help="Measured on the test examples."),
+    "drop": st.column_config.NumberColumn("Drop", format="%.4f", help="Unpruned metric minus this one."),
+    "loss_increase": st.column_config.NumberColumn("Loss increase", format="%.4f"),
+    "params_saved": st.column_config.NumberColumn("Parameters saved", format="localized"),
+    "flops_saved": st.column_config.NumberColumn("FLOPs saved", format="localized"),
+    "seconds": st.column_config.NumberColumn("Seconds", format="%.3f"),
+    "note": st.column_config.TextColumn("Note"),
+}
+
+
+def results(outcome: ScanOutcome, request: ScanRequest) -> None:
+    """The heatmap, the curves and the table of a finished scan."""
+    table = outcome.table
+    metric = charts.metric_words(str(table["metric_name"].iloc[0]))
+    baseline = float(table["baseline"].iloc[0])
+    st.markdown(
+        f"**Last scan:** {fmt.literal(outcome.request.describe())}, on {fmt.literal(outcome.ran_on)}. "
+        f"Unpruned {metric}: **{fmt.percent(baseline)}**."
+    )
+    if outcome.request != request:
+        st.caption("The settings above have changed since: run the scan again to see them.")
+    st.plotly_chart(charts.drop_heatmap(table), key="sens_heatmap")
+    st.plotly_chart(charts.layer_curves(table), key="sens_curves")
+    st.dataframe(table[list(SCAN_COLUMNS)], column_config=SCAN_COLUMNS, hide_index=True, key="sens_table")
+
+
+# --- allocation --------------------------------------------------------------------------
+
+
+def predicted_drops(scan: pd.DataFrame, plan: pe.PruningPlan) -> pd.DataFrame:
+    """Per layer of the plan: its ratio, channel group and the drop the scan predicts for it,
+    counted as `suggest_ratios` counts it (never below 0, never below the drop at a lower ratio)."""
+    measured = scan.dropna(subset=["metric"]).sort_values(["layer", "ratio"])
+    measured = measured.assign(predicted=measured.groupby("layer")["drop"].cummax().clip(lower=0.0))
+    rows = []
+    for layer in dict.fromkeys(scan["layer"]):
+        ratio = plan.ratios.get(layer, 0.0)
+        match = measured[(measured["layer"] == layer) & (measured["ratio"] == ratio)]
+        group = scan.loc[scan["layer"] == layer, "group"].iloc[0]
+        drop = float(match["predicted"].iloc[0]) if len(match) else 0.0
+        rows.append({"layer": layer, "group": group, "ratio": ratio, "predicted_drop": drop})
+    return pd.DataFrame(rows)
+
+
+ALLOCATION_COLUMNS = {
+    "layer": st.column_config.TextColumn("Layer", pinned=True),
+    "group": st.column_config.TextColumn("Channel group", help="Layers of one group lose the same channels."),
+    "ratio": st.column_config.ProgressColumn("Ratio", format="percent", min_value=0.0, max_value=1.0),
+    "predicted_drop": st.column_config.NumberColumn(
+        "Predicted drop", format="%.2f pts", help="The drop the scan measured with this layer alone at this ratio."
+    ),
+}
+
+
+def allocation_panel(loaded: LoadedModel) -> None:
+    """Target, budget and drop limit → suggested ratios, their predicted and measured cost, and Send."""
+    outcome = current_scan(loaded)
+    if outcome is None:
+        st.session_state.pop(SUGGESTION, None)
+        st.info("Run a scan first (first tab): the suggestion is made from its curves.", icon=":material/info:")
+        return
+    left, middle, right = st.columns([2, 1.2, 1.4], vertical_alignment="bottom")
+    target = left.slider(
+        "Remove this share of the model",
+        5,
+        95,
+        DEFAULT_TARGET_PCT,
+        step=5,
+        key=TARGET,
+        format="%d%%",
+        help="Of its non-zero parameters, or of its FLOPs (the work of one forward pass).",
+    )
+    budget = middle.radio("Counted in", list(BUDGETS), key=BUDGET, format_func=BUDGETS.get, horizontal=True)
+    limited = right.toggle("Limit each layer's drop", key=LIMIT)
+    max_drop = None
+    if limited:
+        max_drop = (
+            right.number_input(
+                "Largest drop per layer (points)",
+                min_value=0.0,
+                max_value=100.0,
+                value=DEFAULT_MAX_DROP_PTS,
+                step=0.5,
+                key=MAX_DROP,
+            )
+            / 100
+        )
+    plan, problem = suggestion(loaded.fingerprint, outcome.table, target / 100, budget, max_drop, loaded)
+    if plan is None:
+        st.session_state.pop(SUGGESTION, None)
+        st.warning(fmt.literal(problem or "No suggestion."), icon=":material/warning:")
+        return
+    st.session_state[SUGGESTION] = plan
+    drops = predicted_drops(outcome.table, plan)
+    suggestion_figures(loaded, plan, drops, budget)
+    shown = drops.assign(predicted_drop=drops["predicted_drop"] * 100)
+    if plan.granularity != "channel":
+        shown = shown.drop(columns="group")
+    st.dataframe(shown, column_config=ALLOCATION_COLUMNS, hide_index=True, key="sens_allocation")
+    if st.button("Send to the Prune sliders", key=SEND, type="primary", icon=":material/tune:"):
+        state.send_plan_to_sliders(plan)
+        st.switch_page(PRUNE_PAGE)
+
+
+def suggestion_figures(loaded: LoadedModel, plan: pe.PruningPlan, drops: pd.DataFrame, budget: str) -> None:
+    """Predicted drop beside the drop and reduction measured by applying the plan."""
+    predicted = float(drops.drop_duplicates("group")["predicted_drop"].sum())
+    pruned = cache.pruned(loaded, plan)
+    before, after = cache.model_summary(loaded), cache.pruned_summary(loaded, pruned)
+    field = "nonzero_params" if budget == "params" else "flops"
+    reduction = 1 - after[field] / before[field] if before[field] else 0.0
+    original, measured = cache.model_evaluation(loaded) or {}, cache.pruned_evaluation(loaded, pruned) or {}
+    columns = st.columns(3)
+    columns[0].metric(
+        "Predicted drop", f"{predicted * 100:.2f} pts", help="The sum of each layer's own drop in the scan."
+    )
+    if "accuracy" in original and "accuracy" in measured:
+        columns[1].metric(
+            "Measured drop",
+            f"{(original['accuracy'] - measured['accuracy']) * 100:.2f} pts",
+            help=f"The plan applied to the model: accuracy {fmt.percent(measured['accuracy'])} instead of "
+            f"{fmt.percent(original['accuracy'])}.",
+        )
+    columns[2].metric(f"{BUDGETS[budget]} removed", fmt.percent(reduction), help="Measured on the pruned model.")

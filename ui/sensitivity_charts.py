@@ -1,0 +1,190 @@
+"""Figures of the Sensitivity page: the scan heatmap and curves, schedules, accuracy per step,
+histograms before and after sparsity training. Aggregated numbers only; layer names escaped."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from .charts import BLOCKED_COLOR, ORIGINAL_COLOR, PARAMS_COLOR, REMOVED_COLOR, _finish, _legend_under_title, plain
+
+ANNOTATE_MAX_CELLS = 200
+"""Heatmaps with at most this many cells write each value in its cell."""
+HEATMAP_ROW_PX = 28
+METRIC_WORDS = {"accuracy": "accuracy", "agreement": "agreement with the original", "cosine": "output cosine"}
+
+
+def metric_words(metric_name: str) -> str:
+    """The scan's metric in words ("accuracy", "agreement with the original")."""
+    return METRIC_WORDS.get(metric_name, metric_name)
+
+
+def drop_heatmap(scan: pd.DataFrame) -> go.Figure:
+    """Layers × ratios, coloured by the metric drop (in points) when that layer alone is pruned."""
+    layers = list(dict.fromkeys(scan["layer"]))
+    ratios = sorted(scan["ratio"].unique())
+    drops = scan.pivot_table(index="layer", columns="ratio", values="drop", aggfunc="first", dropna=False)
+    drops = drops.reindex(index=layers, columns=ratios) * 100
+    notes = scan.pivot_table(index="layer", columns="ratio", values="note", aggfunc="first").reindex(
+        index=layers, columns=ratios
+    )
+    names = [plain(name) for name in layers]
+    columns = [f"{ratio:.0%}" for ratio in ratios]
+    cells = drops.to_numpy(dtype=float)
+    hover_notes = [
+        [plain(str(note)) if isinstance(note, str) and note else "" for note in row] for row in notes.to_numpy()
+    ]
+    figure = go.Figure(
+        go.Heatmap(
+            z=cells,
+            x=columns,
+            y=names,
+            zmin=0,
+            zmax=max(float(np.nanmax(cells)) if np.isfinite(cells).any() else 0.0, 1.0),
+            colorscale="Reds",
+            customdata=hover_notes,
+            text=[["" if np.isnan(value) else f"{value:.1f}" for value in row] for row in cells],
+            texttemplate="%{text}" if cells.size <= ANNOTATE_MAX_CELLS else None,
+            hovertemplate="%{y} pruned by %{x}<br>drop %{z:.2f} points<br>%{customdata}<extra></extra>",
+            colorbar={"title": {"text": "drop (points)"}},
+        )
+    )
+    figure.update_xaxes(title_text="share of the layer removed", type="category")
+    figure.update_yaxes(title_text="layer", type="category", autorange="reversed")
+    metric = metric_words(str(scan["metric_name"].iloc[0]))
+    figure = _finish(figure, f"Drop in {metric} when one layer is pruned alone")
+    figure.update_layout(height=max(figure.layout.height, 120 + HEATMAP_ROW_PX * len(layers)))
+    return figure
+
+
+def layer_curves(scan: pd.DataFrame) -> go.Figure:
+    """One line per layer: the metric against the share of that layer removed, with the unpruned baseline."""
+    metric_name = str(scan["metric_name"].iloc[0])
+    baseline = float(scan["baseline"].iloc[0]) * 100
+    figure = go.Figure()
+    for layer, rows in scan.groupby("layer", sort=False):
+        rows = rows.sort_values("ratio")
+        figure.add_trace(
+            go.Scatter(
+                x=[0.0, *(rows["ratio"] * 100)],
+                y=[baseline, *(rows["metric"] * 100)],
+                mode="lines+markers",
+                name=plain(str(layer)),
+                hovertemplate="%{x:.0f} % removed<br>%{y:.1f} %<extra>%{fullData.name}</extra>",
+            )
+        )
+    figure.add_hline(y=baseline, line_dash="dash", line_color=ORIGINAL_COLOR, annotation_text="unpruned")
+    figure.update_xaxes(title_text="share of the layer removed (%)", range=[0, 100])
+    figure.update_yaxes(title_text=f"{metric_words(metric_name)} (%)")
+    return _legend_under_title(_finish(figure, f"{metric_words(metric_name).capitalize()} with one layer pruned"))
+
+
+def schedule_steps(fractions: Sequence[float], schedule: str) -> go.Figure:
+    """The share of the plan reached after each step of a schedule."""
+    steps = list(range(len(fractions) + 1))
+    figure = go.Figure(
+        go.Scatter(
+            x=steps,
+            y=[0.0, *(fraction * 100 for fraction in fractions)],
+            mode="lines+markers",
+            line={"color": PARAMS_COLOR},
+            hovertemplate="after step %{x}: %{y:.0f} % of the plan<extra></extra>",
+        )
+    )
+    figure.update_xaxes(title_text="step", dtick=1)
+    figure.update_yaxes(title_text="share of the plan reached (%)", range=[0, 105])
+    figure.update_layout(showlegend=False)
+    figure = _finish(figure, f"How the {plain(schedule)} schedule reaches the plan")
+    figure.update_layout(height=260)
+    return figure
+
+
+def accuracy_per_step(history: pd.DataFrame) -> go.Figure:
+    """Accuracy after each step's pruning and after its fine-tuning, joined by the path the model took:
+    down at each cut, back up with each fine-tuning (step 0: the original)."""
+    steps = history[history["step"] > 0]
+    path_x = [0, *np.repeat(steps["step"].to_numpy(), 2).tolist()]
+    path_y = [history["accuracy"].iloc[0], *np.column_stack([steps["pruned_accuracy"], steps["accuracy"]]).ravel()]
+    figure = go.Figure(
+        [
+            go.Scatter(
+                x=path_x,
+                y=np.asarray(path_y) * 100,
+                mode="lines",
+                line={"color": BLOCKED_COLOR, "width": 1.5},
+                hoverinfo="skip",
+                showlegend=False,
+            ),
+            go.Scatter(
+                x=[0],
+                y=[history["accuracy"].iloc[0] * 100],
+                name="original",
+                mode="markers",
+                marker={"color": ORIGINAL_COLOR, "size": 10},
+            ),
+            go.Scatter(
+                x=steps["step"],
+                y=steps["pruned_accuracy"] * 100,
+                name="after pruning",
+                mode="markers",
+                marker={"color": REMOVED_COLOR, "size": 10},
+            ),
+            go.Scatter(
+                x=steps["step"],
+                y=steps["accuracy"] * 100,
+                name="after fine-tuning",
+                mode="markers",
+                marker={"color": PARAMS_COLOR, "size": 10},
+            ),
+        ]
+    )
+    figure.update_traces(
+        hovertemplate="step %{x}<br>%{y:.2f} %<extra>%{fullData.name}</extra>", selector={"mode": "markers"}
+    )
+    figure.update_xaxes(title_text="step (0 = the original)", dtick=1)
+    figure.update_yaxes(title_text="accuracy (%)")
+    return _legend_under_title(_finish(figure, "Accuracy at each step"))
+
+
+def histograms_before_after(
+    before: tuple[np.ndarray, np.ndarray], after: tuple[np.ndarray, np.ndarray], what: str, unit: str
+) -> go.Figure:
+    """Two histograms from precomputed bins, overlaid: before and after sparsity training."""
+    figure = go.Figure()
+    for (counts, edges), name, color in (
+        (before, "before", ORIGINAL_COLOR),
+        (after, "after L1 training", PARAMS_COLOR),
+    ):
+        figure.add_trace(
+            go.Bar(
+                x=(edges[:-1] + edges[1:]) / 2,
+                y=counts,
+                width=np.diff(edges),
+                name=name,
+                marker_color=color,
+                opacity=0.6,
+                hovertemplate="%{x:.4f}<br>%{y:,} " + unit + "<extra>%{fullData.name}</extra>",
+            )
+        )
+    figure.update_layout(barmode="overlay", bargap=0)
+    figure.update_xaxes(title_text=what)
+    figure.update_yaxes(title_text=f"number of {unit}")
+    return _legend_under_title(_finish(figure, f"{what.capitalize()} before and after L1 training"))
+
+
+def pruned_accuracy_bars(table: pd.DataFrame) -> go.Figure:
+    """Accuracy of each training before and after the same pruning, side by side."""
+    trainings = [plain(str(name)) for name in table["training"]]
+    figure = go.Figure(
+        [
+            go.Bar(x=trainings, y=table["trained_accuracy"] * 100, name="before pruning", marker_color=ORIGINAL_COLOR),
+            go.Bar(x=trainings, y=table["pruned_accuracy"] * 100, name="after pruning", marker_color=PARAMS_COLOR),
+        ]
+    )
+    figure.update_traces(hovertemplate="%{x}<br>%{y:.1f} %<extra>%{fullData.name}</extra>")
+    figure.update_layout(barmode="group")
+    figure.update_yaxes(title_text="accuracy (%)", range=[0, 100])
+    return _legend_under_title(_finish(figure, "Accuracy with and without L1 training, pruned alike"))
