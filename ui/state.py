@@ -32,6 +32,10 @@ SAVED_RUNS = "saved_runs"
 """{(original fingerprint, pruned fingerprint, plan JSON): run id, or None once deleted}: the results this
 session has saved to the experiment history, so that reruns and going back to an earlier plan save nothing twice."""
 
+SAVED_RUNS_KEPT = 1000
+"""Entries of `SAVED_RUNS` and `MEASURED` a session keeps (the latest): its memory stays bounded however long
+it prunes; a result older than that, applied again, is saved again."""
+
 MEASURED = "measured_runs"
 """{run id: the metrics last written to it from the Compare page}, so that a rerun writes nothing unchanged."""
 
@@ -175,7 +179,7 @@ def saved_run(pruned: PrunedModel) -> int | None:
 
 def remember_run(pruned: PrunedModel, run_id: int | None) -> None:
     """Record that `pruned` is saved as run `run_id` (None: it could not be saved; do not try again)."""
-    st.session_state.setdefault(SAVED_RUNS, {})[run_key(pruned)] = run_id
+    _put_latest(st.session_state.setdefault(SAVED_RUNS, {}), run_key(pruned), run_id)
 
 
 def forget_run(run_id: int) -> None:
@@ -194,4 +198,12 @@ def measured(run_id: int) -> dict[str, float | int]:
 
 def set_measured(run_id: int, metrics: dict[str, float | int]) -> None:
     """Remember the metrics just written to run `run_id`."""
-    st.session_state.setdefault(MEASURED, {})[run_id] = metrics
+    _put_latest(st.session_state.setdefault(MEASURED, {}), run_id, metrics)
+
+
+def _put_latest(entries: dict, key: object, value: object) -> None:
+    """Set `entries[key]` as the newest entry, dropping the oldest beyond `SAVED_RUNS_KEPT`."""
+    entries.pop(key, None)
+    entries[key] = value
+    while len(entries) > SAVED_RUNS_KEPT:
+        entries.pop(next(iter(entries)))

@@ -169,3 +169,20 @@ def test_runs_are_listed_per_model_and_another_samples_run_switches_model(
     assert not at.exception
     assert at.session_state["current_model"].name == "digits_mlp"
     assert at.slider(key=GLOBAL).value == 50
+
+
+def test_an_unusable_database_warns_and_pruning_goes_on(
+    app: AppTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv(pe.experiments.DB_ENV_VAR, str(blocker / "experiments.db"))
+    at = app.switch_page(PRUNE_PAGE).run()
+    assert not at.exception
+    assert any("could not be saved to the experiment history" in warning.value for warning in at.warning)
+    assert at.session_state["pruned"] is not None
+    at.switch_page(COMPARE_PAGE).run()
+    assert not at.exception
+    at.switch_page(EXPERIMENTS_PAGE).run()
+    assert not at.exception
+    assert any("The experiment history cannot be read" in error.value for error in at.error)
