@@ -1,4 +1,5 @@
-"""The Prune page's per-layer controls: one slider and lock per prunable layer (a toggle under N:M).
+"""The Prune page's per-layer controls: one slider and lock per prunable layer (a toggle under N:M),
+grouped by block for deep models and, for very deep ones, a page of blocks at a time.
 
 An unlocked layer follows the global slider (under global scope it shows the ratio the
 global ranking gives it); moving its slider locks it; a locked layer is a `plan.ratios`
@@ -26,7 +27,10 @@ GROUP_ABOVE = 8
 """Models with more prunable layers than this show them grouped by block, in expanders."""
 GROUP_SIZE = 12
 """Blocks are cut at the shallowest module-path depth that keeps each within this many layers."""
+GROUPS_PER_PAGE = 6
+"""Models with more blocks than this show them a page at a time (a GPT-2-sized model has 13)."""
 FILTER = "prune_filter"
+PAGE = "prune_layer_page"
 
 
 def slider_key(layer: str) -> str:
@@ -84,6 +88,8 @@ def sliders(loaded: LoadedModel, plan: pe.PruningPlan, preview: pe.PlanPreview |
     ).strip()
     grouped = len(stats) > GROUP_ABOVE
     groups = edits.layer_groups(list(stats.index), GROUP_SIZE) if grouped else [("", list(stats.index))]
+    if len(groups) > GROUPS_PER_PAGE and not query:
+        groups = _page_of(groups)
     shown = 0
     for label, layers in groups:
         members = [name for name in layers if query.lower() in name.lower()]
@@ -103,6 +109,31 @@ def sliders(loaded: LoadedModel, plan: pe.PruningPlan, preview: pe.PlanPreview |
                         _layer_control(loaded, plan, name, stats.loc[name], rows)
     if not shown:
         st.caption(f"No layer name contains “{fmt.literal(query)}”.")
+
+
+def _page_of(groups: list[tuple[str, list[str]]]) -> list[tuple[str, list[str]]]:
+    """The blocks of the page chosen in a row of page buttons named by their first and last block.
+
+    Only that page's blocks are drawn, so the page stays quick however deep the model is; the
+    filter searches every block.
+    """
+    pages = [groups[start : start + GROUPS_PER_PAGE] for start in range(0, len(groups), GROUPS_PER_PAGE)]
+    if st.session_state.get(PAGE, 0) >= len(pages):
+        st.session_state[PAGE] = 0
+    chosen = st.radio(
+        "Blocks",
+        range(len(pages)),
+        key=PAGE,
+        horizontal=True,
+        format_func=lambda index: _page_label(pages[index]),
+        help=f"{len(groups)} blocks, {GROUPS_PER_PAGE} to a page; the filter above searches all of them.",
+    )
+    return pages[chosen]
+
+
+def _page_label(page: list[tuple[str, list[str]]]) -> str:
+    first, last = page[0][0], page[-1][0]
+    return fmt.literal(first if first == last else f"{first} – {last}")
 
 
 def _group_box(label: str, members: list[str], plan: pe.PruningPlan, opened: bool) -> DeltaGenerator:

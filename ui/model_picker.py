@@ -1,15 +1,24 @@
-"""The Model page's sample picker: choose one of the shipped sample models."""
+"""The Model page's sample picker: choose one of the shipped sample models, the large
+scale-test models included when the "Show large models" toggle is on."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 import prune_engine as pe
-from sample_models import list_samples
+from sample_models import list_samples, sample_info
 
-from . import cache, state
+from . import cache, fmt, state
 
 SAMPLE_PICKER = "model_sample_picker"
+SHOW_LARGE = "model_show_large"
+LARGE_WARNING = (
+    "Large models are scale tests with random weights (built in code, nothing to download), of 100–125 M "
+    "parameters. Loading one takes a few seconds and about 0.5 GB of memory, which stays in use while the "
+    "app runs; pruning it waits for the Apply button and takes up to half a minute, and timing it on the "
+    "Compare page takes about a minute. Their outputs mean nothing: a pruned copy is scored by how closely "
+    "it follows the original."
+)
 
 
 def load_picked_sample() -> None:
@@ -23,18 +32,37 @@ def load_picked_sample() -> None:
         st.error(str(error), icon=":material/error:")
 
 
+def sample_label(name: str) -> str:
+    """How a sample reads in the picker: a large one says so, with its size."""
+    if name in list_samples():
+        return name
+    return f"{name} · large, {fmt.count(sample_info(name).params)} parameters, random weights"
+
+
 def sample_picker() -> None:
-    """A selectbox of the sample models, showing the current model when it is a sample."""
+    """A "Show large models" toggle and a selectbox of the samples, showing the current model when it is a sample."""
     current = state.current_model()
     shown = current.name if current is not None and current.source == "sample" else None
+    large = set(list_samples(include_large=True)) - set(list_samples())
+    if shown in large:
+        st.session_state[SHOW_LARGE] = True
+    include_large = st.toggle(
+        "Show large models",
+        key=SHOW_LARGE,
+        help="Add the 100 M+ parameter scale-test models (random weights) to the list.",
+    )
+    if include_large:
+        st.warning(LARGE_WARNING, icon=":material/memory:")
     if st.session_state.get(SAMPLE_PICKER) != shown:
         st.session_state[SAMPLE_PICKER] = shown
     st.selectbox(
         "Sample model",
-        list_samples(),
+        list_samples(include_large=include_large),
         key=SAMPLE_PICKER,
+        format_func=sample_label,
         on_change=load_picked_sample,
         placeholder="Choose a sample model",
-        help="Small classifiers of 8×8 handwritten digits that ship trained, with their test data.",
-        width=420,
+        help="Models that ship with PruneScope, trained, with the data they are scored on"
+        + ("; and the large scale-test models, with random weights." if include_large else "."),
+        width=520,
     )

@@ -9,7 +9,7 @@ import torch
 
 import prune_engine as pe
 
-from . import cache, charts, fmt
+from . import cache, charts, fmt, prune_result
 from .plan_edits import blocked_reason
 from .state import LoadedModel
 
@@ -22,6 +22,8 @@ CHART_CONFIG = {"displayModeBar": False}
 def compute(loaded: LoadedModel, plan: pe.PruningPlan) -> pe.PlanPreview | None:
     """The cached preview of `plan`; None (and the engine's sentence) when the plan cannot be applied."""
     try:
+        if prune_result.ranks_on_apply(loaded, plan):
+            return prune_result.plan_only_preview(loaded, plan)
         return cache.preview(loaded, plan)
     except pe.PruneScopeError as error:
         st.error(fmt.literal(str(error)), icon=":material/error:")
@@ -65,7 +67,11 @@ def section(plan: pe.PruningPlan, preview: pe.PlanPreview | None) -> None:
     scored = [layer for layer in preview.table["layer"] if layer in preview.scores]
     with right:
         if not scored:
-            st.caption("No layer is pruned by this plan, so there are no scores to show.")
+            st.caption(
+                "No scores to show: on a model this large the weights are ranked only when the plan is applied."
+                if plan.granularity in prune_result.WEIGHT_RANKED and preview.table["assigned_ratio"].gt(0).any()
+                else "No layer is pruned by this plan, so there are no scores to show."
+            )
             return
         if st.session_state.get(LAYER_PICKER) not in scored:
             st.session_state[LAYER_PICKER] = scored[0]

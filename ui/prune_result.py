@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from contextlib import AbstractContextManager, nullcontext
 
+import pandas as pd
 import streamlit as st
 
 import prune_engine as pe
@@ -20,6 +21,11 @@ well under a second); larger ones wait for the Apply button."""
 LIVE_ACCURACY_MAX_FLOPS = 2e9
 """The summary shows accuracy when one pass over the test data costs at most this many FLOPs
 (the MLP and CNN samples; the ResNet's 13 GFLOPs take ~0.1 s, too long for every slider step)."""
+RANK_ON_APPLY_MIN_PARAMS = 50_000_000
+"""From this size, ranking every weight (single weights, N:M) takes tens of seconds and a few copies
+of the weights, too much for every slider step: the preview shows the plan as set and the ranking
+runs when the plan is applied."""
+WEIGHT_RANKED = ("unstructured", "n:m")
 COMPARE_PAGE = "pages/4_Compare.py"
 APPLY = "prune_apply"
 DOWNLOAD = "prune_download"
@@ -35,6 +41,31 @@ def applies_live(loaded: LoadedModel) -> bool:
 def live_threads(loaded: LoadedModel) -> AbstractContextManager[None]:
     """One torch thread for a model worked on live (see `cache.single_threaded`); the default otherwise."""
     return cache.single_threaded() if applies_live(loaded) else nullcontext()
+
+
+def ranks_on_apply(loaded: LoadedModel, plan: pe.PruningPlan) -> bool:
+    """Whether `plan` ranks every weight of a model so large that the ranking waits for Apply."""
+    return plan.granularity in WEIGHT_RANKED and int(cache.model_summary(loaded)["params"]) >= RANK_ON_APPLY_MIN_PARAMS
+
+
+def plan_only_preview(loaded: LoadedModel, plan: pe.PruningPlan) -> pe.PlanPreview:
+    """The preview of a plan that `ranks_on_apply`: the plan checked against the model, each layer's
+    ratio as set (under a global ranking: as the last Apply of this same plan assigned it, else the
+    global ratio until then) and no scores."""
+    plan.validate()
+    stats = cache.model_layers(loaded)
+    plan.check_layers(stats["name"])
+    pruned = state.current_pruned()
+    applied = pruned.result.report.set_index("layer") if pruned and pruned.plan.to_json() == plan.to_json() else None
+    table = pd.DataFrame({"layer": stats["name"], "kind": stats["kind"]})
+    table["target_ratio"] = [plan.target_ratio(name) for name in table["layer"]]
+    table["assigned_ratio"] = table["target_ratio"]
+    table["group"] = table["layer"]
+    table["note"] = ""
+    if applied is not None:
+        table["assigned_ratio"] = applied["assigned_ratio"].reindex(table["layer"]).fillna(0.0).to_numpy()
+        table["note"] = applied["note"].reindex(table["layer"]).fillna("").to_numpy()
+    return pe.PlanPreview(table=table, scores={})
 
 
 def accuracy_is_cheap(loaded: LoadedModel) -> bool:
