@@ -32,7 +32,8 @@ SEARCH = "experiments_search"
 GRANULARITY = "experiments_granularity"
 TABLE = "experiments_runs"
 TABLE_VERSION = "experiments_table_version"
-"""Bumped when a run is deleted: a new table key clears a row selection that would point at other runs."""
+"""Bumped when a run is deleted or the filters change: a new table key clears a row selection (kept as row
+positions) that would now point at other runs."""
 LATENCY_SETTING = "experiments_latency_setting"
 NOTICE = "experiments_notice"
 RELOAD = "experiments_reload"
@@ -179,6 +180,7 @@ def history(loaded: LoadedModel) -> pd.DataFrame | None:
     all_models = st.toggle(
         "All models",
         key=ALL_MODELS,
+        on_change=_new_table,
         help="Show the runs of every model in the history, not only those of the current model.",
     )
     try:
@@ -194,11 +196,20 @@ def filtered(runs: pd.DataFrame) -> pd.DataFrame:
     """The runs matching the search text (name, notes, plan, model) and the chosen granularities."""
     search_column, granularity_column = st.columns([2, 1])
     text = search_column.text_input(
-        "Search", key=SEARCH, placeholder="name, notes, plan or model", help="Shows the runs containing this text."
+        "Search",
+        key=SEARCH,
+        on_change=_new_table,
+        placeholder="name, notes, plan or model",
+        help="Shows the runs containing this text.",
     )
     granularities = sorted(runs["granularity"].dropna().unique())
     chosen = granularity_column.multiselect(
-        "Granularity", granularities, key=GRANULARITY, placeholder="all", help="Shows only these granularities."
+        "Granularity",
+        granularities,
+        key=GRANULARITY,
+        on_change=_new_table,
+        placeholder="all",
+        help="Shows only these granularities.",
     )
     keep = pd.Series(True, index=runs.index)
     if text.strip():
@@ -229,15 +240,15 @@ def runs_table(runs: pd.DataFrame, all_models: bool) -> list[int]:
     return [int(runs["id"].iloc[row]) for row in event.selection.rows if row < len(runs)]
 
 
-def export(store_ids: Sequence[int]) -> None:
+def export(run_ids: Sequence[int]) -> None:
     """A download of the listed runs, every column, as CSV."""
     try:
-        text = cache.experiments().to_csv(store_ids)
+        text = cache.experiments().to_csv(run_ids)
     except pe.PruneScopeError as error:
         st.error(fmt.literal(str(error)), icon=":material/error:")
         return
     st.download_button(
-        f"Download these {len(store_ids)} runs (CSV)",
+        f"Download these {len(run_ids)} runs (CSV)",
         data=text,
         file_name="prunescope-runs.csv",
         mime="text/csv",
@@ -451,8 +462,12 @@ def _on_delete(run_id: int) -> None:
         st.session_state[NOTICE] = ("error", fmt.literal(str(error)))
         return
     state.forget_run(run_id)
-    st.session_state[TABLE_VERSION] = st.session_state.get(TABLE_VERSION, 0) + 1
+    _new_table()
     st.session_state[NOTICE] = ("success", f"Deleted run #{run_id}.")
+
+
+def _new_table() -> None:
+    st.session_state[TABLE_VERSION] = st.session_state.get(TABLE_VERSION, 0) + 1
 
 
 def plan_differences(first: pd.Series, second: pd.Series, loaded: LoadedModel) -> None:
