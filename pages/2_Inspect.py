@@ -10,10 +10,8 @@ from ui.widgets import require_model
 
 LAYER_PICKER = "inspect_layer"
 SORT_CHANNELS = "inspect_sort_channels"
-VIEW = "inspect_view"
-"""The open tab; only its content runs, so scoring a model waits until someone asks for it."""
-OPEN_VIEW = "inspect_open_view"
-"""The last tab opened, so that coming back to the page reopens it."""
+VIEW = "inspect_view"  # the open tab: only its content runs, so scoring waits until someone asks for it
+OPEN_VIEW = "inspect_open_view"  # the last tab opened, so that coming back to the page reopens it
 ONE_LAYER, IMPORTANCE = "One layer", "Importance"
 HISTOGRAM_BINS = 100
 
@@ -67,7 +65,9 @@ def layer_charts(loaded: LoadedModel, layer: str, sort_channels: bool) -> None:
 
 st.title("Inspect")
 loaded_model = require_model()
-st.markdown(f"Where the parameters of **{fmt.literal(loaded_model.name)}** sit, and what its weights look like.")
+st.markdown(
+    f"Where the parameters of **{fmt.literal(loaded_model.name)}** sit, what its weights look like, and which channels matter."
+)
 with st.expander("About these charts", icon=":material/school:"):
     st.markdown(ABOUT)
 

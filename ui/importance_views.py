@@ -277,7 +277,12 @@ def _controls(loaded: LoadedModel, layers: list[str]) -> tuple[str, int, list[st
         st.session_state[CRITERION] = "l1"
     columns = st.columns([3, 2, 2], vertical_alignment="bottom")
     criterion = columns[0].selectbox(
-        "Criterion", list(pe.CRITERIA), key=CRITERION, format_func=_label, persist_state="session"
+        "Criterion",
+        list(pe.CRITERIA),
+        key=CRITERION,
+        format_func=_label,
+        persist_state="session",
+        on_change=lambda: st.session_state.pop(COMPARE_WITH, None),
     )
     examples = max(EXAMPLE_CHOICES)
     if eval_data is not None:
@@ -337,17 +342,19 @@ def _model_views(result: CriterionScores, shown: list[str]) -> None:
     """Where each shown layer's channels rank in the whole model, as violins and as a sorted heatmap."""
     label = pe.CRITERIA[result.criterion].label
     if result.examples is not None:
-        st.caption(f"Computed on {result.examples} evaluation examples in {result.seconds:.1f} s, then kept.")
+        st.caption(
+            f"Scores from {result.examples} evaluation examples (computed once in {result.seconds:.1f} s, then kept)."
+        )
     for layer, reason in result.unscored.items():
         st.info(f"{fmt.literal(layer)} has no {label} score: {fmt.literal(reason)}", icon=":material/info:")
     if not shown:
         st.caption(f"{label} scores none of the layers shown.")
         return
     places = data.model_percentiles(result.scores)
-    histograms = np.stack([data.rank_histogram(places[name]) for name in shown])
+    densities = [data.rank_density(places[name]) for name in shown]
     quartiles = np.stack([np.quantile(places[name], [0.25, 0.5, 0.75]) for name in shown])
     channels = [len(places[name]) for name in shown]
-    st.plotly_chart(charts.importance_distribution(shown, histograms, quartiles, channels, label))
+    st.plotly_chart(charts.importance_distribution(shown, densities, quartiles, channels, label))
     st.caption(
         "0 % is the least important channel of the whole model, 100 % the most important. A layer that sits low "
         "holds many of the model's weakest channels."
@@ -367,7 +374,7 @@ def _agreement(loaded: LoadedModel, layers: list[str], chosen: CriterionScores, 
     st.subheader("Do two criteria agree?")
     criterion = chosen.criterion
     others = [name for name in pe.CRITERIA if name != criterion]
-    fallback = "l1" if criterion != "l1" else "l2"
+    fallback = "l1" if criterion != "l1" else "l2"  # a new criterion is compared with magnitude first
     if st.session_state.get(COMPARE_WITH) not in others:
         st.session_state[COMPARE_WITH] = fallback
     if st.session_state.get(COMPARE_LAYER) not in layers:

@@ -65,7 +65,7 @@ def test_the_criterion_picker_changes_the_distribution_and_the_heatmap(app: AppT
 
     at.selectbox(key=BLOCK).select("layer1").run()
     assert heatmap(at)["y"] == ["layer1.0.conv1", "layer1.0.conv2", "layer1.1.conv1", "layer1.1.conv2"]
-    violins = chart_spec(at, "Where each layer's channels rank")["layout"]["xaxis"]["ticktext"]
+    violins = chart_spec(at, "Where each layer's channels rank")["layout"]["yaxis"]["ticktext"]
     assert violins == heatmap(at)["y"]
 
 
@@ -81,8 +81,10 @@ def test_the_correlation_shown_is_spearmans_rho_of_the_two_criteria(app: AppTest
     magnitude = pe.importance(bundle.model, "l1")
     rho = spearmanr(magnitude["conv2"].numpy(), attribution["conv2"].numpy()).statistic
     assert metrics(at)["Spearman rank correlation"] == f"{rho:+.2f}"
-    points = chart_spec(at, "Channels of conv2: Magnitude (L1) against Gradient × activation")["data"][0]
-    assert len(array(points["x"])) == 64
+    scatter = chart_spec(at, "Channels of conv2")
+    assert scatter["layout"]["xaxis"]["title"]["text"].startswith("rank under Magnitude (L1)")
+    assert scatter["layout"]["yaxis"]["title"]["text"].startswith("rank under Gradient × activation (Captum)")
+    assert len(array(scatter["data"][0]["x"])) == 64
     sentence = at.main.markdown[-1].value
     assert f"ρ = {rho:+.2f}" in sentence
     assert "how large a channel's weights are tells" in sentence
