@@ -83,23 +83,30 @@ def weight_histogram(counts: np.ndarray, edges: np.ndarray, layer_name: str) -> 
     return _finish(figure, f"Weight values of {plain(layer_name)}")
 
 
+MAX_CHANNEL_BARS = 512
+"""Above this many channels each bar is the mean of a run of neighbouring channels (in the order
+shown), so a 50,257-unit output layer sends 512 bars to the browser, not 50 k."""
+
+
 def channel_norm_bars(norms: Sequence[float] | np.ndarray, layer_name: str, sort: bool = False) -> go.Figure:
-    """L1 norm of each output channel, in channel order or smallest first."""
+    """L1 norm of each output channel, in channel order or smallest first (runs of channels averaged
+    when there are more than `MAX_CHANNEL_BARS`)."""
     norms = np.asarray(norms, dtype=float)
     channels = np.arange(len(norms))
     if sort:
         order = np.argsort(norms, kind="stable")
         norms, channels = norms[order], channels[order]
-    figure = go.Figure(
-        go.Bar(
-            x=[str(channel) for channel in channels],
-            y=norms,
-            marker_color=PARAMS_COLOR,
-            hovertemplate="channel %{x}<br>L1 norm %{y:.3f}<extra></extra>",
-        )
-    )
+    labels, hover = [str(channel) for channel in channels], "channel %{x}<br>L1 norm %{y:.3f}<extra></extra>"
+    if len(norms) > MAX_CHANNEL_BARS:
+        starts = np.linspace(0, len(norms), MAX_CHANNEL_BARS + 1).astype(int)
+        norms = np.add.reduceat(norms, starts[:-1]) / np.diff(starts)
+        labels = [f"{starts[run]}–{starts[run + 1] - 1}" for run in range(MAX_CHANNEL_BARS)]
+        hover = "channels at places %{x}<br>mean L1 norm %{y:.3f}<extra></extra>"
+    figure = go.Figure(go.Bar(x=labels, y=norms, marker_color=PARAMS_COLOR, hovertemplate=hover))
     figure.update_layout(showlegend=False, bargap=0.1)
     order_note = "smallest first" if sort else "in channel order"
+    if len(labels) < len(channels):
+        order_note += f"; each bar the mean of about {len(channels) // len(labels)} channels"
     figure.update_xaxes(title_text=f"output channel ({order_note})", type="category", showticklabels=len(norms) <= 40)
     figure.update_yaxes(title_text="L1 norm")
     return _finish(figure, f"L1 norm per output channel of {plain(layer_name)}")

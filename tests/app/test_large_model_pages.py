@@ -70,6 +70,8 @@ def test_the_gpt2_shaped_sample_goes_through_every_page(app: AppTest) -> None:
 
     run(app.switch_page(INSPECT_PAGE))
     assert 0 < chart_points(app) <= MAX_POINTS
+    run(app.selectbox(key="inspect_layer").select("lm_head"))
+    assert 0 < chart_points(app) <= MAX_POINTS, "the 50,257 channel norms of the LM head arrive averaged"
 
     run(app.switch_page(PRUNE_PAGE))
     pages = app.radio(key=layer_controls.PAGE)
