@@ -348,29 +348,31 @@ RANK_COLORSCALE = "Viridis"
 RANK_AXIS = "place in the model-wide ranking (%)"
 VIOLIN_HALF_WIDTH = 0.42
 """Half the width of the widest part of each layer's violin, in layers (1 = the gap between two layers)."""
-ROW_HEIGHT = 22
-"""Pixels per layer in the layers × channels heatmap, so that deep models stay readable."""
+ROW_HEIGHT = 24
+"""Pixels per layer in charts with one row per layer, so that deep models stay readable."""
 
 
 def importance_distribution(
-    layers: Sequence[str], histograms: np.ndarray, quartiles: np.ndarray, channels: Sequence[int], criterion: str
+    layers: Sequence[str],
+    densities: Sequence[tuple[np.ndarray, np.ndarray]],
+    quartiles: np.ndarray,
+    channels: Sequence[int],
+    criterion: str,
 ) -> go.Figure:
-    """One violin per layer, drawn from its histogram of model-wide ranks, with a bar at its median.
+    """One horizontal violin per layer, drawn from its smoothed density of model-wide ranks, with its median.
 
-    `histograms` holds one row per layer (the share of its channels in each equal slice of the
-    ranking, 0 to 1); `quartiles` one row per layer (25th, 50th, 75th percentile of its ranks).
+    `densities` holds per layer (where, density): places in the ranking (0 to 1) and the density
+    there, peak 1; `quartiles` one row per layer (25th, 50th, 75th percentile of its ranks).
+    Layers run down the chart in the heatmap's order, so that deep models keep readable names.
     """
-    bins = histograms.shape[1]
     xs: list[float | None] = []
     ys: list[float | None] = []
-    for position, shares in enumerate(histograms):
-        filled = np.flatnonzero(shares)
-        first, last = filled[0], filled[-1]
-        heights = (np.arange(first - 0.5, last + 1.5) / bins * 100).clip(0, 100)
-        widths = np.concatenate([[0.0], shares[first : last + 1] / shares.max() * VIOLIN_HALF_WIDTH, [0.0]])
-        xs += [*(position + widths), *(position - widths[::-1]), None]
-        ys += [*heights, *heights[::-1], None]
+    for position, (where, density) in enumerate(densities):
+        heights = density * VIOLIN_HALF_WIDTH
+        xs += [*(where * 100), *(where[::-1] * 100), None]
+        ys += [*(position + heights), *(position - heights[::-1]), None]
     names = [plain(name) for name in layers]
+    positions = list(range(len(layers)))
     figure = go.Figure(
         [
             go.Scatter(
@@ -378,16 +380,16 @@ def importance_distribution(
                 y=ys,
                 mode="lines",
                 fill="toself",
-                line={"color": PARAMS_COLOR, "width": 1, "shape": "spline", "smoothing": 0.6},
+                line={"color": PARAMS_COLOR, "width": 1},
                 fillcolor="rgba(37, 99, 235, 0.35)",
                 hoverinfo="skip",
                 name="share of the layer's channels",
             ),
             go.Scatter(
-                x=list(range(len(layers))),
-                y=quartiles[:, 1] * 100,
+                x=quartiles[:, 1] * 100,
+                y=positions,
                 mode="markers",
-                marker={"symbol": "line-ew-open", "size": 22, "color": LOCKED_COLOR, "line": {"width": 3}},
+                marker={"symbol": "line-ns-open", "size": 16, "color": LOCKED_COLOR, "line": {"width": 3}},
                 customdata=[
                     [name, int(count), *row]
                     for name, count, row in zip(names, channels, (quartiles * 100).tolist(), strict=True)
@@ -400,17 +402,19 @@ def importance_distribution(
             ),
         ]
     )
-    figure.update_xaxes(
+    figure.update_yaxes(
         title_text="layer",
         tickmode="array",
-        tickvals=list(range(len(layers))),
+        tickvals=positions,
         ticktext=names,
-        range=[-0.6, len(layers) - 0.4],
+        range=[len(layers) - 0.5, -0.5],
         showgrid=False,
     )
-    figure.update_yaxes(title_text=RANK_AXIS, range=[0, 100])
+    figure.update_xaxes(title_text=RANK_AXIS, range=[0, 100])
     figure.update_layout(showlegend=False)
-    return _finish(figure, f"Where each layer's channels rank under {plain(criterion)}")
+    figure = _finish(figure, f"Where each layer's channels rank under {plain(criterion)}")
+    figure.update_layout(height=_rows_height(len(layers)))
+    return figure
 
 
 def importance_heatmap(
@@ -448,8 +452,13 @@ def importance_heatmap(
     figure.update_xaxes(title_text="the layer's channels, least important first (% of the layer)", range=[0, 100])
     figure.update_yaxes(title_text="layer", type="category", autorange="reversed")
     figure = _finish(figure, f"Every layer's channels, sorted, under {plain(criterion)}")
-    figure.update_layout(height=max(CHART_HEIGHT, 140 + ROW_HEIGHT * len(layers)))
+    figure.update_layout(height=_rows_height(len(layers)))
     return figure
+
+
+def _rows_height(rows: int) -> int:
+    """The height of a chart with one row per layer: at least the usual, and `ROW_HEIGHT` per layer."""
+    return max(CHART_HEIGHT, 140 + ROW_HEIGHT * rows)
 
 
 def criteria_scatter(
@@ -478,4 +487,4 @@ def criteria_scatter(
     figure.update_layout(showlegend=False)
     figure.update_xaxes(title_text=f"rank under {first} (%, 0 = least important)", range=[-3, 103])
     figure.update_yaxes(title_text=f"rank under {second} (%)", range=[-3, 103])
-    return _finish(figure, f"Channels of {plain(layer)}: {first} against {second}")
+    return _finish(figure, f"Channels of {plain(layer)}, ranked by two criteria")
