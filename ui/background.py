@@ -65,9 +65,12 @@ def show_notice(key: str) -> None:
         st.warning(message, icon=":material/cancel:")
 
 
-def run(work: Work[T], key: str, what: str, label: str) -> T | None:
+def run(
+    work: Work[T], key: str, what: str, label: str, hint: Callable[[pe.PruneScopeError], str | None] | None = None
+) -> T | None:
     """Run `work(progress, cancel)` on a worker thread inside an `st.status` with a progress bar
-    and a Cancel button (widget key `key`); the result, or None when it failed (the error is shown).
+    and a Cancel button (widget key `key`); the result, or None when it failed (the error is shown,
+    followed by `hint(error)` when that says what to do in the app).
 
     `work` must not call Streamlit: it reports through `progress(fraction, message)`, which
     raises `WorkCancelled` once `cancel` is set, and may also hand `cancel` to the engine.
@@ -111,6 +114,9 @@ def run(work: Work[T], key: str, what: str, label: str) -> T | None:
             status.update(label=f"{what} failed", state="error", expanded=True)
             bar.empty()
             st.error(fmt.literal(str(shared.error)), icon=":material/error:")
+            advice = hint(shared.error) if hint is not None else None
+            if advice:
+                st.caption(advice)
             return None
         if shared.error is not None:
             raise shared.error

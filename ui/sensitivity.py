@@ -23,6 +23,8 @@ GRANULARITY = "sens_granularity"
 CRITERION = "sens_criterion"
 RATIOS = "sens_ratios"
 LAYERS = "sens_layers"
+LAYERS_MODEL = "sens_layers_model"
+"""Session key: the fingerprint of the model whose layers the layer picker offers."""
 EXECUTOR = "sens_executor"
 RUN = "sens_run"
 CANCEL = "sens_cancel"
@@ -215,8 +217,9 @@ def scan_settings(loaded: LoadedModel) -> ScanRequest:
         format_func=lambda pct: f"{pct} %",
         help="Each layer is pruned alone by each of these shares of its weights (or channels).",
     )
-    if LAYERS not in st.session_state or not set(st.session_state[LAYERS]) <= set(names):
+    if LAYERS not in st.session_state or st.session_state.get(LAYERS_MODEL) != loaded.fingerprint:
         st.session_state[LAYERS] = names
+        st.session_state[LAYERS_MODEL] = loaded.fingerprint
     layers = st.multiselect(
         "Layers", names, key=LAYERS, help="Leave out layers you do not mean to prune, to scan faster."
     )
@@ -246,9 +249,16 @@ def run_scan(loaded: LoadedModel, request: ScanRequest, executor: pe.ScanExecuto
             cancel,
         )
 
-    table = background.run(work, key=CANCEL, what="The scan", label=f"Scanning on {ran_on}…")
+    table = background.run(work, key=CANCEL, what="The scan", label=f"Scanning on {ran_on}…", hint=executor_hint)
     if table is not None:
         st.session_state[SCAN] = ScanOutcome(loaded.fingerprint, loaded.data_fingerprint, request, table, ran_on)
+
+
+def executor_hint(error: pe.PruneScopeError) -> str | None:
+    """What to do in the app when the chosen executor could not run the scan."""
+    if isinstance(error, pe.ExecutorError):
+        return "Choose “This server process” under “Run on” to scan without worker processes or a cluster."
+    return None
 
 
 SCAN_COLUMNS = {
@@ -326,7 +336,15 @@ def allocation_panel(loaded: LoadedModel) -> None:
         format="%d%%",
         help="Of its non-zero parameters, or of its FLOPs (the work of one forward pass).",
     )
-    budget = middle.radio("Counted in", list(BUDGETS), key=BUDGET, format_func=BUDGETS.get, horizontal=True)
+    budgets = list(BUDGETS) if outcome.request.granularity == "channel" else ["params"]
+    budget = middle.radio(
+        "Counted in",
+        budgets,
+        key=BUDGET,
+        format_func=BUDGETS.get,
+        horizontal=True,
+        help="FLOPs only after a channel scan: zeroing single weights leaves the dense FLOPs as they are.",
+    )
     limited = right.toggle("Limit each layer's drop", key=LIMIT)
     max_drop = None
     if limited:

@@ -89,6 +89,31 @@ def test_a_scan_draws_the_heatmap_and_a_table_equal_to_the_engine_scan(app: AppT
     assert "Accuracy with one layer pruned" in chart_titles(at)
 
 
+def test_a_scan_run_again_with_the_same_settings_comes_from_the_cache(
+    app: AppTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple] = []
+    real_scan = pe.sensitivity_scan
+
+    def counted_scan(*args, **kwargs):
+        calls.append(args[2:])
+        return real_scan(*args, **kwargs)
+
+    monkeypatch.setattr(pe, "sensitivity_scan", counted_scan)
+    at = open_sensitivity(app)
+    at.multiselect(key=sensitivity.RATIOS).set_value([20, 40])
+    first = run_scan(at).session_state[sensitivity.SCAN].table
+    again = run_scan(at).session_state[sensitivity.SCAN].table
+    assert len(calls) == 1
+    pd.testing.assert_frame_equal(first, again)
+    at.multiselect(key=sensitivity.RATIOS).set_value([20, 40, 60])
+    run_scan(at)
+    assert calls == [
+        ((0.2, 0.4), "unstructured", "l1", ["fc1", "fc2"]),
+        ((0.2, 0.4, 0.6), "unstructured", "l1", ["fc1", "fc2"]),
+    ]
+
+
 def test_a_suggestion_sent_to_the_sliders_becomes_the_prune_pages_plan(app: AppTest) -> None:
     at = run_scan(open_sensitivity(app))
     at.slider(key=sensitivity.TARGET).set_value(40).run()
@@ -139,7 +164,7 @@ def test_sparsity_training_shows_both_histograms_and_pruning_with_and_without_it
     np.testing.assert_array_equal(values(histograms[0]["y"]), before_counts)
     assert values(histograms[1]["y"]).sum() == before_counts.sum(), "the same weights, counted after training"
 
-    table = table_with(at, "pruned_accuracy")
+    table = table_with(at, "trained_accuracy")
     assert table["training"].tolist() == ["original", "+1 epoch, no L1", "+1 epoch, L1 λ=0.001"]
     assert table.loc[0, "trained_accuracy"] == pytest.approx(pe.evaluate(bundle.model, bundle.eval_data)["accuracy"])
     bars = chart_spec(at, "Accuracy with and without L1 training, pruned alike")["data"]
@@ -198,6 +223,16 @@ def test_cancel_stops_a_scan_mid_way_and_keeps_nothing(app: AppTest, cancel_afte
     assert sensitivity.SCAN not in at.session_state
     assert HEATMAP not in chart_titles(at)
     assert "Run a scan first" in " ".join(info.value for info in at.info)
+
+
+def test_the_page_says_a_scan_runs_on_the_ray_cluster_configured(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(pe.RAY_ADDRESS_ENV, "ray://head:10001")
+    at = app.switch_page(SENSITIVITY_PAGE).run()
+    captions = " ".join(caption.value for caption in at.caption).replace("\\", "")
+    assert "27 job(s), one per layer and ratio · runs on the Ray cluster at ray://head:10001." in captions
+    at.selectbox(key=sensitivity.EXECUTOR).set_value("processes").run()
+    captions = " ".join(caption.value for caption in at.caption)
+    assert "runs on a local pool of" in captions
 
 
 def test_a_model_without_training_examples_is_scanned_but_not_trained(app: AppTest) -> None:
