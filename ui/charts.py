@@ -369,8 +369,8 @@ def importance_distribution(
     ys: list[float | None] = []
     for position, (where, density) in enumerate(densities):
         heights = density * VIOLIN_HALF_WIDTH
-        xs += [*(where * 100), *(where[::-1] * 100), None]
-        ys += [*(position + heights), *(position - heights[::-1]), None]
+        xs += [*np.round(where * 100, 2).tolist(), *np.round(where[::-1] * 100, 2).tolist(), None]
+        ys += [*np.round(position + heights, 3).tolist(), *np.round(position - heights[::-1], 3).tolist(), None]
     names = [plain(name) for name in layers]
     positions = list(range(len(layers)))
     figure = go.Figure(
@@ -487,4 +487,28 @@ def criteria_scatter(
     figure.update_layout(showlegend=False)
     figure.update_xaxes(title_text=f"rank under {first} (%, 0 = least important)", range=[-3, 103])
     figure.update_yaxes(title_text=f"rank under {second} (%)", range=[-3, 103])
+    return _finish(figure, f"Channels of {plain(layer)}, ranked by two criteria")
+
+
+def criteria_grid(counts: np.ndarray, criteria: tuple[str, str], layer: str) -> go.Figure:
+    """Channels of one large layer counted on a grid of their ranks under two criteria (rows: the second)."""
+    first, second = (plain(criterion) for criterion in criteria)
+    edges = np.linspace(0, 100, counts.shape[0] + 1)
+    centers = (edges[:-1] + edges[1:]) / 2
+    figure = go.Figure(
+        go.Heatmap(
+            z=np.where(counts > 0, counts, np.nan),
+            x=centers,
+            y=centers,
+            colorscale="Blues",
+            hovertemplate=(
+                f"rank under {first} ≈ %{{x:.0f}} %<br>rank under {second} ≈ %{{y:.0f}} %"
+                "<br>%{z} channels<extra></extra>"
+            ),
+            colorbar={"title": {"text": "channels"}},
+        )
+    )
+    figure.add_shape(type="line", x0=0, y0=0, x1=100, y1=100, line={"dash": "dash", "color": ORIGINAL_COLOR})
+    figure.update_xaxes(title_text=f"rank under {first} (%, 0 = least important)", range=[0, 100])
+    figure.update_yaxes(title_text=f"rank under {second} (%)", range=[0, 100])
     return _finish(figure, f"Channels of {plain(layer)}, ranked by two criteria")

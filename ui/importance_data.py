@@ -13,6 +13,10 @@ import numpy as np
 
 HEATMAP_WIDTH = 64
 """Columns of the layers × channels heatmap: every layer is resampled to this many."""
+SCATTER_LIMIT = 2048
+"""Layers with more channels than this compare two criteria as a grid of counts, not one dot per channel."""
+GRID_BINS = 40
+"""Cells per side of that grid (2.5 % of the ranks each)."""
 DENSITY_POINTS = 41
 """Points at which each layer's density of ranks is drawn."""
 DENSITY_BANDWIDTH = 0.04
@@ -84,3 +88,12 @@ def lowest_overlap(first: np.ndarray, second: np.ndarray, share: float) -> tuple
     count = max(round(share * len(first)), 1)
     lowest = [set(np.argsort(np.asarray(scores, dtype=float), kind="stable")[:count]) for scores in (first, second)]
     return len(lowest[0] & lowest[1]), count
+
+
+def rank_grid(first: np.ndarray, second: np.ndarray, bins: int = GRID_BINS) -> np.ndarray:
+    """How many channels fall in each cell of a `bins` × `bins` grid of their places under two criteria.
+
+    Rows follow the second criterion, columns the first, both from 0 (least important) up.
+    """
+    counts, _, _ = np.histogram2d(second, first, bins=bins, range=[[0.0, 1.0], [0.0, 1.0]])
+    return counts.astype(int)

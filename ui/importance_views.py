@@ -410,9 +410,12 @@ def _agreement_views(layer: str, pair: tuple[str, str], scores: tuple[np.ndarray
     labels = tuple(pe.CRITERIA[name].label for name in pair)
     rho = data.spearman(*scores)
     chart, words = st.columns([3, 2])
-    chart.plotly_chart(
-        charts.criteria_scatter((data.percentiles(scores[0]), data.percentiles(scores[1])), scores, labels, layer)
-    )
+    places = (data.percentiles(scores[0]), data.percentiles(scores[1]))
+    if len(places[0]) > data.SCATTER_LIMIT:
+        chart.plotly_chart(charts.criteria_grid(data.rank_grid(*places), labels, layer))
+        chart.caption(f"{len(places[0]):,} channels: each cell counts the channels whose ranks fall in it.")
+    else:
+        chart.plotly_chart(charts.criteria_scatter(places, scores, labels, layer))
     if rho is None:
         constant = labels[0] if np.ptp(scores[0]) == 0 else labels[1]
         words.info(

@@ -4,8 +4,10 @@ import base64
 from dataclasses import replace
 
 import numpy as np
+import torch
 from scipy.stats import spearmanr
 from streamlit.testing.v1 import AppTest
+from torch import nn
 
 import prune_engine as pe
 from sample_models import load_sample
@@ -141,3 +143,18 @@ def test_a_model_without_data_points_to_the_model_page_for_data_criteria(app: Ap
     assert "needs data" in at.warning[0].value
     assert "Model page" in at.warning[0].value
     assert chart_titles(at) == ["Parameters and sparsity per layer"]
+
+
+def test_a_layer_wider_than_the_scatter_limit_is_compared_as_a_grid_of_counts(app: AppTest) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 3000), nn.ReLU(), nn.Linear(3000, 10)).eval()
+    bundle = pe.ModelBundle("wide", model, torch.randn(2, 8), pe.EvalData(torch.randn(64, 8)))
+    app.session_state[CURRENT_MODEL] = LoadedModel.from_bundle(bundle, source="upload")
+    at = open_importance(app)
+    at.selectbox(key=COMPARE_LAYER).select("0").run()
+    assert not at.exception
+    grid = chart_spec(at, "Channels of 0, ranked by two criteria")["data"][0]
+    assert grid["type"] == "heatmap"
+    counts = np.nan_to_num(array(grid["z"]))
+    assert counts.shape == (40, 40)
+    assert counts.sum() == 3000, "every channel is counted once, and none is sent on its own"
