@@ -249,7 +249,9 @@ def run_scan(loaded: LoadedModel, request: ScanRequest, executor: pe.ScanExecuto
             cancel,
         )
 
-    table = background.run(work, key=CANCEL, what="The scan", label=f"Scanning on {ran_on}…", hint=executor_hint)
+    table = background.run(
+        work, key=CANCEL, what="The scan", label=f"Scanning on {fmt.literal(ran_on)}…", hint=executor_hint
+    )
     if table is not None:
         st.session_state[SCAN] = ScanOutcome(loaded.fingerprint, loaded.data_fingerprint, request, table, ran_on)
 

@@ -67,6 +67,12 @@ def training_problem(loaded: LoadedModel) -> str | None:
     return None
 
 
+def data_key(loaded: LoadedModel) -> str:
+    """What training results depend on besides the model: its test and its training examples."""
+    train = loaded.bundle.train_data
+    return f"{loaded.data_fingerprint}:{None if train is None else train.fingerprint()}"
+
+
 def describe_plan(plan: pe.PruningPlan) -> str:
     """A plan in a few words: what is removed, by which criterion, how much."""
     kind = (
@@ -109,6 +115,7 @@ class IterativeOutcome:
 @st.cache_resource(show_spinner=False, max_entries=4)
 def iterative_result(
     fingerprint: str,
+    data_key: str,
     request: IterativeRequest,
     _loaded: LoadedModel,
     _progress: background.ProgressFn,
@@ -153,7 +160,7 @@ def iterative_panel(loaded: LoadedModel) -> None:
     if st.button("Prune and fine-tune in steps", key=RUN_ITERATIVE, type="primary", icon=":material/play_arrow:"):
 
         def work(progress: background.ProgressFn, _: threading.Event) -> pe.PruneResult:
-            return iterative_result(loaded.fingerprint, request, loaded, progress)
+            return iterative_result(loaded.fingerprint, data_key(loaded), request, loaded, progress)
 
         result = background.run(work, key=CANCEL_ITERATIVE, what="Iterative pruning", label="Pruning in steps…")
         if result is not None:
@@ -237,7 +244,7 @@ class SparseOutcome:
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def sparse_run(
-    fingerprint: str, request: SparseRequest, _loaded: LoadedModel, _progress: background.ProgressFn
+    fingerprint: str, data_key: str, request: SparseRequest, _loaded: LoadedModel, _progress: background.ProgressFn
 ) -> SparseRun:
     """Train the model `epochs` more epochs without the penalty, then with it (`prune_engine.train_sparse`)."""
     bundle = _loaded.bundle
@@ -271,7 +278,13 @@ def slimming_plan(target: str, ratio: float) -> pe.PruningPlan:
 
 @st.cache_data(show_spinner="Pruning both models…", max_entries=32)
 def pruned_accuracies(
-    fingerprint: str, request: SparseRequest, ratio: float, _loaded: LoadedModel, _run: SparseRun
+    fingerprint: str,
+    data_fingerprint: str | None,
+    sparse_fingerprint: str,
+    request: SparseRequest,
+    ratio: float,
+    _loaded: LoadedModel,
+    _run: SparseRun,
 ) -> pd.DataFrame:
     """Accuracy of the original, the plain training and the L1 training, before and after the same pruning."""
     bundle = _loaded.bundle
@@ -343,7 +356,7 @@ def sparsity_panel(loaded: LoadedModel) -> None:
     if st.button("Train with and without L1", key=RUN_SPARSE, type="primary", icon=":material/play_arrow:"):
 
         def work(progress: background.ProgressFn, _: threading.Event) -> SparseRun:
-            return sparse_run(loaded.fingerprint, request, loaded, progress)
+            return sparse_run(loaded.fingerprint, data_key(loaded), request, loaded, progress)
 
         run = background.run(work, key=CANCEL_SPARSE, what="Sparsity training", label="Training…")
         if run is not None:
@@ -379,7 +392,15 @@ def sparsity_results(loaded: LoadedModel, outcome: SparseOutcome, request: Spars
         key=f"{L1_RATIO}_{shown.target}",
         format="%d%%",
     )
-    table = pruned_accuracies(loaded.fingerprint, shown, ratio / 100, loaded, outcome.run)
+    table = pruned_accuracies(
+        loaded.fingerprint,
+        loaded.data_fingerprint,
+        outcome.run.sparse_fingerprint,
+        shown,
+        ratio / 100,
+        loaded,
+        outcome.run,
+    )
     chart, numbers = st.columns([1, 1], vertical_alignment="center")
     chart.plotly_chart(charts.pruned_accuracy_bars(table), key="sens_l1_bars")
     numbers.dataframe(
