@@ -14,6 +14,15 @@ A plain library (no UI imports), usable from the app, a script or a notebook::
 from .architectures import build_architecture, list_architectures, register_architecture
 from .calibration import has_batchnorm, recalibrate_batchnorm
 from .data import EvalData, ModelBundle, model_fingerprint
+from .embedding import (
+    embedding_fidelity,
+    embedding_metrics,
+    is_embedding_model,
+    mean_cosine,
+    nearest_neighbours,
+    paraphrase_accuracy,
+    retrieval_agreement,
+)
 from .errors import (
     CriterionError,
     DataError,
@@ -26,6 +35,7 @@ from .errors import (
 )
 from .experiments import ExperimentRun, ExperimentStore, ExperimentStoreError, default_db_path, pareto_front, plan_diff
 from .export import EXPORT_FORMATS, ExportError, architecture_sidecar, export_bundle, export_model, rebuild_from_sidecar
+from .heads import AttentionLayer, ablation_scores, attention_layers, remove_heads
 from .importance import (
     CRITERIA,
     Criterion,
@@ -87,6 +97,7 @@ __all__ = [
     "SCAN_COLUMNS",
     "SCHEDULES",
     "SCOPES",
+    "AttentionLayer",
     "Criterion",
     "CriterionError",
     "DataError",
@@ -117,8 +128,10 @@ __all__ = [
     "UnknownLayerError",
     "UnknownSampleError",
     "UnsupportedModelError",
+    "ablation_scores",
     "apply_plan",
     "architecture_sidecar",
+    "attention_layers",
     "available_devices",
     "build_architecture",
     "channel_norms",
@@ -131,6 +144,8 @@ __all__ = [
     "default_db_path",
     "default_executor",
     "detect_format",
+    "embedding_fidelity",
+    "embedding_metrics",
     "evaluate",
     "export_bundle",
     "export_model",
@@ -141,15 +156,19 @@ __all__ = [
     "has_batchnorm",
     "importance",
     "importance_cache_info",
+    "is_embedding_model",
     "iterative_prune",
     "layer_stats",
     "list_architectures",
     "load_eval_data",
     "load_model",
+    "mean_cosine",
     "measure_latency",
     "model_fingerprint",
     "model_outputs",
     "model_summary",
+    "nearest_neighbours",
+    "paraphrase_accuracy",
     "pareto_front",
     "plan_diff",
     "preview_plan",
@@ -159,6 +178,8 @@ __all__ = [
     "recalibrate_batchnorm",
     "register_architecture",
     "register_criterion",
+    "remove_heads",
+    "retrieval_agreement",
     "schedule_fractions",
     "sensitivity_scan",
     "suggest_ratios",

@@ -31,16 +31,24 @@ its `forward` reads besides the head size, and it is updated with the slices.
 A ratio is the fraction of a layer's heads removed; at least one head always stays.
 Head scores come from any criterion's weight-level scores (l1, l2, random, taylor, …):
 a head's score is the sum of its scores over its q/k/v rows and output-projection columns.
+The `ablation` criterion registered here scores heads directly: how much the model's
+outputs change when that one head is switched off, measured on data. Its scores mean the
+same in every layer, so a global ranking compares them as they are.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from .errors import UnsupportedModelError
+from .data import EvalData
+from .errors import CriterionError, UnsupportedModelError
+from .importance import Criterion, ScoringContext, register_criterion
 
 BERT_FORM = "bert"
 PLAIN_FORM = "plain"
@@ -220,3 +228,103 @@ def _checked(
         out_width=output.out_features,
         qkv_biases=biases,
     )
+
+
+ABLATION_EXAMPLES = 64
+"""Examples the ablation criterion runs the model on, once per head (fewer if `max_examples` is lower)."""
+
+HEAD_LEVEL_CRITERIA = ("ablation",)
+"""Criteria whose channel scores of a query projection are already one score per head,
+comparable between layers (a global ranking does not rescale them per layer)."""
+
+
+def ablation_scores(
+    model: nn.Module, layers: list[AttentionLayer], data: EvalData, max_examples: int = ABLATION_EXAMPLES
+) -> dict[str, torch.Tensor]:
+    """Per attention layer, one score per head: 1 − the mean cosine similarity between the model's
+    outputs with that head switched off (its slice of the output projection's input zeroed) and
+    the unchanged outputs, on up to `max_examples` examples spread over `data`."""
+    inputs = _spread(data.inputs, min(max_examples, ABLATION_EXAMPLES))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            reference = _flat_output(model(inputs))
+            scores = {}
+            for layer in layers:
+                values = torch.zeros(layer.heads)
+                for head in range(layer.heads):
+                    with _head_switched_off(model, layer, head):
+                        output = _flat_output(model(inputs))
+                    values[head] = 1.0 - F.cosine_similarity(output, reference, dim=1).mean()
+                scores[layer.name] = values
+    finally:
+        model.train(was_training)
+    return scores
+
+
+@contextmanager
+def _head_switched_off(model: nn.Module, layer: AttentionLayer, head: int) -> Iterator[None]:
+    start, stop = head * layer.head_dim, (head + 1) * layer.head_dim
+
+    def zero_head(module: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        inputs = args[0].clone()
+        inputs[..., start:stop] = 0
+        return (inputs, *args[1:])
+
+    handle = model.get_submodule(layer.output).register_forward_pre_hook(zero_head)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def _spread(inputs: torch.Tensor, count: int) -> torch.Tensor:
+    if len(inputs) <= count:
+        return inputs
+    return inputs[torch.linspace(0, len(inputs) - 1, count).round().long()]
+
+
+def _flat_output(output: object) -> torch.Tensor:
+    output = output[0] if isinstance(output, (tuple, list)) else output
+    if not isinstance(output, torch.Tensor):
+        raise CriterionError(f"The model returned {type(output).__name__}, not a tensor, so heads cannot be scored.")
+    return output.float().reshape(len(output), -1)
+
+
+def _ablation_channel_scores(context: ScoringContext) -> dict[str, torch.Tensor]:
+    """Each query/key/value output channel gets the ablation score of the head it belongs to."""
+    assert context.data is not None
+    owners = {}
+    for layer in attention_layers(context.model):
+        for projection in (layer.query, layer.key, layer.value):
+            owners[projection] = layer
+    names = context.scorable(
+        [name for name in context.layers if name not in owners],
+        "The ablation criterion scores attention heads, so it scores only query/key/value projections; "
+        "{layers} are not — choose another criterion for them, or prune heads.",
+    )
+    layers = list({owners[name].name: owners[name] for name in names}.values())
+    context.report(0.0, f"ablation: switching off each head of {len(layers)} attention layer(s)")
+    scores = ablation_scores(context.model, layers, context.data, context.max_examples)
+    context.report(1.0, "ablation: done")
+    return {name: scores[owners[name].name].repeat_interleave(owners[name].head_dim) for name in names}
+
+
+register_criterion(
+    Criterion(
+        name="ablation",
+        label="Head ablation (data)",
+        explanation=(
+            "Switches off one attention head at a time and measures how much the model's outputs change on "
+            "the evaluation data (1 − cosine similarity with the unchanged outputs). Heads whose absence "
+            "changes almost nothing go first. It measures exactly what removing a head alone does, which "
+            "makes it the most faithful head criterion, but it runs the model once per head (a few seconds "
+            "for MiniLM's 72 heads) and ignores that removing two heads together may matter more than each "
+            "alone. It scores attention heads only: use it with head pruning."
+        ),
+        channel_scores=_ablation_channel_scores,
+        needs_data=True,
+        kind="data",
+    )
+)

@@ -1,14 +1,15 @@
 """Apply a pruning plan: turn a model and a plan into a new, pruned model and a report.
 
 Each granularity is one `Granularity` in `GRANULARITIES`: `decide` works out what to
-remove (ratios per layer, masks or channels) without changing anything, `apply` does
-it. `preview_plan` runs only `decide`, which is what the app's live preview shows;
+remove (ratios per layer, masks, channels or attention heads) without changing anything,
+`apply` does it. `preview_plan` runs only `decide`, which is what the app's live preview shows;
 `apply_plan` runs both on a deep copy, so the model passed in is never changed.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -19,6 +20,14 @@ from torch import nn
 from .calibration import has_batchnorm, recalibrate_batchnorm
 from .data import EvalData
 from .errors import InvalidPlanError, UnsupportedModelError
+from .heads import (
+    HEAD_LEVEL_CRITERIA,
+    attention_layer,
+    attention_layers,
+    head_scores,
+    remove_heads,
+    require_attention_layers,
+)
 from .importance import LayerScoreImportance, ProgressFn, ScoringContext, get_criterion, importance
 from .layers import LayerInfo, get_layer, prunable_layers
 from .masks import STREAM_ABOVE, bounded_counts, count_mask, global_masks, layer_mask, nm_mask, streamed_global_masks
@@ -48,11 +57,16 @@ class Decision:
 
 @dataclass(frozen=True)
 class Granularity:
-    """One way of pruning: how to decide what goes, and how to remove it."""
+    """One way of pruning: how to decide what goes, and how to remove it.
+
+    `targets` names what a plan's ratios refer to (default: the prunable layers; for
+    head pruning, the attention layers) and raises when the model has none.
+    """
 
     name: str
     decide: Callable[[nn.Module, PruningPlan, torch.Tensor, EvalData | None, ProgressFn | None], Decision]
     apply: Callable[[nn.Module, Decision, torch.Tensor], None]
+    targets: Callable[[nn.Module], list[str]] | None = None
 
 
 @dataclass
@@ -101,7 +115,7 @@ def apply_plan(
             "The plan re-estimates BatchNorm statistics after pruning, which needs data; "
             "give calibration data (training examples) or turn recalibrate_bn off."
         )
-    layers = _checked_layers(model, plan)
+    layers = _checked_layers(model, plan, granularity)
     before = {layer.name: _layer_figures(model, layer.name) for layer in layers}
     working = _working_copy(model)
     _report(progress, 0.05, "Ranking weights and channels")
@@ -126,7 +140,7 @@ def preview_plan(
     """The ratio each layer would get (under global scope, the one the ranking assigns)
     and the scores behind it, computed on a copy without pruning anything."""
     granularity = _granularity(plan)
-    layers = _checked_layers(model, plan)
+    layers = _checked_layers(model, plan, granularity)
     decision = granularity.decide(_working_copy(model), plan, example_input, data, None)
     rows = []
     for layer in layers:
@@ -148,11 +162,12 @@ def _granularity(plan: PruningPlan) -> Granularity:
     return GRANULARITIES[plan.granularity]
 
 
-def _checked_layers(model: nn.Module, plan: PruningPlan) -> list[LayerInfo]:
+def _checked_layers(model: nn.Module, plan: PruningPlan, granularity: Granularity) -> list[LayerInfo]:
     layers = prunable_layers(model)
     if not layers:
         raise UnsupportedModelError("This model has no Linear or Conv layers, so there is nothing to prune.")
-    plan.check_layers(layer.name for layer in layers)
+    targets = granularity.targets(model) if granularity.targets is not None else [layer.name for layer in layers]
+    plan.check_layers(targets)
     return layers
 
 
@@ -278,7 +293,7 @@ def _decide_channel(
     progress: ProgressFn | None,
 ) -> Decision:
     graph = ChannelGraph(model, example_input, plan.ignored_layers)
-    groups = graph.groups(_group_importance(model, plan, data, progress))
+    groups = _refuse_head_projections(model, graph.groups(_group_importance(model, plan, data, progress)))
     decision = Decision(graph=graph)
     local: dict[str, float] = {}
     ranked: list[ChannelGroup] = []
@@ -316,6 +331,27 @@ def _decide_channel(
         for layer in group.layers:
             decision.ratios[layer] = count / group.units
     return decision
+
+
+def _refuse_head_projections(model: nn.Module, groups: list[ChannelGroup]) -> list[ChannelGroup]:
+    """Mark groups holding an attention layer's query/key/value projections as not prunable by channel:
+    single channels would cut across heads (the heads' size no longer divides the width)."""
+    owners = {
+        projection: layer.name
+        for layer in attention_layers(model)
+        for projection in (layer.query, layer.key, layer.value)
+    }
+    marked = []
+    for group in groups:
+        owner = next((owners[layer] for layer in group.layers if layer in owners), None)
+        if owner is not None and group.prunable:
+            reason = (
+                f"it projects the heads of attention layer {owner!r}, and removing single channels would cut "
+                "across heads; remove whole heads instead (granularity 'head')"
+            )
+            group = dataclasses.replace(group, skip_reason=reason)
+        marked.append(group)
+    return marked
 
 
 def _group_importance(model: nn.Module, plan: PruningPlan, data: EvalData | None, progress: ProgressFn | None):
@@ -386,10 +422,87 @@ def _apply_channels(model: nn.Module, decision: Decision, example_input: torch.T
     check_pruned_model(model, example_input, expected_shape)
 
 
+def _decide_heads(
+    model: nn.Module,
+    plan: PruningPlan,
+    example_input: torch.Tensor,
+    data: EvalData | None,
+    progress: ProgressFn | None,
+) -> Decision:
+    """Score each head and choose the lowest per layer or, under global scope, across layers.
+
+    Magnitude-like scores (summed over a head's q/k/v rows and output columns) are divided
+    by their layer's mean before a global ranking, as channel scores are; head-level
+    criteria (ablation) are compared as they are.
+    """
+    attention = require_attention_layers(model)
+    decision = Decision()
+    targets = [layer for layer in attention if plan.target_ratio(layer.name) > 0]
+    for layer in attention:
+        for projection in layer.projections:
+            decision.groups[projection] = layer.name
+            decision.notes[projection] = f"loses whole heads of {layer.name!r} ({layer.heads} heads)"
+    if not targets:
+        return decision
+    head_level = plan.criterion in HEAD_LEVEL_CRITERIA
+    if head_level:
+        queries = importance(
+            model, plan.criterion, data, layers=[layer.query for layer in targets], progress=progress, seed=plan.seed
+        )
+        scores = {layer.name: queries[layer.query].reshape(layer.heads, -1).mean(dim=1) for layer in targets}
+    else:
+        projections = [name for layer in targets for name in layer.projections]
+        weight_scores = importance(
+            model, plan.criterion, data, level="weight", layers=projections, progress=progress, seed=plan.seed
+        )
+        scores = {layer.name: head_scores(layer, weight_scores) for layer in targets}
+    ranked = [layer for layer in targets if plan.is_global_ranked(layer.name)]
+    counts = {
+        layer.name: _rounded_removal(layer.heads, round(plan.target_ratio(layer.name) * layer.heads), plan)
+        for layer in targets
+        if layer not in ranked
+    }
+    if ranked:
+        normalised = {
+            layer.name: scores[layer.name]
+            if head_level
+            else scores[layer.name] / scores[layer.name].mean().clamp(min=1e-12)
+            for layer in ranked
+        }
+        bounds = {layer.name: _bounds(plan, layer.heads, layer.heads - 1) for layer in ranked}
+        total = round((plan.global_ratio or 0.0) * sum(layer.heads for layer in ranked))
+        low, high = {n: b[0] for n, b in bounds.items()}, {n: b[1] for n, b in bounds.items()}
+        counts.update(bounded_counts(normalised, total, low, high))
+    for layer in targets:
+        count = counts[layer.name]
+        decision.scores[layer.name] = scores[layer.name]
+        if count > 0:
+            decision.removals[layer.name] = torch.argsort(scores[layer.name])[:count].sort().values
+        for projection in layer.projections:
+            decision.ratios[projection] = count / layer.heads
+    return decision
+
+
+def _apply_heads(model: nn.Module, decision: Decision, example_input: torch.Tensor) -> None:
+    if not decision.removals:
+        return
+    with torch.no_grad():
+        output = model(example_input)
+    expected_shape = (output[0] if isinstance(output, (tuple, list)) else output).shape
+    for name, heads in decision.removals.items():
+        remove_heads(model, attention_layer(model, name), heads)
+    check_pruned_model(model, example_input, expected_shape)
+
+
+def _attention_names(model: nn.Module) -> list[str]:
+    return [layer.name for layer in require_attention_layers(model)]
+
+
 GRANULARITIES: dict[str, Granularity] = {
     "unstructured": Granularity("unstructured", _decide_unstructured, _apply_masks),
     "n:m": Granularity("n:m", _decide_nm, _apply_masks),
     "channel": Granularity("channel", _decide_channel, _apply_channels),
+    "head": Granularity("head", _decide_heads, _apply_heads, _attention_names),
 }
 
 
@@ -420,6 +533,8 @@ def _report_table(
         params_after, weights_after, nonzero_after, channels_after = _layer_figures(pruned, layer.name)
         if plan.granularity == "channel":
             achieved = 1.0 - channels_after / layer.out_channels
+        elif plan.granularity == "head":
+            achieved = 1.0 - weights_after / max(weights_before, 1)
         else:
             achieved = 1.0 - nonzero_after / max(weights_before, 1)
         rows.append(
