@@ -288,6 +288,10 @@ def results(outcome: ScanOutcome, request: ScanRequest) -> None:
     if outcome.request != request:
         st.caption("The settings above have changed since: run the scan again to see them.")
     st.plotly_chart(charts.drop_heatmap(table), key="sens_heatmap")
+    blocked = table[table["metric"].isna()].drop_duplicates("layer")
+    if len(blocked):
+        reasons = "; ".join(f"{layer}: {note}" for layer, note in zip(blocked["layer"], blocked["note"], strict=True))
+        st.caption(f"Blank cells were not measured ({fmt.literal(reasons)}).")
     st.plotly_chart(charts.layer_curves(table), key="sens_curves")
     st.dataframe(table[list(SCAN_COLUMNS)], column_config=SCAN_COLUMNS, hide_index=True, key="sens_table")
 

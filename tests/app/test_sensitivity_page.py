@@ -89,6 +89,20 @@ def test_a_scan_draws_the_heatmap_and_a_table_equal_to_the_engine_scan(app: AppT
     assert "Accuracy with one layer pruned" in chart_titles(at)
 
 
+def test_a_channel_scan_leaves_the_output_layer_blank_and_says_why(app: AppTest) -> None:
+    app.selectbox(key="model_sample_picker").select("digits_cnn").run()
+    at = app.switch_page(SENSITIVITY_PAGE).run()
+    at.selectbox(key=sensitivity.EXECUTOR).set_value("serial")
+    at.radio(key=sensitivity.GRANULARITY).set_value("channel")
+    at.multiselect(key=sensitivity.RATIOS).set_value([50])
+    at = run_scan(at)
+    heatmap = chart_spec(at, HEATMAP)["data"][0]
+    drops = dict(zip(heatmap["y"], values(heatmap["z"]).ravel(), strict=True))
+    assert np.isnan(drops["fc"]) and not np.isnan(drops["conv2"])
+    captions = " ".join(caption.value for caption in at.caption).replace("\\", "")
+    assert "Blank cells were not measured (fc: cannot lose channels: 'fc' produces the model's output)." in captions
+
+
 def test_a_scan_run_again_with_the_same_settings_comes_from_the_cache(
     app: AppTest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
