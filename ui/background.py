@@ -32,7 +32,8 @@ Work = Callable[[ProgressFn, threading.Event], T]
 POLL_S = 0.25
 """How often the progress bar is redrawn, and so how soon a click on Cancel is noticed."""
 STOP_WAIT_S = 2.0
-"""How long an interrupted run waits for the work to reach its next progress report and stop."""
+"""How long an interrupted run waits for the work to stop before the page goes on; work that is
+still busy then (a long job, worker processes still starting) stops on its own at its next report."""
 
 
 class WorkCancelled(Exception):
