@@ -22,9 +22,16 @@ def overview(loaded: LoadedModel) -> None:
     if bundle.description:
         st.markdown(fmt.literal(bundle.description))
     columns = st.columns(5)
-    columns[0].metric(
-        "Accuracy", fmt.percent(evaluation.get("accuracy")), help="Share of test examples classified correctly."
-    )
+    if "paraphrase_accuracy" in evaluation:
+        columns[0].metric(
+            "Paraphrase found first",
+            fmt.percent(evaluation["paraphrase_accuracy"]),
+            help="Share of sentences with a paraphrase in the set whose most similar sentence is a paraphrase.",
+        )
+    else:
+        columns[0].metric(
+            "Accuracy", fmt.percent(evaluation.get("accuracy")), help="Share of test examples classified correctly."
+        )
     columns[1].metric("Parameters", fmt.count(summary["params"]), help=f"{summary['params']:,} weights and biases.")
     columns[2].metric(
         "FLOPs per example",
@@ -40,6 +47,12 @@ def overview(loaded: LoadedModel) -> None:
 
 def accuracy_note(bundle: pe.ModelBundle, evaluation: dict[str, float], source: ModelSource = "sample") -> str:
     """Where the accuracy figure comes from, in one sentence."""
+    if "paraphrase_accuracy" in evaluation:
+        return (
+            f"An embedding model has no accuracy: on {int(evaluation['examples']):,} sentences, this is how often "
+            "a sentence's nearest neighbour is one of its paraphrases. Compare adds how close the pruned "
+            "model's embeddings stay to these (cosine, same nearest neighbour)."
+        )
     if "accuracy" not in evaluation:
         return (
             "No accuracy: there is no labelled evaluation data the model could be scored on. "

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui import explain, fmt, layer_controls, prune_controls, prune_preview, prune_result
+from ui import explain, fmt, head_controls, layer_controls, prune_controls, prune_preview, prune_result
 from ui.state import LoadedModel
 from ui.widgets import require_model
 
@@ -16,9 +16,12 @@ def workbench(loaded: LoadedModel) -> None:
         preview = prune_preview.compute(loaded, plan)
         prune_controls.plan_settings(loaded, plan)
         prune_controls.global_controls(plan)
-        st.subheader("Per layer")
-        layer_controls.sliders(loaded, plan, preview)
-        prune_preview.section(plan, preview)
+        if plan.granularity == "head":
+            head_controls.section(loaded, plan, preview)
+        else:
+            st.subheader("Per layer")
+            layer_controls.sliders(loaded, plan, preview)
+            prune_preview.section(plan, preview)
         prune_result.section(loaded, plan, plan_works=preview is not None)
 
 

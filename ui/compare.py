@@ -98,7 +98,7 @@ def plan_description(plan: pe.PruningPlan) -> str:
     criterion = pe.CRITERIA[plan.criterion].label if plan.criterion in pe.CRITERIA else plan.criterion
     if plan.granularity == "n:m":
         return f"{plan.n}:{plan.m} pattern · {criterion}"
-    kind = "channels" if plan.granularity == "channel" else "single weights"
+    kind = {"channel": "channels", "head": "attention heads"}.get(plan.granularity, "single weights")
     scope = "global ranking" if plan.scope == "global" else "per layer"
     text = f"{kind} · {criterion} · {scope} · {fmt.percent(plan.global_ratio or 0.0, 0)}"
     return text + (f" · {len(plan.ratios)} locked layer(s)" if plan.ratios else "")
@@ -120,6 +120,8 @@ def quality(loaded: LoadedModel, pruned: PrunedModel) -> tuple[list[Figure], str
         before, now = cache.model_evaluation(loaded) or {}, cache.pruned_evaluation(loaded, pruned) or {}
     except pe.PruneScopeError as error:
         return [], f"The models could not be evaluated on the data: {error}"
+    if pe.is_embedding_model(loaded.bundle.model):
+        return embedding_quality(original, after, before, now, len(data))
     agreement = fidelity.get("agreement")
     same = Figure("Same prediction as original", 1.0, agreement, fmt.percent, False, AGREEMENT_HELP, points)
     if "accuracy" in before:
@@ -137,6 +139,50 @@ def quality(loaded: LoadedModel, pruned: PrunedModel) -> tuple[list[Figure], str
     return [same, *figures] if agreement is not None else figures, (
         "The data has no labels, so there is no accuracy: the pruned model is compared with the original's "
         f"outputs on {len(data):,} examples instead (top-1 agreement and output cosine similarity)."
+    )
+
+
+def embedding_quality(
+    original: torch.Tensor, after: torch.Tensor, before: dict[str, float], now: dict[str, float], examples: int
+) -> tuple[list[Figure], str]:
+    """Paraphrase accuracy, same nearest neighbour and embedding cosine for a sentence-embedding model."""
+    figures = [
+        Figure(
+            "Same nearest neighbour",
+            1.0,
+            pe.retrieval_agreement(after, original),
+            fmt.percent,
+            False,
+            "Share of sentences whose most similar other sentence is the same as with the original model.",
+            points,
+        ),
+        Figure(
+            "Embedding cosine similarity",
+            1.0,
+            pe.mean_cosine(after, original),
+            _decimal,
+            False,
+            "Mean cosine similarity between each sentence's pruned and original embedding: 1 means identical.",
+        ),
+    ]
+    if "paraphrase_accuracy" in before:
+        figures.insert(
+            0,
+            Figure(
+                "Paraphrase found first",
+                before["paraphrase_accuracy"],
+                now.get("paraphrase_accuracy"),
+                fmt.percent,
+                False,
+                "Share of sentences with a paraphrase in the set whose most similar sentence is one of its "
+                "paraphrases, ranked above every unrelated sentence.",
+                points,
+            ),
+        )
+    return figures, (
+        f"An embedding model has no labels to be right about: it is judged on {examples:,} sentences by whether "
+        "paraphrases still come first, whether each sentence finds the same nearest neighbour as before, and how "
+        "close its vectors stay to the original's."
     )
 
 
@@ -286,7 +332,7 @@ def _measure(
 def layer_changes(pruned: PrunedModel) -> None:
     """Per-layer bars before and after (parameters for channels, non-zero weights otherwise) and the report."""
     report = pruned.result.report
-    if pruned.plan.granularity == "channel":
+    if pruned.plan.granularity in ("channel", "head"):
         figure = charts.layer_before_after(
             report["layer"], report["params_before"], report["params_after"], "parameters"
         )
@@ -310,6 +356,9 @@ def layer_changes(pruned: PrunedModel) -> None:
 def prediction_changes(loaded: LoadedModel, pruned: PrunedModel) -> None:
     """The confusion-matrix difference and the test examples whose prediction changed (as images when they are)."""
     data = loaded.bundle.eval_data
+    if data is not None and pe.is_embedding_model(loaded.bundle.model):
+        neighbour_changes(loaded, pruned)
+        return
     if data is None or data.labels is None or data.labels.dtype.is_floating_point:
         st.caption("Needs labelled classification data, which this model does not have.")
         return
@@ -343,6 +392,32 @@ def prediction_changes(loaded: LoadedModel, pruned: PrunedModel) -> None:
         "fewer (−) test examples land there after pruning. Red marks a change for the worse (fewer right "
         "answers on the diagonal, more mistakes off it), blue a change for the better."
     )
+
+
+def neighbour_changes(loaded: LoadedModel, pruned: PrunedModel) -> None:
+    """For an embedding model: the sentences whose nearest neighbour changed, with both neighbours."""
+    original, after = (torch.from_numpy(output) for output in _outputs(loaded, pruned))
+    before, now = pe.nearest_neighbours(original).numpy(), pe.nearest_neighbours(after).numpy()
+    changed = np.flatnonzero(before != now)
+    texts = loaded.bundle.metadata.get("texts")
+    st.markdown(
+        f"An embedding model makes no predictions; what can change is which sentence each one finds most similar. "
+        f"**{len(changed)} of {len(before):,}** sentences find another nearest neighbour after pruning."
+    )
+    if not len(changed):
+        return
+    shown = changed[:CHANGED_SHOWN]
+    if isinstance(texts, list) and len(texts) == len(before):
+        table = {
+            "sentence": [texts[i] for i in shown],
+            "original's nearest": [texts[before[i]] for i in shown],
+            "pruned model's nearest": [texts[now[i]] for i in shown],
+        }
+    else:
+        table = {"example": shown, "original's nearest": before[shown], "pruned model's nearest": now[shown]}
+    st.dataframe(pd.DataFrame(table), hide_index=True)
+    if len(changed) > CHANGED_SHOWN:
+        st.caption(f"The first {CHANGED_SHOWN} are shown.")
 
 
 def _changed_examples(

@@ -38,7 +38,12 @@ UPLOAD = "prune_upload"
 ERROR = "prune_error"
 UPLOAD_MESSAGE = "prune_upload_message"
 
-GRANULARITY_LABELS = {"unstructured": "Single weights", "channel": "Whole channels", "n:m": "N:M pattern"}
+GRANULARITY_LABELS = {
+    "unstructured": "Single weights",
+    "channel": "Whole channels",
+    "n:m": "N:M pattern",
+    "head": "Attention heads",
+}
 SCOPE_LABELS = {"layer": "Per layer", "global": "Global ranking"}
 
 
@@ -60,6 +65,12 @@ def criteria(loaded: LoadedModel) -> list[str]:
     """The registered criteria this model can use: those that need data only when it has some."""
     has_data = loaded.bundle.eval_data is not None
     return [name for name, criterion in pe.CRITERIA.items() if has_data or not criterion.needs_data]
+
+
+def granularities(loaded: LoadedModel, plan: pe.PruningPlan) -> list[str]:
+    """The granularities offered: attention heads only for a model that has attention layers."""
+    offered = [name for name in pe.GRANULARITIES if name != "head" or pe.attention_layers(loaded.bundle.model)]
+    return offered if plan.granularity in offered else [*offered, plan.granularity]
 
 
 def read_plan_file(content: bytes, loaded: LoadedModel) -> pe.PruningPlan:
@@ -182,13 +193,14 @@ def plan_settings(loaded: LoadedModel, plan: pe.PruningPlan) -> None:
     left, middle, right = st.columns([1.4, 1, 1.1])
     left.radio(
         "Granularity",
-        list(pe.GRANULARITIES),
+        granularities(loaded, plan),
         key=GRANULARITY,
         format_func=lambda name: GRANULARITY_LABELS.get(name, name),
         horizontal=True,
         on_change=_on_granularity,
         args=(loaded,),
-        help="What is removed: single weights, whole channels, or n of every m weights. See “What is this?” above.",
+        help="What is removed: single weights, whole channels, n of every m weights, or whole attention heads "
+        "(transformers only). See “What is this?” above.",
     )
     middle.selectbox(
         "Criterion",
@@ -254,7 +266,7 @@ def global_controls(plan: pe.PruningPlan) -> None:
     global_scope = plan.scope == "global"
     seed(GLOBAL, percent(plan.global_ratio, GLOBAL_MAX_PCT))
     columns = st.columns([3, 2, 1] if global_scope else [5, 1], vertical_alignment="bottom")
-    unit = "channels" if plan.granularity == "channel" else "weights"
+    unit = {"channel": "channels", "head": "attention heads"}.get(plan.granularity, "weights")
     columns[0].slider(
         "Global ratio",
         0,
@@ -292,6 +304,11 @@ def global_meaning(plan: pe.PruningPlan) -> str:
     """What the global slider's value means, in its own unit."""
     ratio = plan.global_ratio or 0.0
     where = "all unlocked layers (ranked together)" if plan.scope == "global" else "each unlocked layer"
+    if plan.granularity == "head":
+        return (
+            f"{fmt.percent(ratio, 0)} of the heads of {where.replace('layer', 'attention layer')} are removed "
+            "(rounded to whole heads; every attention layer keeps at least one)."
+        )
     if plan.granularity == "channel":
         return (
             f"{fmt.percent(ratio, 0)} of the channels of {where} are removed: ≈ "
