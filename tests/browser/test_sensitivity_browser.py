@@ -52,6 +52,7 @@ def test_a_small_scan_draws_its_heatmap_and_its_suggestion_reaches_the_prune_sli
 def test_cancel_stops_a_running_scan(page: Page) -> None:
     open_app(page)
     select_option(page, "Sample model", "digits_resnet")
+    expect(page.get_by_test_id("stSidebar")).to_contain_text("digits_resnet")
     start_scan(page)
     expect(page.get_by_test_id("stProgress")).to_contain_text("accuracy")
     page.get_by_role("button", name="Cancel").click()
