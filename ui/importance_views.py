@@ -100,11 +100,12 @@ rank correlation sums this up: +1 is the same order, 0 no relation, −1 the rev
 
 @dataclass(frozen=True)
 class CriterionScores:
-    """One criterion's channel scores for every layer it could score, and why the others have none."""
+    """One criterion's channel scores for every layer it could score; `unscored` names the others, `why` says why."""
 
     criterion: str
     scores: Mapping[str, np.ndarray]
-    unscored: Mapping[str, str]
+    unscored: tuple[str, ...]
+    why: str
     examples: int | None
     seconds: float
 
@@ -188,11 +189,7 @@ def _scored(
     start = time.perf_counter()
     scores = pe.importance(model, criterion, eval_data, level="channel", progress=progress, max_examples=examples)
     seconds = time.perf_counter() - start
-    unscored = {
-        layer.name: _why_unscored(loaded, criterion, layer.name)
-        for layer in pe.prunable_layers(model)
-        if layer.name not in scores
-    }
+    unscored = tuple(layer.name for layer in pe.prunable_layers(model) if layer.name not in scores)
     arrays = {}
     for name, tensor in scores.items():
         array = tensor.detach().double().numpy()
@@ -201,21 +198,23 @@ def _scored(
     return CriterionScores(
         criterion=criterion,
         scores=MappingProxyType(arrays),
-        unscored=MappingProxyType(unscored),
+        unscored=unscored,
+        why=_why_unscored(loaded, criterion, unscored) if unscored else "",
         examples=None if eval_data is None else min(examples, len(eval_data)),
         seconds=seconds,
     )
 
 
-def _why_unscored(loaded: LoadedModel, criterion: str, layer: str) -> str:
-    """The engine's sentence for a layer the criterion left out (asked of criteria that need no data only)."""
+def _why_unscored(loaded: LoadedModel, criterion: str, layers: tuple[str, ...]) -> str:
+    """The engine's sentence for the layers a criterion left out, asked of criteria that need no data (and
+    so cost nothing to ask); the others are pointed to their explanation."""
     chosen = pe.CRITERIA[criterion]
     if not chosen.needs_data:
         try:
-            pe.importance(loaded.bundle.model, criterion, layers=[layer])
+            pe.importance(loaded.bundle.model, criterion, layers=list(layers))
         except pe.PruneScopeError as error:
             return str(error)
-    return f"{chosen.label} gives no score for this layer."
+    return f"{chosen.label} scores only some kinds of layer (see About the criteria)."
 
 
 def importance_section(loaded: LoadedModel, layers: list[str]) -> None:
@@ -252,6 +251,7 @@ def about_criteria() -> None:
                 for name, criterion in pe.CRITERIA.items()
             ],
             hide_index=True,
+            height="content",
         )
         st.markdown(
             "Data-driven and attribution criteria look at the model's evaluation examples (at most the number "
@@ -345,8 +345,8 @@ def _model_views(result: CriterionScores, shown: list[str]) -> None:
         st.caption(
             f"Scores from {result.examples} evaluation examples (computed once in {result.seconds:.1f} s, then kept)."
         )
-    for layer, reason in result.unscored.items():
-        st.info(f"{fmt.literal(layer)} has no {label} score: {fmt.literal(reason)}", icon=":material/info:")
+    if result.unscored:
+        st.info(f"No {label} score for {_some(result.unscored)}: {fmt.literal(result.why)}", icon=":material/info:")
     if not shown:
         st.caption(f"{label} scores none of the layers shown.")
         return
@@ -367,6 +367,12 @@ def _model_views(result: CriterionScores, shown: list[str]) -> None:
         "dark cells are channels near the bottom of the model-wide ranking. The column at 30 % shows the channel "
         "that pruning 30 % of each layer would reach."
     )
+
+
+def _some(layers: tuple[str, ...], shown: int = 6) -> str:
+    """`layers` named, the first `shown` of them when there are more."""
+    names = ", ".join(fmt.literal(name) for name in layers[:shown])
+    return names if len(layers) <= shown else f"{names} and {len(layers) - shown} more layers"
 
 
 def _agreement(loaded: LoadedModel, layers: list[str], chosen: CriterionScores, examples: int) -> None:
@@ -395,7 +401,7 @@ def _agreement(loaded: LoadedModel, layers: list[str], chosen: CriterionScores, 
     found = []
     for name, result in zip(pair, (compared, chosen), strict=True):
         if layer not in result.scores:
-            reason = result.unscored.get(layer, "")
+            reason = result.why
             st.info(
                 f"{pe.CRITERIA[name].label} gives no score for {fmt.literal(layer)}, so there is nothing to compare "
                 f"there: {fmt.literal(reason)} Pick another layer or criterion.",

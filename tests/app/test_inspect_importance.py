@@ -121,7 +121,7 @@ def test_bn_scale_names_the_layer_it_cannot_score_on_digits_cnn(app: AppTest) ->
     assert not at.exception
     assert heatmap(at)["y"] == ["conv1", "conv2", "conv3"]
     notes = " ".join(info.value for info in at.info)
-    assert "fc has no BatchNorm scale" in notes
+    assert "No BatchNorm scale (network slimming) score for fc: bn\\_scale needs a BatchNorm" in notes
     assert "gives no score for fc, so there is nothing to compare" in notes
 
 
