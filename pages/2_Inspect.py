@@ -66,7 +66,8 @@ def layer_charts(loaded: LoadedModel, layer: str, sort_channels: bool) -> None:
 st.title("Inspect")
 loaded_model = require_model()
 st.markdown(
-    f"Where the parameters of **{fmt.literal(loaded_model.name)}** sit, what its weights look like, and which channels matter."
+    f"Where the parameters of **{fmt.literal(loaded_model.name)}** sit, what its weights look like, "
+    "and which channels matter."
 )
 with st.expander("About these charts", icon=":material/school:"):
     st.markdown(ABOUT)
