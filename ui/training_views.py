@@ -59,8 +59,8 @@ def training_problem(loaded: LoadedModel) -> str | None:
     bundle = loaded.bundle
     if bundle.train_data is None:
         return (
-            "Training needs training examples. The sample models carry them; this model came without, so it "
-            "can be scanned and pruned but not fine-tuned or trained here."
+            "Training needs training examples, and this model has none (the digits samples carry them). "
+            "It can be scanned and pruned, but not fine-tuned or trained here."
         )
     if bundle.eval_data is None or bundle.eval_data.labels is None:
         return "Training is judged by accuracy, which needs test examples with class labels; this model has none."
