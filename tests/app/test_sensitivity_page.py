@@ -255,5 +255,6 @@ def test_a_model_without_training_examples_is_scanned_but_not_trained(app: AppTe
     at = app.switch_page(SENSITIVITY_PAGE).run()
     assert not at.exception
     infos = [info.value for info in at.info]
-    assert sum(info.startswith("Training needs training examples.") for info in infos) == 2
+    assert infos.count(training_views.training_problem(at.session_state[state.CURRENT_MODEL])) == 2
+    assert "Training needs training examples, and this model has none" in infos[-1]
     assert not at.button(key=sensitivity.RUN).disabled
