@@ -24,6 +24,7 @@ import torch
 
 import prune_engine as pe
 from bench.common import peak_rss_mb, print_table, stopwatch
+from prune_engine.heads import attention_layers
 from prune_engine.pruning import GRANULARITIES
 from sample_models import list_samples, load_sample
 
@@ -47,7 +48,7 @@ def weight_bytes(model: torch.nn.Module) -> int:
 
 def supports_heads(model: torch.nn.Module) -> bool:
     """Whether the engine has a `head` granularity and the model has attention it can prune."""
-    return "head" in GRANULARITIES and any(hasattr(module, "num_heads") for module in model.modules())
+    return "head" in GRANULARITIES and bool(attention_layers(model))
 
 
 def head_plan() -> pe.PruningPlan:
@@ -71,7 +72,7 @@ def run_step(name: str, step: str, rounds: int) -> dict[str, object]:
     result: dict[str, object] = {"weight_mb": weight_bytes(model) / 2**20, "rss_after_load_mb": peak_rss_mb()}
     steps: dict[str, Callable[[], object]] = {
         "stats": lambda: _stats(model),
-        "summary": lambda: pe.model_summary(model, example)["flops"],
+        "summary": lambda: f"{pe.model_summary(model, example)['flops'] / 1e9:.1f} GFLOPs on {tuple(example.shape)}",
         "unstructured": lambda: _sparsity(pe.apply_plan(model, UNSTRUCTURED, example).model),
         "head": lambda: _heads(pe.apply_plan(model, head_plan(), example, bundle.eval_data).model),
     }
@@ -129,8 +130,8 @@ def _sparsity(model: torch.nn.Module) -> str:
 
 
 def _heads(model: torch.nn.Module) -> str:
-    heads = [module.num_heads for module in model.modules() if hasattr(module, "num_heads")]
-    return f"{sum(heads)} heads left in {len(heads)} attention layers"
+    layers = attention_layers(model)
+    return f"{sum(layer.heads for layer in layers)} heads left in {len(layers)} attention layers"
 
 
 def measure(name: str, step: str, threads: int, rounds: int) -> dict[str, object]:
