@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import weakref
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -12,11 +13,12 @@ from streamlit.testing.v1 import AppTest
 import prune_engine as pe
 from sample_models import load_sample
 from tests.app.helpers import start_app
-from ui import cache
+from ui import cache, training_views
 from ui.state import LoadedModel
 
 PRUNE_PAGE = "pages/3_Prune.py"
 COMPARE_PAGE = "pages/4_Compare.py"
+SENSITIVITY_PAGE = "pages/5_Sensitivity.py"
 
 
 def pruned_title(at: AppTest) -> str:
@@ -64,6 +66,24 @@ def test_shared_originals_and_results_are_unchanged_after_pruning_and_measuring(
         assert pe.model_fingerprint(loaded.bundle.model) == loaded.fingerprint
         assert loaded.fingerprint == LoadedModel.from_bundle(load_sample(loaded.name)).fingerprint
         assert pe.model_fingerprint(pruned.model) == pruned.fingerprint
+
+
+def test_fine_tuning_in_the_app_leaves_the_shared_original_unchanged_and_is_saved_as_a_run(
+    app: AppTest, experiment_db: Path
+) -> None:
+    loaded = app.session_state["current_model"]
+    at = app.switch_page(SENSITIVITY_PAGE).run()
+    at.number_input(key=training_views.STEPS).set_value(1)
+    at.button(key=training_views.RUN_ITERATIVE).click().run()
+    at.button(key=training_views.USE_PRUNED).click().run()
+    at.switch_page(COMPARE_PAGE).run()
+    assert not at.exception
+
+    assert pe.model_fingerprint(cache.load_sample_model(loaded.name).bundle.model) == loaded.fingerprint
+    fine_tuned = at.session_state["pruned"]
+    runs = pe.ExperimentStore(experiment_db).list()
+    assert runs["model_fingerprint"].tolist() == [loaded.fingerprint]
+    assert runs["accuracy"].iloc[0] == pytest.approx(fine_tuned.result.history["accuracy"].iloc[-1], abs=1e-6)
 
 
 def test_the_shared_cache_keeps_only_the_latest_pruned_models() -> None:
