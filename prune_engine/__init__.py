@@ -35,7 +35,7 @@ from .errors import (
 )
 from .experiments import ExperimentRun, ExperimentStore, ExperimentStoreError, default_db_path, pareto_front, plan_diff
 from .export import EXPORT_FORMATS, ExportError, architecture_sidecar, export_bundle, export_model, rebuild_from_sidecar
-from .heads import AttentionLayer, ablation_scores, attention_layers, remove_heads
+from .heads import HEAD_LEVEL_CRITERIA, AttentionLayer, ablation_scores, attention_layers, remove_heads
 from .importance import (
     CRITERIA,
     Criterion,
@@ -93,6 +93,7 @@ __all__ = [
     "DEFAULT_RATIOS",
     "EXPORT_FORMATS",
     "GRANULARITIES",
+    "HEAD_LEVEL_CRITERIA",
     "RAY_ADDRESS_ENV",
     "SCAN_COLUMNS",
     "SCHEDULES",

@@ -187,3 +187,10 @@ def test_nm_pruning_minilm_gives_the_pattern_and_finite_embeddings(minilm: pe.Mo
     assert bool(((weight.reshape(weight.shape[0], -1, 4) != 0).sum(dim=2) <= 2).all()), ffn_name
     with torch.inference_mode():
         assert bool(torch.isfinite(result.model(minilm.eval_data.inputs[:8])).all())
+
+
+def test_ablation_refuses_layers_outside_attention_with_a_sentence() -> None:
+    digits = load_sample("digits_mlp")
+
+    with pytest.raises(pe.CriterionError, match="scores attention heads"):
+        pe.importance(digits.model, "ablation", digits.eval_data.subset(8))

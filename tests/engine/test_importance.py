@@ -15,6 +15,8 @@ from prune_engine.importance import CRITERIA, clear_importance_cache, importance
 from sample_models import load_sample
 
 DATA_CRITERIA = [name for name, criterion in CRITERIA.items() if criterion.needs_data]
+LAYER_CRITERIA = [name for name in CRITERIA if name not in pe.HEAD_LEVEL_CRITERIA]
+"""Criteria that score any Linear/Conv layer; head ablation scores attention heads (tests/engine/test_heads.py)."""
 SCORED_CRITERIA = ["taylor", "activation", "apoz", "grad_x_activation", "conductance", "deeplift"]
 EXAMPLES = 48
 """Examples the tests score on: enough for stable scores, few enough to stay fast."""
@@ -55,7 +57,7 @@ def model_state(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
-@pytest.mark.parametrize("criterion", list(CRITERIA))
+@pytest.mark.parametrize("criterion", LAYER_CRITERIA)
 def test_scores_have_one_value_per_channel_or_per_weight(cnn: pe.ModelBundle, criterion: str) -> None:
     channel = importance(cnn.model, criterion, small(cnn))
     weight = importance(cnn.model, criterion, small(cnn), level="weight")
@@ -68,7 +70,7 @@ def test_scores_have_one_value_per_channel_or_per_weight(cnn: pe.ModelBundle, cr
         assert weight[name].shape == layer_weight.shape
 
 
-@pytest.mark.parametrize("criterion", list(CRITERIA))
+@pytest.mark.parametrize("criterion", LAYER_CRITERIA)
 def test_scores_are_the_same_when_computed_again(cnn: pe.ModelBundle, criterion: str) -> None:
     first = importance(cnn.model, criterion, small(cnn), layers=["conv1", "conv2"])
     clear_importance_cache()
@@ -189,7 +191,7 @@ def test_data_driven_criteria_refuse_without_data(mlp: pe.ModelBundle, criterion
         importance(mlp.model, criterion)
 
 
-@pytest.mark.parametrize("criterion", list(CRITERIA))
+@pytest.mark.parametrize("criterion", LAYER_CRITERIA)
 def test_scoring_leaves_the_model_untouched(criterion: str) -> None:
     model = load_sample("digits_cnn").model.train()  # training mode: a forward pass would move BN statistics
     model.conv1.weight.requires_grad_(False)
@@ -306,8 +308,12 @@ PRUNING_CASES = [
     (sample, granularity, criterion)
     for sample in ("digits_mlp", "digits_cnn")
     for granularity in ("unstructured", "channel", "n:m")
-    for criterion in CRITERIA
-] + [("digits_resnet", granularity, criterion) for granularity in ("unstructured", "channel") for criterion in CRITERIA]
+    for criterion in LAYER_CRITERIA
+] + [
+    ("digits_resnet", granularity, criterion)
+    for granularity in ("unstructured", "channel")
+    for criterion in LAYER_CRITERIA
+]
 
 
 @pytest.mark.parametrize(("sample", "granularity", "criterion"), PRUNING_CASES)
