@@ -71,9 +71,10 @@ def streamed_global_masks(
     if remove == 0:
         return {name: torch.ones_like(layer_scores, dtype=torch.bool) for name, layer_scores in scores.items()}
     threshold = _kth_lowest(scores, remove, bins, exact_limit)
-    masks, ties_left = {}, remove - _count(scores, lambda values: values < threshold)
+    masks = {name: layer_scores >= threshold for name, layer_scores in scores.items()}
+    ties_left = remove - sum(keep.numel() - int(torch.count_nonzero(keep)) for keep in masks.values())
     for name, layer_scores in scores.items():
-        keep = layer_scores >= threshold
+        keep = masks[name]
         if ties_left > 0:
             ties = (layer_scores == threshold).reshape(-1).nonzero().reshape(-1)[:ties_left]
             keep.view(-1)[ties] = False
@@ -92,13 +93,15 @@ def _kth_lowest(scores: dict[str, torch.Tensor], k: int, bins: int, exact_limit:
     Invariant: the answer lies in [low, high] and `below` counts the scores under `low`
     exactly. A histogram proposes a narrower window (padded by a bin on each side, as
     floating-point bin edges are approximate); exact counts confirm it, or the window is
-    halved instead.
+    halved instead. `inside` (the scores in the window) is carried over when a pass's
+    exact counts already give it, so each pass sweeps the scores as few times as it can.
     """
     low = min(float(values.min()) for values in scores.values())
     high = max(float(values.max()) for values in scores.values())
-    below = 0
+    below, inside = 0, sum(values.numel() for values in scores.values())
     while low < high:
-        inside = _count(scores, lambda values, low=low, high=high: (values >= low) & (values <= high))
+        if inside is None:
+            inside = _count(scores, lambda values, low=low, high=high: (values >= low) & (values <= high))
         if inside <= exact_limit:
             window = [values[(values >= low) & (values <= high)].float() for values in scores.values()]
             return torch.sort(torch.cat(window)).values[k - below - 1]
@@ -107,10 +110,12 @@ def _kth_lowest(scores: dict[str, torch.Tensor], k: int, bins: int, exact_limit:
         width = (high - low) / bins
         proposal = (max(low, low + (index - 1) * width), min(high, low + (index + 2) * width))
         new_low, new_high = proposal if proposal != (low, high) else (low, low + (high - low) / 2)
-        new_below = below + _count(scores, lambda values, a=low, b=new_low: (values >= a) & (values < b))
+        skipped = 0 if new_low == low else _count(scores, lambda values, a=low, b=new_low: (values >= a) & (values < b))
+        new_below = below + skipped
         up_to_high = new_below + _count(scores, lambda values, a=new_low, b=new_high: (values >= a) & (values <= b))
+        inside = None
         if new_below < k <= up_to_high:
-            low, high, below = new_low, new_high, new_below
+            low, high, below, inside = new_low, new_high, new_below, up_to_high - new_below
         elif k <= new_below:
             high = new_low
         else:
