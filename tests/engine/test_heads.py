@@ -9,6 +9,7 @@ from torch import nn
 
 import prune_engine as pe
 from sample_models import load_sample
+from sample_models.large import CausalSelfAttention
 
 WIDTH, HEADS, CLASSES = 48, 6, 5
 
@@ -194,3 +195,14 @@ def test_ablation_refuses_layers_outside_attention_with_a_sentence() -> None:
 
     with pytest.raises(pe.CriterionError, match="scores attention heads"):
         pe.importance(digits.model, "ablation", digits.eval_data.subset(8))
+
+
+def test_the_gpt2_shaped_sample_attention_follows_the_plain_protocol() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(CausalSelfAttention(64, 8), nn.Linear(64, 3)).eval()
+    example = torch.randn(2, 6, 64)
+
+    result = pe.apply_plan(model, pe.PruningPlan(granularity="head", global_ratio=0.25), example)
+
+    assert [layer.heads for layer in pe.attention_layers(result.model)] == [6]
+    assert result.model(example).shape == (2, 6, 3)
