@@ -16,7 +16,13 @@ Resident memory (RSS) is read after every cycle, without forcing a garbage colle
 run passes when RSS after the last cycle is within 10 % of RSS after cycle 20 (the warm-up: imports,
 caches and allocator pools filled); the growth over the second half of the cycles tells a step that
 levels off from a steady leak. The experiment database is a temporary file.
-Run: `python -m bench.soak` (exit status 1 when memory grew beyond the bound).
+
+glibc raises its mmap threshold each time a large block is freed, after which tensors of changing
+sizes (every plan gives other shapes) are served from the heap, which fragments: RSS climbs by
+about 1 MB per engine cycle for ~100 cycles before it levels off, with no Python object left
+behind. `--fixed-mmap-threshold` re-runs the bench with `MALLOC_MMAP_THRESHOLD_` set (64 KiB), which
+turns that off, to tell allocator retention from a leak.
+Run: `python -m bench.soak [--fixed-mmap-threshold]` (exit status 1 when memory grew beyond the bound).
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ WARM_CYCLE = 20
 TOLERANCE = 0.10
 REPORT_EVERY = 20
 GRANULARITIES = ("unstructured", "channel")
+MMAP_THRESHOLD_ENV = "MALLOC_MMAP_THRESHOLD_"
+FIXED_MMAP_THRESHOLD = 65536
 PRUNE_PAGE = "pages/3_Prune.py"
 COMPARE_PAGE = "pages/4_Compare.py"
 
@@ -135,7 +143,15 @@ def main() -> int:
     parser.add_argument("--cycles", type=int, default=200, help="Cycles per level (default 200).")
     parser.add_argument("--sample", default="digits_cnn", help="Sample model (default digits_cnn).")
     parser.add_argument("--levels", nargs="+", default=["engine", "app"], choices=["engine", "app"])
+    parser.add_argument(
+        "--fixed-mmap-threshold",
+        action="store_true",
+        help=f"Re-run with {MMAP_THRESHOLD_ENV}={FIXED_MMAP_THRESHOLD} (glibc's dynamic threshold off).",
+    )
     args = parser.parse_args()
+    if args.fixed_mmap_threshold and MMAP_THRESHOLD_ENV not in os.environ:
+        environment = {**os.environ, MMAP_THRESHOLD_ENV: str(FIXED_MMAP_THRESHOLD)}
+        os.execve(sys.executable, [sys.executable, "-m", "bench.soak", *sys.argv[1:]], environment)
     if args.cycles < WARM_CYCLE:
         parser.error(f"--cycles must be at least {WARM_CYCLE}, the warm-up cycle memory is compared with")
 
@@ -151,7 +167,10 @@ def main() -> int:
             level_rows = soak(level, cycle, args.cycles, store)
             rows += level_rows
             verdicts.append(verdict(level, level_rows))
-    print(f"Sample {args.sample}; runner.postScriptGC = {st_config.get_option('runner.postScriptGC')}")
+    print(
+        f"Sample {args.sample}; runner.postScriptGC = {st_config.get_option('runner.postScriptGC')}; "
+        f"{MMAP_THRESHOLD_ENV} = {os.environ.get(MMAP_THRESHOLD_ENV, 'unset (glibc dynamic threshold)')}"
+    )
     print_table(f"Resident memory over {args.cycles} apply → compare cycles", rows, float_format="{:.1f}")
     table = print_table(f"RSS after cycle {args.cycles} against cycle {WARM_CYCLE}", verdicts, "{:.2f}")
     return 0 if bool(table["within_10pct"].all()) else 1
