@@ -56,6 +56,13 @@ def layer_names(loaded: LoadedModel) -> list[str]:
     return cache.model_layers(loaded)["name"].tolist()
 
 
+def plan_layer_names(loaded: LoadedModel, plan: pe.PruningPlan) -> list[str]:
+    """The names a plan's ratios may use: attention layers for head pruning, prunable layers otherwise."""
+    if plan.granularity == "head":
+        return [layer.name for layer in pe.attention_layers(loaded.bundle.model)]
+    return layer_names(loaded)
+
+
 def can_recalibrate(loaded: LoadedModel) -> bool:
     """Whether BatchNorm statistics can be re-estimated: the model has BatchNorm and training examples."""
     return loaded.bundle.train_data is not None and pe.has_batchnorm(loaded.bundle.model)
@@ -76,7 +83,7 @@ def granularities(loaded: LoadedModel, plan: pe.PruningPlan) -> list[str]:
 def read_plan_file(content: bytes, loaded: LoadedModel) -> pe.PruningPlan:
     """A plan read from a file and checked against the model; a PruneScopeError says what does not fit."""
     plan = pe.PruningPlan.from_json(content)
-    plan.check_layers(layer_names(loaded))
+    plan.check_layers(plan_layer_names(loaded, plan))
     cache.preview(loaded, plan)
     return plan
 
@@ -86,7 +93,7 @@ def current_plan(loaded: LoadedModel) -> pe.PruningPlan:
     incoming = state.take_incoming_plan()
     if incoming is not None:
         try:
-            incoming.check_layers(layer_names(loaded))
+            incoming.check_layers(plan_layer_names(loaded, incoming))
             state.set_plan(incoming)
         except pe.PruneScopeError as error:
             st.session_state[ERROR] = str(error)

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.browser
 FIRST_ATTENTION = "bert.encoder.layer.0.attention"
 
 
-def test_minilm_loses_attention_heads_and_compare_shows_embedding_fidelity(page: Page) -> None:
+def test_minilm_loses_attention_heads_and_compare_shows_embedding_fidelity(page: Page, tmp_path) -> None:
     open_app(page)
     select_option(page, "Sample model", "minilm")
     expect(page.get_by_test_id("stMetric").filter(has_text="Paraphrase found first")).to_contain_text("100.0 %")
@@ -30,6 +30,15 @@ def test_minilm_loses_attention_heads_and_compare_shows_embedding_fidelity(page:
     wait_for_app(page)
     page.get_by_role("button", name="Apply the plan").click()
     expect(page.get_by_text("Pruned", exact=True)).to_be_visible(timeout=120_000)
+    wait_for_app(page)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download the plan (JSON)").click()
+    plan_file = tmp_path / "heads.json"
+    download.value.save_as(plan_file)
+    assert f'"{FIRST_ATTENTION}": 0.25' in plan_file.read_text()
+    page.get_by_text("Load a plan from a file").click()
+    page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(plan_file)
+    expect(page.get_by_text("Loaded the plan from heads.json.")).to_be_visible()
     wait_for_app(page)
     page.get_by_text("What does removing attention heads do?").click()
     expect(page.get_by_text("What is an attention head?")).to_be_visible()
