@@ -16,7 +16,7 @@ from streamlit.delta_generator import DeltaGenerator
 
 import prune_engine as pe
 
-from . import cache, fmt
+from . import cache, fmt, prune_result
 from . import plan_edits as edits
 from .prune_controls import LAYER_MAX_PCT, layer_names, percent, seed, update_plan
 from .state import LoadedModel
@@ -82,6 +82,16 @@ def sliders(loaded: LoadedModel, plan: pe.PruningPlan, preview: pe.PlanPreview |
         st.caption(
             "Each layer follows the global slider until you move its own slider, which locks it; "
             "untick Lock to let it follow again."
+        )
+    if (
+        plan.scope == "global"
+        and preview is not None
+        and not preview.scores
+        and prune_result.ranks_on_apply(loaded, plan)
+    ):
+        st.caption(
+            ":material/info: On a model this large the global ranking runs when you apply the plan: until then "
+            "each unlocked layer shows the global ratio, afterwards the share the ranking gave it."
         )
     query = st.text_input(
         "Filter layers", key=FILTER, placeholder="part of a layer name, e.g. layer2", width=420

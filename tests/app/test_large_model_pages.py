@@ -82,6 +82,9 @@ def test_the_gpt2_shaped_sample_goes_through_every_page(app: AppTest) -> None:
     assert [slider.key for slider in app.slider][-1] == layer_controls.slider_key("lm_head")
     assert "pruned" not in app.session_state, "nothing is pruned before Apply"
     assert any("ranked only when the plan is applied" in caption.value for caption in app.caption)
+    run(app.radio(key="prune_scope").set_value("global"))
+    assert any("global ranking runs when you apply" in caption.value for caption in app.caption)
+    run(app.radio(key="prune_scope").set_value("layer"))
 
     run(app.button(key=prune_result.APPLY).click())
     assert [status.label for status in app.status] == ["Pruned"]
