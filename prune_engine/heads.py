@@ -321,8 +321,9 @@ register_criterion(
             "Switches off one attention head at a time and measures how much the model's outputs change on "
             "the evaluation data (1 − cosine similarity with the unchanged outputs). Heads whose absence "
             "changes almost nothing go first. It measures exactly what removing a head alone does, which "
-            "makes it the most faithful head criterion, but it runs the model once per head (a few seconds "
-            "for MiniLM's 72 heads) and ignores that removing two heads together may matter more than each "
+            "makes it the most faithful head criterion, but it runs the model once per head on 128 examples "
+            "(about a minute for MiniLM's 72 heads on one CPU core; later changes to the plan reuse the scores) "
+            "and ignores that removing two heads together may matter more than each "
             "alone. It scores attention heads only: use it with head pruning."
         ),
         channel_scores=_ablation_channel_scores,
