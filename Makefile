@@ -24,7 +24,8 @@ format: $(DEV_STAMP)
 	$(BIN)/ruff check --fix .
 
 bench: $(RUNTIME_STAMP) $(DEV_STAMP)
-	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+	for name in inspect structured samples importance recovery heads scale soak ui_latency; do \
+		$(BIN)/python -m bench.$$name || exit 1; done
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

@@ -1,13 +1,15 @@
-"""Sample models for PruneScope: small classifiers trained on scikit-learn's digits.
+"""Sample models for PruneScope, all offline.
 
-They ship trained (safetensors files in `weights/`) together with their data, so the
-app works offline from the first click::
+Three small classifiers trained on scikit-learn's digits (safetensors files in `weights/`),
+the pretrained MiniLM sentence encoder with a sentence set written for this project, and,
+with `list_samples(include_large=True)`, two random-weight scale tests (a GPT-2-small-shaped
+language model and a 100 M-parameter MLP). Each comes with its evaluation data::
 
     from sample_models import list_samples, load_sample
 
     bundle = load_sample("digits_resnet")   # model, eval_data, train_data, example_input, ...
 
-`python -m sample_models.train` retrains them deterministically.
+`python -m sample_models.train` retrains the digits models deterministically.
 """
 
 from .architectures import ARCHITECTURES

@@ -13,7 +13,7 @@ from torch import nn
 
 import prune_engine as pe
 
-from . import background, cache, fmt, plan_edits, prune_controls, state
+from . import background, cache, experiments, fmt, plan_edits, prune_controls, state
 from . import sensitivity_charts as charts
 from .sensitivity import SUGGESTION
 from .state import LoadedModel, PrunedModel
@@ -211,7 +211,7 @@ def iterative_results(loaded: LoadedModel, outcome: IterativeOutcome, request: I
         st.page_link(COMPARE_PAGE, label="Compare it with the original", icon=":material/compare_arrows:")
         return
     if st.button("Use this model as the pruned model", key=USE_PRUNED, icon=":material/done:"):
-        state.set_pruned(PrunedModel.from_result(outcome.result, loaded))
+        experiments.keep_result(loaded, PrunedModel.from_result(outcome.result, loaded), with_accuracy=True)
         st.rerun()
     st.caption("The Compare page then shows it beside the original. Moving a Prune slider replaces it again.")
 

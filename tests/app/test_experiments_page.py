@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 import prune_engine as pe
@@ -19,21 +18,6 @@ PRUNE_PAGE = "pages/3_Prune.py"
 COMPARE_PAGE = "pages/4_Compare.py"
 EXPERIMENTS_PAGE = "pages/6_Experiments.py"
 GLOBAL = "prune_global"
-
-
-@pytest.fixture
-def downloads(monkeypatch: pytest.MonkeyPatch) -> dict[str, bytes]:
-    """Media file id → content of every file the app hands to the browser."""
-    files: dict[str, bytes] = {}
-    original = MemoryMediaFileStorage.load_and_get_id
-
-    def recording(self, path_or_data, mimetype, kind, filename=None):
-        file_id = original(self, path_or_data, mimetype, kind, filename)
-        files[file_id] = path_or_data if isinstance(path_or_data, bytes) else path_or_data.encode()
-        return file_id
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", recording)
-    return files
 
 
 @pytest.fixture

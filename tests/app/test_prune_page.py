@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 import prune_engine as pe
@@ -50,21 +49,6 @@ def captions(at: AppTest) -> str:
 
 def errors(at: AppTest) -> str:
     return " ".join(error.value for error in at.error)
-
-
-@pytest.fixture
-def downloads(monkeypatch: pytest.MonkeyPatch) -> dict[str, bytes]:
-    """Media file id → content of every file the app hands to the browser (download buttons included)."""
-    files: dict[str, bytes] = {}
-    original = MemoryMediaFileStorage.load_and_get_id
-
-    def recording(self, path_or_data, mimetype, kind, filename=None):
-        file_id = original(self, path_or_data, mimetype, kind, filename)
-        files[file_id] = path_or_data if isinstance(path_or_data, bytes) else path_or_data.encode()
-        return file_id
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", recording)
-    return files
 
 
 def download_content(at: AppTest, downloads: dict[str, bytes]) -> bytes:
