@@ -54,6 +54,12 @@ class Decision:
     groups: dict[str, str] = field(default_factory=dict)
     graph: ChannelGraph | None = None
 
+    def release(self) -> None:
+        """Let go of the channel dependency graph once the decision has been carried out."""
+        if self.graph is not None:
+            self.graph.release()
+            self.graph = None
+
 
 @dataclass(frozen=True)
 class Granularity:
@@ -121,7 +127,10 @@ def apply_plan(
     _report(progress, 0.05, "Ranking weights and channels")
     decision = granularity.decide(working, plan, example_input, data, _scaled(progress, 0.05, 0.8))
     _report(progress, 0.8, "Removing what the plan selects")
-    granularity.apply(working, decision, example_input)
+    try:
+        granularity.apply(working, decision, example_input)
+    finally:
+        decision.release()
     if plan.recalibrate_bn and has_batchnorm(working):
         _report(progress, 0.9, "Re-estimating BatchNorm statistics")
         working = recalibrate_batchnorm(working, calibration_data)
@@ -142,6 +151,7 @@ def preview_plan(
     granularity = _granularity(plan)
     layers = _checked_layers(model, plan, granularity)
     decision = granularity.decide(_working_copy(model), plan, example_input, data, None)
+    decision.release()
     rows = []
     for layer in layers:
         rows.append(

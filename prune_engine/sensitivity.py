@@ -429,7 +429,10 @@ def _scan_units(model: nn.Module, names: list[str], granularity: str, example_in
         return [_Unit(name, name, (name,)) for name in names]
     wanted = set(names)
     units, covered = [], set()
-    for group in ChannelGraph(model, example_input).groups():
+    graph = ChannelGraph(model, example_input)
+    groups = graph.groups()
+    graph.release()
+    for group in groups:
         members = tuple(layer for layer in group.layers if layer in wanted and layer not in covered)
         if members:
             units.append(_Unit(members[0], group.root, members, group.skip_reason))

@@ -120,6 +120,19 @@ class ChannelGraph:
                 )
             group.prune()
 
+    def release(self) -> None:
+        """Break the dependency graph's reference cycles (nodes ↔ nodes, autograd traces).
+
+        Left alone they hold the traced autograd graph and a copy's modules until Python's
+        occasional full collection; the app turns off Streamlit's per-rerun collection.
+        """
+        for node in self.graph.module2node.values():
+            node.inputs.clear()
+            node.outputs.clear()
+            node.dependencies.clear()
+            node.grad_fn = None
+        self.graph.module2node.clear()
+
     def _member_layers(self, group: tp.dependency.Group) -> tuple[str, ...]:
         members = []
         for item in group:

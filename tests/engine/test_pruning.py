@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import gc
 import hashlib
 import io
 
@@ -356,3 +357,20 @@ def test_large_models_rank_globally_by_streaming(monkeypatch: pytest.MonkeyPatch
     assert calls, "the streamed ranking was used"
     for name, mask in weight_zero_masks(streamed).items():
         assert torch.equal(mask, pe.get_layer(exact, name).weight == 0), name
+
+
+def test_channel_pruning_leaves_no_reference_cycles_behind() -> None:
+    """The app turns off Streamlit's per-rerun gc, so an apply or a preview must not leave cyclic garbage
+    (Torch-Pruning's graph holds traced autograd nodes) for a rare full collection to find."""
+    model = ZOO_BY_NAME["residual_cnn"].build()
+    example = ZOO_BY_NAME["residual_cnn"].example_input()
+    plan = pe.PruningPlan(granularity="channel", global_ratio=0.3)
+    pe.apply_plan(model, plan, example)
+    gc.collect()
+    gc.disable()
+    try:
+        pe.apply_plan(model, plan, example)
+        pe.preview_plan(model, plan, example)
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
