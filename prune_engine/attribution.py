@@ -43,6 +43,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from .data import EvalData
+from .embedding import is_embedding_model
 from .errors import CriterionError
 from .layers import get_layer, layer_kind
 from .tracing import trace_followers
@@ -180,6 +181,12 @@ def deeplift_scores(context: ScoringContext) -> dict[str, torch.Tensor]:
 
 
 def _taylor(context: ScoringContext) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor | None]]:
+    if is_embedding_model(context.model):
+        raise CriterionError(
+            "Taylor importance needs a loss to differentiate, and an embedding model has none here: its "
+            "outputs are unit-length vectors, not classes. Use activation, magnitude (l1/l2) or, for "
+            "attention heads, ablation."
+        )
     measured = _measured(context)
     layers = {name: get_layer(measured.model.model, name) for name in context.layers}
     params = {f"model.{name}.weight": layer.weight.detach() for name, layer in layers.items()}

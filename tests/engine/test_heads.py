@@ -206,3 +206,10 @@ def test_the_gpt2_shaped_sample_attention_follows_the_plain_protocol() -> None:
 
     assert [layer.heads for layer in pe.attention_layers(result.model)] == [6]
     assert result.model(example).shape == (2, 6, 3)
+
+
+def test_taylor_refuses_an_embedding_model_with_a_sentence(minilm: pe.ModelBundle) -> None:
+    """Group ids are not classes of a 384-dimensional embedding: no loss to differentiate, so a clear refusal."""
+    sample = pe.EvalData(minilm.eval_data.inputs[:4], minilm.eval_data.labels[:4])
+    with pytest.raises(pe.CriterionError, match="embedding model"):
+        pe.importance(minilm.model, "taylor", sample)
