@@ -685,6 +685,20 @@ def _read_csv(blob: _Blob, filename: str, label_column: str | None) -> tuple[np.
     return features, labels
 
 
+def csv_columns(content: bytes) -> list[str]:
+    """The names `load_eval_data` gives a CSV's columns (a `label_column` is one of them).
+
+    The header's names, or "0", "1", … when the first line is data; empty when it is no CSV.
+    """
+    try:
+        header = pd.read_csv(io.BytesIO(content), nrows=0).columns
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError):
+        return []
+    if all(_is_number(name) for name in header):
+        return [str(index) for index in range(len(header))]
+    return [str(name) for name in header]
+
+
 def _is_number(text: object) -> bool:
     try:
         float(str(text))

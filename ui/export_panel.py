@@ -32,10 +32,10 @@ SUMMARY = "summary"
 MODEL_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt", ".pt2", ".pkl")
 """Extensions dropped from an uploaded model's file name before it names the exported files."""
 SIDECAR_FORMATS = ("state_dict", "safetensors")
+"""Formats that hold only weights: a channel-pruned model needs architecture.json to be rebuilt."""
 SUMMARY_PLOT_HEIGHT = 460
 FORMATS_PER_ROW = 2
 """Model formats side by side: two leave each box room for its explanation and its file names."""
-"""Formats that hold only weights: a channel-pruned model needs architecture.json to be rebuilt."""
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ failed upload never replaces the model the user had.
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from typing import Any
@@ -79,25 +78,6 @@ def parse_shape(text: str) -> tuple[int, ...] | None:
             f"{text.strip()!r} is not a shape: give positive whole numbers separated by commas, e.g. 1, 8, 8."
         )
     return tuple(int(part) for part in parts)
-
-
-def csv_columns(content: bytes) -> list[str]:
-    """The column names of a CSV as the engine names them ("0", "1", … when the first line is data, not a header)."""
-    try:
-        header = pd.read_csv(io.BytesIO(content), nrows=0).columns
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError):
-        return []
-    if all(_is_number(name) for name in header):
-        return [str(index) for index in range(len(header))]
-    return [str(name) for name in header]
-
-
-def _is_number(text: object) -> bool:
-    try:
-        float(str(text))
-    except ValueError:
-        return False
-    return True
 
 
 def mismatch_view(table: pd.DataFrame) -> pd.DataFrame:
@@ -192,7 +172,7 @@ def _data_inputs() -> str:
             "named inputs (or x) and, optionally, labels (or y); .npy: inputs only.",
         )
         if uploaded is not None and uploaded.name.lower().endswith(".csv"):
-            columns = csv_columns(uploaded.getvalue())
+            columns = pe.csv_columns(uploaded.getvalue())
             guess = next((name for name in columns if name.lower() in LABEL_NAMES), NO_LABELS)
             options = [NO_LABELS, *columns]
             st.selectbox(

@@ -482,6 +482,17 @@ def test_csv_float_labels_stay_float_and_headerless_csv_works():
     assert labelled.labels.tolist() == [3, 6]
 
 
+@pytest.mark.parametrize(
+    ("content", "columns"),
+    [(b"a,b,t\n1,2,0.5\n", ["a", "b", "t"]), (b"1,2,3\n4,5,6\n", ["0", "1", "2"]), (b"", [])],
+)
+def test_csv_columns_are_the_names_a_label_column_can_take(content, columns):
+    assert pe.csv_columns(content) == columns
+    for column in columns:
+        labelled = load_eval_data(content, filename="d.csv", label_column=column)
+        assert labelled.inputs.shape[1] == len(columns) - 1
+
+
 def test_csv_bad_cell_names_the_column_and_row():
     content = b"a,b,label\n1,2,0\n3,x7,1\n"
     with pytest.raises(DataError, match=r"Column 'b', row 2 \(line 3 of the file\) is 'x7', not a number"):
