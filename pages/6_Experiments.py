@@ -1,51 +1,5 @@
 """Experiments: the history of applied plans, their trade-offs and their differences."""
 
-import streamlit as st
+from ui.experiments import page
 
-from ui import experiments, fmt
-from ui.widgets import require_model
-
-PRUNE_PAGE = "pages/3_Prune.py"
-
-st.title("Experiments")
-loaded_model = require_model()
-st.markdown(
-    "Every result you prune is saved here with what it measured, so you can come back to it, compare "
-    "trade-offs and pick up a plan again. The Compare page adds accuracy and latency to a result's run."
-)
-with st.expander("What is a Pareto front?", icon=":material/school:"):
-    st.markdown(experiments.PARETO_ABOUT)
-experiments.show_notice()
-
-runs = experiments.history(loaded_model)
-if runs is None:
-    st.stop()
-all_models = bool(st.session_state.get(experiments.ALL_MODELS))
-if runs.empty:
-    whose = "in the history" if all_models else f"for **{fmt.literal(loaded_model.name)}**"
-    st.info(f"No runs {whose} yet: every plan applied on the Prune page is saved here.", icon=":material/info:")
-    st.page_link(PRUNE_PAGE, label="Go to Prune", icon=":material/arrow_forward:")
-    st.stop()
-
-shown = experiments.filtered(runs)
-selected = experiments.runs_table(shown, all_models)
-experiments.export(shown["id"].tolist())
-
-st.subheader("Trade-offs")
-current = shown[shown["model_fingerprint"] == loaded_model.fingerprint]
-if all_models:
-    st.caption(f"The charts show the runs of the current model, {fmt.literal(loaded_model.name)}, only.")
-if current.empty:
-    st.caption("None of the listed runs is of the current model.")
-else:
-    experiments.pareto_charts(current, loaded_model, selected)
-
-chosen = [shown[shown["id"] == run_id].iloc[0] for run_id in sorted(selected)]
-if len(chosen) == 1:
-    st.subheader("Selected run")
-    experiments.run_actions(chosen[0], loaded_model)
-elif len(chosen) == 2:
-    st.subheader("Two plans side by side")
-    experiments.plan_differences(chosen[0], chosen[1], loaded_model)
-elif len(chosen) > 2:
-    st.caption("Select one run to rename, delete or re-load it, or two to compare their plans.")
+page.render()

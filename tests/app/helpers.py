@@ -7,12 +7,12 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from ui.shared.navigation import INSPECT_PAGE, MODEL_PAGE
+
 APP = Path(__file__).resolve().parents[2] / "app.py"
 TIMEOUT_S = 60
 """AppTest's limit per script run: a cold first run imports torch and loads a model."""
 
-MODEL_PAGE = "pages/1_Model.py"
-INSPECT_PAGE = "pages/2_Inspect.py"
 PAGES = (MODEL_PAGE, INSPECT_PAGE)
 
 

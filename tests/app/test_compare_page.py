@@ -10,11 +10,10 @@ from streamlit.testing.v1 import AppTest
 import prune_engine as pe
 from sample_models import load_sample
 from tests.app.helpers import chart_titles, sidebar_text
-from ui import compare
-from ui.state import LoadedModel
+from ui.shared import keys
+from ui.shared.navigation import COMPARE_PAGE, PRUNE_PAGE
+from workbench.session import LoadedModel
 
-PRUNE_PAGE = "pages/3_Prune.py"
-COMPARE_PAGE = "pages/4_Compare.py"
 HEADLINE = [
     "Accuracy",
     "Loss",
@@ -77,21 +76,21 @@ def test_compare_shows_both_models_side_by_side_and_a_latency_table(app: AppTest
 
 def test_a_rerun_does_not_measure_again_but_the_button_does(app: AppTest) -> None:
     at = prune_then_compare(app)
-    measured = dict(at.session_state[compare.LATENCY_RESULTS])
+    measured = dict(at.session_state[keys.COMPARE_LATENCY_RESULTS])
     at.run()
-    assert dict(at.session_state[compare.LATENCY_RESULTS]) == measured
-    at.button(key=compare.MEASURE).click().run()
-    again = at.session_state[compare.LATENCY_RESULTS]
+    assert dict(at.session_state[keys.COMPARE_LATENCY_RESULTS]) == measured
+    at.button(key=keys.COMPARE_MEASURE).click().run()
+    again = at.session_state[keys.COMPARE_LATENCY_RESULTS]
     assert again.keys() == measured.keys()
     assert all(again[key] is not measured[key] for key in measured)
 
 
 def test_another_batch_size_is_measured_and_shown(app: AppTest) -> None:
     at = prune_then_compare(app)
-    at.selectbox(key=compare.BATCH).select(8).run()
+    at.selectbox(key=keys.COMPARE_BATCH).select(8).run()
     assert not at.exception
     assert at.dataframe[0].value["batch_size"].tolist() == [8, 8]
-    assert len(at.session_state[compare.LATENCY_RESULTS]) == 2
+    assert len(at.session_state[keys.COMPARE_LATENCY_RESULTS]) == 2
 
 
 def test_an_unstructured_result_says_zeros_do_not_speed_up_dense_kernels(app: AppTest) -> None:

@@ -12,11 +12,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import prune_engine as pe
-from ui import experiments
+from ui.shared import keys
+from ui.shared.navigation import COMPARE_PAGE, EXPERIMENTS_PAGE, MODEL_PAGE, PRUNE_PAGE
 
-PRUNE_PAGE = "pages/3_Prune.py"
-COMPARE_PAGE = "pages/4_Compare.py"
-EXPERIMENTS_PAGE = "pages/6_Experiments.py"
 GLOBAL = "prune_global"
 
 
@@ -31,12 +29,12 @@ def two_runs(app: AppTest) -> AppTest:
 
 def table(at: AppTest) -> pd.DataFrame:
     """The runs table as shown."""
-    return next(frame.value for frame in at.dataframe if (frame.key or "").startswith(experiments.TABLE))
+    return next(frame.value for frame in at.dataframe if (frame.key or "").startswith(keys.EXPERIMENTS_TABLE))
 
 
 def select(at: AppTest, *run_ids: int) -> AppTest:
     """Select the rows of these runs in the table, as a click on them does."""
-    frame = next(frame for frame in at.dataframe if (frame.key or "").startswith(experiments.TABLE))
+    frame = next(frame for frame in at.dataframe if (frame.key or "").startswith(keys.EXPERIMENTS_TABLE))
     rows = [frame.value["id"].tolist().index(run_id) for run_id in run_ids]
     at.session_state[frame.key] = {"selection": {"rows": rows, "columns": [], "cells": []}}
     return at.run()
@@ -55,8 +53,8 @@ def test_each_applied_plan_is_saved_once_and_compare_adds_its_latency(two_runs: 
     at = two_runs
     assert not at.exception
     assert table(at)["plan"].tolist() == [
-        "single weights · Magnitude (L1) · per layer · 50 %",
-        "single weights · Magnitude (L1) · per layer · 30 %",
+        "single weights · Magnitude (L1) · 50 % in every layer",
+        "single weights · Magnitude (L1) · 30 % in every layer",
     ]
     store = pe.ExperimentStore(experiment_db)
     run = store.get(runs_by_ratio(experiment_db)[0.3])
@@ -93,13 +91,13 @@ def test_a_run_is_renamed_then_deleted_for_good(two_runs: AppTest, experiment_db
     assert f"Saved the name and notes of run #{run_id}." in at.success.values
     assert table(at).set_index("id").loc[run_id, ["name", "notes"]].tolist() == ["half of it", "tried in class"]
 
-    at.text_input(key=experiments.SEARCH).set_value("HALF").run()
+    at.text_input(key=keys.EXPERIMENTS_SEARCH).set_value("HALF").run()
     assert table(at)["id"].tolist() == [run_id]
     assert "Selected run" not in at.subheader.values  # row positions changed, so the selection is cleared
-    at.text_input(key=experiments.SEARCH).set_value("").run()
+    at.text_input(key=keys.EXPERIMENTS_SEARCH).set_value("").run()
 
     at = select(at, run_id)
-    at.button(key=experiments.DELETE).click().run()
+    at.button(key=keys.EXPERIMENTS_DELETE).click().run()
     assert f"Deleted run #{run_id}." in at.success.values
     assert run_id not in table(at)["id"].tolist()
     at.switch_page(PRUNE_PAGE).run()
@@ -120,7 +118,7 @@ def test_two_selected_runs_show_their_plans_layer_by_layer(two_runs: AppTest, ex
 
 def test_a_run_is_reloaded_into_the_prune_sliders(two_runs: AppTest, experiment_db: Path) -> None:
     at = select(two_runs, runs_by_ratio(experiment_db)[0.5])
-    at.button(key=experiments.RELOAD).click().run()
+    at.button(key=keys.EXPERIMENTS_RELOAD).click().run()
     assert not at.exception
     assert at.slider(key=GLOBAL).value == 50
     assert at.session_state["plan"].global_ratio == pytest.approx(0.5)
@@ -128,8 +126,8 @@ def test_a_run_is_reloaded_into_the_prune_sliders(two_runs: AppTest, experiment_
 
 def test_the_csv_export_holds_the_listed_runs(two_runs: AppTest, downloads: dict[str, bytes]) -> None:
     at = two_runs
-    at.multiselect(key=experiments.GRANULARITY).select("unstructured").run()
-    url = at.download_button(key=experiments.EXPORT).proto.url
+    at.multiselect(key=keys.EXPERIMENTS_GRANULARITY).select("unstructured").run()
+    url = at.download_button(key=keys.EXPERIMENTS_EXPORT).proto.url
     exported = pd.read_csv(io.BytesIO(downloads[url.rsplit("/", 1)[-1].split(".")[0]]))
     assert exported["id"].tolist() == table(at)["id"].tolist()
     assert {"plan_json", "accuracy", "params", "model_fingerprint"} <= set(exported.columns)
@@ -139,18 +137,18 @@ def test_the_csv_export_holds_the_listed_runs(two_runs: AppTest, downloads: dict
 def test_runs_are_listed_per_model_and_another_samples_run_switches_model(
     two_runs: AppTest, experiment_db: Path
 ) -> None:
-    at = two_runs.switch_page("pages/1_Model.py").run()
+    at = two_runs.switch_page(MODEL_PAGE).run()
     at.selectbox(key="model_sample_picker").select("digits_cnn").run()
     at.switch_page(PRUNE_PAGE).run()
     at = at.switch_page(EXPERIMENTS_PAGE).run()
-    assert table(at)["plan"].tolist() == ["single weights · Magnitude (L1) · per layer · 30 %"]
+    assert table(at)["plan"].tolist() == ["single weights · Magnitude (L1) · 30 % in every layer"]
     assert "model_name" not in table(at)
 
-    at.toggle(key=experiments.ALL_MODELS).set_value(True).run()
+    at.toggle(key=keys.EXPERIMENTS_ALL_MODELS).set_value(True).run()
     assert table(at)["model_name"].tolist() == ["digits_cnn", "digits_mlp", "digits_mlp"]
     at = select(at, runs_by_ratio(experiment_db, "digits_mlp")[0.5])
-    assert at.button(key=experiments.RELOAD).label == "Switch to digits_mlp and load the plan"
-    at.button(key=experiments.RELOAD).click().run()
+    assert at.button(key=keys.EXPERIMENTS_RELOAD).label == "Switch to digits_mlp and load the plan"
+    at.button(key=keys.EXPERIMENTS_RELOAD).click().run()
     assert not at.exception
     assert at.session_state["current_model"].name == "digits_mlp"
     assert at.slider(key=GLOBAL).value == 50

@@ -17,10 +17,11 @@ from streamlit.testing.v1 import AppTest
 
 import prune_engine as pe
 from sample_models import digits_data
-from ui import export_panel, fmt, state
+from ui.compare import export
+from ui.shared import keys
+from ui.shared.navigation import COMPARE_PAGE, PRUNE_PAGE
+from workbench import fmt
 
-PRUNE_PAGE = "pages/3_Prune.py"
-COMPARE_PAGE = "pages/4_Compare.py"
 EXAMPLES = 64
 ONNX_FAILURE = "The model could not be exported to ONNX: operator aten::mystery is not supported."
 
@@ -37,7 +38,7 @@ def prepare(at: AppTest, kind: str) -> dict[str, bytes]:
     """Press "Prepare …" for `kind` and return the files the download buttons now offer."""
     at.button(key=f"export_prepare_{kind}").click().run()
     assert not at.exception
-    entry = at.session_state[export_panel.PREPARED][kind]
+    entry = at.session_state[keys.EXPORT_PREPARED][kind]
     assert entry.error is None, entry.error
     labels = [button.label for button in at.get("download_button")]
     for name, content in entry.files.items():
@@ -47,7 +48,7 @@ def prepare(at: AppTest, kind: str) -> dict[str, bytes]:
 
 def test_every_model_format_reads_back_into_the_pruned_model(app: AppTest) -> None:
     at = channel_pruned_cnn_on_compare(app)
-    pruned = at.session_state[state.PRUNED].model
+    pruned = at.session_state[keys.PRUNED].model
     inputs = digits_data()[1].inputs[:EXAMPLES]
     with torch.inference_mode():
         expected = pruned(inputs).numpy()
@@ -80,14 +81,14 @@ def test_every_model_format_reads_back_into_the_pruned_model(app: AppTest) -> No
 
 def test_the_summary_is_one_offline_page_with_the_figures_and_the_report_matches_the_result(app: AppTest) -> None:
     at = channel_pruned_cnn_on_compare(app)
-    pruned = at.session_state[state.PRUNED]
-    (name, content), *_ = prepare(at, export_panel.SUMMARY).items()
+    pruned = at.session_state[keys.PRUNED]
+    (name, content), *_ = prepare(at, export.SUMMARY).items()
     assert name == "digits_cnn-summary.html"
     page = content.decode()
     assert "Plotly.newPlot" in page
     assert not re.search(r"<script[^>]+src=", page), "the summary must not fetch scripts: it has to open offline"
     assert len(page) > 3_000_000, "plotly.js should be embedded"
-    headline = export_panel.headline_table(at.session_state[state.CURRENT_MODEL], pruned, None)
+    headline = export.headline_table(at.session_state[keys.CURRENT_MODEL], pruned, None)
     assert headline["figure"].tolist()[:3] == ["Accuracy", "Loss", "Same prediction as original"]
     changes = headline.set_index("figure")["change"]
     assert changes["Latency (median)"] == "n/a" and changes["Sparsity"] == "no change"
@@ -97,7 +98,7 @@ def test_the_summary_is_one_offline_page_with_the_figures_and_the_report_matches
     assert "Parameters per layer, before and after" in page
     assert "Latency of every timed block" in page
 
-    report = pd.read_csv(io.StringIO(export_panel.report_csv(pruned)))
+    report = pd.read_csv(io.StringIO(export.report_csv(pruned)))
     assert report["layer"].tolist() == pruned.result.report["layer"].tolist()
     np.testing.assert_array_equal(report["params_after"], pruned.result.report["params_after"])
     labels = [button.label for button in at.get("download_button")]

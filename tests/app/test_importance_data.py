@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.stats import rankdata, spearmanr
 
-from ui import importance_data as data
+from workbench import importance_data as data
 
 TIED = np.array([0.0, 0.5, 0.5, 0.0, 1.0, 0.5, 0.25, 0.0])
 """Scores with ties, as APoZ gives: many channels share a share of active outputs."""

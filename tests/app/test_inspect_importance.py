@@ -12,7 +12,8 @@ from torch import nn
 import prune_engine as pe
 from sample_models import load_sample
 from tests.app.helpers import INSPECT_PAGE, chart_spec, chart_titles, metrics
-from ui.state import CURRENT_MODEL, LoadedModel
+from ui.shared.keys import CURRENT_MODEL
+from workbench.session import LoadedModel
 
 VIEW = "inspect_view"
 CRITERION = "inspect_criterion"

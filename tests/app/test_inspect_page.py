@@ -3,6 +3,7 @@
 from streamlit.testing.v1 import AppTest
 
 from tests.app.helpers import INSPECT_PAGE, chart_spec, chart_titles, metrics
+from ui.shared.navigation import MODEL_PAGE
 
 LAYER_PICKER = "inspect_layer"
 SORT_CHANNELS = "inspect_sort_channels"
@@ -51,7 +52,7 @@ def test_channel_norms_come_sorted_or_in_channel_order(app: AppTest) -> None:
 def test_the_layer_choice_follows_a_change_of_model(app: AppTest) -> None:
     at = open_inspect(app)
     at.selectbox(key=LAYER_PICKER).select("fc2").run()
-    at.switch_page("pages/1_Model.py").run()
+    at.switch_page(MODEL_PAGE).run()
     at.selectbox(key="model_sample_picker").select("digits_cnn").run()
     at.switch_page(INSPECT_PAGE).run()
     assert not at.exception

@@ -13,10 +13,10 @@ from streamlit.testing.v1 import AppTest
 
 from sample_models import list_samples
 from tests.app.helpers import INSPECT_PAGE, metrics, start_app, table_layers
-from ui import layer_controls, model_picker, prune_result
+from ui.model import picker as model_picker
+from ui.shared import keys
+from ui.shared.navigation import COMPARE_PAGE, PRUNE_PAGE
 
-PRUNE_PAGE = "pages/3_Prune.py"
-COMPARE_PAGE = "pages/4_Compare.py"
 LARGE = "gpt2_shaped"
 RUN_TIMEOUT_S = 240
 """One script run may build the model, fingerprint it and run it once (seconds each on 2 busy cores)."""
@@ -58,11 +58,11 @@ def chart_points(at: AppTest) -> int:
 
 @pytest.mark.slow
 def test_the_gpt2_shaped_sample_goes_through_every_page(app: AppTest) -> None:
-    picker = app.selectbox(key=model_picker.SAMPLE_PICKER)
+    picker = app.selectbox(key=keys.MODEL_SAMPLE_PICKER)
     assert LARGE not in picker.options
-    run(app.toggle(key=model_picker.SHOW_LARGE).set_value(True))
+    run(app.toggle(key=keys.MODEL_SHOW_LARGE).set_value(True))
     assert any("random weights" in warning.value for warning in app.warning)
-    picker = app.selectbox(key=model_picker.SAMPLE_PICKER)
+    picker = app.selectbox(key=keys.MODEL_SAMPLE_PICKER)
     assert picker.options == [model_picker.sample_label(name) for name in list_samples(include_large=True)]
     run(picker.select(LARGE))
     assert metrics(app)["Parameters"] == "124 M"
@@ -74,19 +74,19 @@ def test_the_gpt2_shaped_sample_goes_through_every_page(app: AppTest) -> None:
     assert 0 < chart_points(app) <= MAX_POINTS, "the 50,257 channel norms of the LM head arrive averaged"
 
     run(app.switch_page(PRUNE_PAGE))
-    pages = app.radio(key=layer_controls.PAGE)
+    pages = app.radio(key=keys.PRUNE_LAYER_PAGE)
     assert pages.options == ["h\\.0 – h\\.5", "h\\.6 – h\\.11", "lm\\_head"]
     boxes = [expander.label for expander in app.expander if "layers" in expander.label]
     assert boxes == [f"h\\.{block} · 6 layers" for block in range(6)]
     run(pages.set_value(2))
-    assert [slider.key for slider in app.slider][-1] == layer_controls.slider_key("lm_head")
+    assert [slider.key for slider in app.slider][-1] == keys.prune_layer_ratio("lm_head")
     assert "pruned" not in app.session_state, "nothing is pruned before Apply"
     assert any("ranked only when the plan is applied" in caption.value for caption in app.caption)
     run(app.radio(key="prune_scope").set_value("global"))
     assert any("global ranking runs when you apply" in caption.value for caption in app.caption)
     run(app.radio(key="prune_scope").set_value("layer"))
 
-    run(app.button(key=prune_result.APPLY).click())
+    run(app.button(key=keys.PRUNE_APPLY).click())
     assert [status.label for status in app.status] == ["Pruned"]
     report = app.session_state["pruned"].result.report.set_index("layer")
     assert report["achieved_ratio"].between(0.29, 0.31).all()
@@ -100,7 +100,7 @@ def test_the_gpt2_shaped_sample_goes_through_every_page(app: AppTest) -> None:
 
 
 def test_model_page_returns_to_small_samples_when_the_toggle_is_off(app: AppTest) -> None:
-    run(app.toggle(key=model_picker.SHOW_LARGE).set_value(True))
-    run(app.toggle(key=model_picker.SHOW_LARGE).set_value(False))
-    assert app.selectbox(key=model_picker.SAMPLE_PICKER).options == list_samples()
+    run(app.toggle(key=keys.MODEL_SHOW_LARGE).set_value(True))
+    run(app.toggle(key=keys.MODEL_SHOW_LARGE).set_value(False))
+    assert app.selectbox(key=keys.MODEL_SAMPLE_PICKER).options == list_samples()
     assert not any("random weights" in warning.value for warning in app.warning)

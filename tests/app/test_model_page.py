@@ -6,7 +6,7 @@ from streamlit.testing.v1 import AppTest
 import prune_engine as pe
 from sample_models import list_samples, load_sample
 from tests.app.helpers import PAGES, metrics, sidebar_text, start_app, table_layers
-from ui import cache
+from ui.shared import caches
 
 PICKER = "model_sample_picker"
 
@@ -44,7 +44,7 @@ def test_without_a_model_every_page_points_to_the_model_page(monkeypatch: pytest
     def fail_to_load(name: str) -> None:
         raise pe.ModelLoadError(f"The weights of sample {name!r} are missing.")
 
-    monkeypatch.setattr(cache, "load_sample_model", fail_to_load)
+    monkeypatch.setattr(caches, "load_sample_model", fail_to_load)
     at = start_app()
     at.switch_page(page).run()
     assert not at.exception

@@ -10,10 +10,13 @@ from streamlit.testing.v1 import AppTest
 import prune_engine as pe
 from sample_models import load_sample
 from tests.app.helpers import chart_titles
-from ui import layer_controls, plan_edits, prune_controls, prune_result
-from ui.state import LoadedModel
+from ui.prune import controls as prune_controls
+from ui.prune import result as prune_result
+from ui.shared import keys
+from ui.shared.navigation import MODEL_PAGE, PRUNE_PAGE
+from workbench import plans
+from workbench.session import LoadedModel
 
-PRUNE_PAGE = "pages/3_Prune.py"
 GLOBAL = "prune_global"
 GRANULARITY = "prune_granularity"
 SCOPE = "prune_scope"
@@ -40,7 +43,7 @@ def nonzero(at: AppTest) -> int:
 
 
 def layer_slider(at: AppTest, layer: str):
-    return at.slider(key=layer_controls.slider_key(layer))
+    return at.slider(key=keys.prune_layer_ratio(layer))
 
 
 def captions(at: AppTest) -> str:
@@ -80,7 +83,7 @@ def test_a_layer_slider_locks_its_layer_at_its_value(app: AppTest) -> None:
     at = open_prune(app)
     layer_slider(at, "fc2").set_value(80).run()
     assert plan_of(at).ratios == {"fc2": pytest.approx(0.8)}
-    assert at.checkbox(key=layer_controls.lock_key("fc2")).value
+    assert at.checkbox(key=keys.prune_layer_lock("fc2")).value
     report = report_of(at)
     assert report.loc["fc2", "nonzero_after"] == round(0.2 * report.loc["fc2", "weights_before"])
     assert report.loc["fc1", "nonzero_after"] == round(0.7 * report.loc["fc1", "weights_before"])
@@ -94,7 +97,7 @@ def test_a_locked_layer_keeps_its_value_when_the_global_slider_moves(app: AppTes
     assert layer_slider(at, "fc1").value == 10
     assert plan_of(at).ratios == {"fc2": pytest.approx(0.8)}
 
-    at.checkbox(key=layer_controls.lock_key("fc2")).uncheck().run()
+    at.checkbox(key=keys.prune_layer_lock("fc2")).uncheck().run()
     assert plan_of(at).ratios == {}
     assert layer_slider(at, "fc2").value == 10
 
@@ -152,10 +155,10 @@ def test_a_deep_model_shows_its_blocks_closed_and_builds_their_sliders_when_open
     ]
     assert [slider.key for slider in at.slider] == [
         GLOBAL,
-        layer_controls.slider_key("conv1"),
-        layer_controls.slider_key("fc"),
+        keys.prune_layer_ratio("conv1"),
+        keys.prune_layer_ratio("fc"),
     ]
-    at.session_state[layer_controls.group_key("layer2")] = True
+    at.session_state[keys.prune_group("layer2")] = True
     at.run()
     assert layer_slider(at, "layer2.0.downsample.0").value == 30
     layer_slider(at, "layer2.0.downsample.0").set_value(60).run()
@@ -165,7 +168,7 @@ def test_a_deep_model_shows_its_blocks_closed_and_builds_their_sliders_when_open
 def test_the_filter_finds_layers_by_name(app: AppTest) -> None:
     at = open_prune(app, "digits_resnet")
     at.text_input(key="prune_filter").input("downsample").run()
-    assert [slider.key for slider in at.slider][1:] == [layer_controls.slider_key("layer2.0.downsample.0")]
+    assert [slider.key for slider in at.slider][1:] == [keys.prune_layer_ratio("layer2.0.downsample.0")]
     at.text_input(key="prune_filter").input("nothing like this").run()
     assert "No layer name contains" in captions(at)
 
@@ -175,7 +178,7 @@ def test_n_m_selects_layers_and_keeps_n_of_every_m(app: AppTest) -> None:
     at.radio(key=GRANULARITY).set_value("n:m").run()
     at.number_input(key="prune_n").set_value(1).run()
     assert (plan_of(at).n, plan_of(at).m) == (1, 4)
-    at.toggle(key=layer_controls.nm_key("fc3")).set_value(False).run()
+    at.toggle(key=keys.prune_layer_nm("fc3")).set_value(False).run()
     assert not at.exception
     assert plan_of(at).target_ratio("fc3") == 0
     report = report_of(at)
@@ -198,7 +201,7 @@ def test_a_downloaded_plan_uploads_back_into_the_sliders(app: AppTest, downloads
     assert plan_of(at) == saved
     assert at.slider(key=GLOBAL).value == 45
     assert layer_slider(at, "fc1").value == 70
-    assert at.checkbox(key=layer_controls.lock_key("fc1")).value
+    assert at.checkbox(key=keys.prune_layer_lock("fc1")).value
 
 
 @pytest.mark.parametrize(
@@ -232,14 +235,14 @@ def test_read_plan_file_names_an_unknown_layer() -> None:
 
 def test_a_plan_sent_from_another_page_loads_into_the_controls(app: AppTest) -> None:
     at = open_prune(app)
-    at.switch_page("pages/1_Model.py").run()
+    at.switch_page(MODEL_PAGE).run()
     at.session_state["incoming_plan"] = pe.PruningPlan(granularity="channel", global_ratio=0.5, ratios={"fc1": 0.2})
     at.switch_page(PRUNE_PAGE).run()
     assert not at.exception
     assert at.radio(key=GRANULARITY).value == "channel"
     assert at.slider(key=GLOBAL).value == 50
     assert layer_slider(at, "fc1").value == 20
-    assert at.checkbox(key=layer_controls.lock_key("fc1")).value
+    assert at.checkbox(key=keys.prune_layer_lock("fc1")).value
     assert report_of(at).loc["fc1", "channels_after"] == 205
 
 
@@ -267,7 +270,7 @@ def test_a_large_model_waits_for_the_apply_button(app: AppTest, monkeypatch: pyt
     at.slider(key=GLOBAL).set_value(50).run()
     assert "pruned" not in at.session_state
 
-    at.button(key=prune_result.APPLY).click().run()
+    at.button(key=keys.PRUNE_APPLY).click().run()
     assert not at.exception
     assert at.session_state["pruned"].plan == plan_of(at)
     assert nonzero(at) < int(report_of(at)["nonzero_before"].sum())
@@ -277,7 +280,7 @@ def test_a_large_model_waits_for_the_apply_button(app: AppTest, monkeypatch: pyt
 
 def test_deep_models_are_grouped_at_the_shallowest_depth_that_keeps_blocks_small() -> None:
     encoder = [f"encoder.layer.{block}.{part}" for block in range(3) for part in ("query", "key", "value", "output")]
-    groups = plan_edits.layer_groups([*encoder, "pooler.dense"], size=6)
+    groups = plans.layer_groups([*encoder, "pooler.dense"], size=6)
     assert [(label, len(members)) for label, members in groups] == [
         ("encoder.layer.0", 4),
         ("encoder.layer.1", 4),
@@ -287,11 +290,11 @@ def test_deep_models_are_grouped_at_the_shallowest_depth_that_keeps_blocks_small
 
 
 def test_switching_granularity_drops_per_layer_ratios_and_n_m_keeps_its_pattern() -> None:
-    plan = plan_edits.with_layers(pe.PruningPlan(global_ratio=0.4), ["fc1"], 0.7)
-    as_nm = plan_edits.with_granularity(plan, "n:m", recalibrate=False)
+    plan = plans.with_layers(pe.PruningPlan(global_ratio=0.4), ["fc1"], 0.7)
+    as_nm = plans.with_granularity(plan, "n:m", recalibrate=False)
     assert (as_nm.ratios, as_nm.global_ratio) == ({}, 0.5)
-    one_of_four = plan_edits.with_pattern(as_nm, n=1, m=4, layers=["fc1", "fc2"])
+    one_of_four = plans.with_pattern(as_nm, n=1, m=4, layers=["fc1", "fc2"])
     assert (one_of_four.n, one_of_four.m, one_of_four.global_ratio) == (1, 4, 0.75)
-    back = plan_edits.with_granularity(one_of_four, "channel", recalibrate=True)
-    assert (back.global_ratio, back.recalibrate_bn) == (plan_edits.DEFAULT_RATIO, True)
-    assert plan_edits.with_bounds(back, 0.0, 0.99, top=0.99).max_ratio is None
+    back = plans.with_granularity(one_of_four, "channel", recalibrate=True)
+    assert (back.global_ratio, back.recalibrate_bn) == (plans.DEFAULT_RATIO, True)
+    assert plans.with_bounds(back, 0.0, 0.99, top=0.99).max_ratio is None

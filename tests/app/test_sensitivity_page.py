@@ -18,10 +18,11 @@ from streamlit.testing.v1 import AppTest
 import prune_engine as pe
 from sample_models import load_sample
 from tests.app.helpers import chart_spec, chart_titles
-from ui import layer_controls, sensitivity, state, training_views
-from ui.state import LoadedModel
+from ui.shared import caches, keys
+from ui.shared.navigation import SENSITIVITY_PAGE
+from workbench import tasks
+from workbench.session import LoadedModel
 
-SENSITIVITY_PAGE = "pages/5_Sensitivity.py"
 RATIOS_PCT = [30, 60, 90]
 LAYERS = ["fc1", "fc2"]
 HEATMAP = "Drop in accuracy when one layer is pruned alone"
@@ -32,14 +33,14 @@ def open_sensitivity(app: AppTest) -> AppTest:
     """The Sensitivity page on digits_mlp, scanning fc1 and fc2 at 30/60/90 % in this process."""
     app.selectbox(key="model_sample_picker").select("digits_mlp").run()
     at = app.switch_page(SENSITIVITY_PAGE).run()
-    at.selectbox(key=sensitivity.EXECUTOR).set_value("serial")
-    at.multiselect(key=sensitivity.RATIOS).set_value(RATIOS_PCT)
-    at.multiselect(key=sensitivity.LAYERS).set_value(LAYERS)
+    at.selectbox(key=keys.SENS_EXECUTOR).set_value("serial")
+    at.multiselect(key=keys.SENS_RATIOS).set_value(RATIOS_PCT)
+    at.multiselect(key=keys.SENS_LAYERS).set_value(LAYERS)
     return at
 
 
 def run_scan(at: AppTest) -> AppTest:
-    at.button(key=sensitivity.RUN).click().run()
+    at.button(key=keys.SENS_RUN).click().run()
     assert not at.exception
     return at
 
@@ -79,7 +80,7 @@ def test_a_scan_draws_the_heatmap_and_a_table_equal_to_the_engine_scan(app: AppT
         direct[["layer", "ratio", "metric", "drop", "params_saved", "flops_saved", "note"]],
         check_dtype=False,
     )
-    stored = at.session_state[sensitivity.SCAN].table
+    stored = at.session_state[keys.SENS_SCAN].table
     pd.testing.assert_frame_equal(stored[COMPARED], direct[COMPARED])
 
     heatmap = chart_spec(at, HEATMAP)["data"][0]
@@ -92,9 +93,9 @@ def test_a_scan_draws_the_heatmap_and_a_table_equal_to_the_engine_scan(app: AppT
 def test_a_channel_scan_leaves_the_output_layer_blank_and_says_why(app: AppTest) -> None:
     app.selectbox(key="model_sample_picker").select("digits_cnn").run()
     at = app.switch_page(SENSITIVITY_PAGE).run()
-    at.selectbox(key=sensitivity.EXECUTOR).set_value("serial")
-    at.radio(key=sensitivity.GRANULARITY).set_value("channel")
-    at.multiselect(key=sensitivity.RATIOS).set_value([50])
+    at.selectbox(key=keys.SENS_EXECUTOR).set_value("serial")
+    at.radio(key=keys.SENS_GRANULARITY).set_value("channel")
+    at.multiselect(key=keys.SENS_RATIOS).set_value([50])
     at = run_scan(at)
     heatmap = chart_spec(at, HEATMAP)["data"][0]
     drops = dict(zip(heatmap["y"], values(heatmap["z"]).ravel(), strict=True))
@@ -115,12 +116,12 @@ def test_a_scan_run_again_with_the_same_settings_comes_from_the_cache(
 
     monkeypatch.setattr(pe, "sensitivity_scan", counted_scan)
     at = open_sensitivity(app)
-    at.multiselect(key=sensitivity.RATIOS).set_value([20, 40])
-    first = run_scan(at).session_state[sensitivity.SCAN].table
-    again = run_scan(at).session_state[sensitivity.SCAN].table
+    at.multiselect(key=keys.SENS_RATIOS).set_value([20, 40])
+    first = run_scan(at).session_state[keys.SENS_SCAN].table
+    again = run_scan(at).session_state[keys.SENS_SCAN].table
     assert len(calls) == 1
     pd.testing.assert_frame_equal(first, again)
-    at.multiselect(key=sensitivity.RATIOS).set_value([20, 40, 60])
+    at.multiselect(key=keys.SENS_RATIOS).set_value([20, 40, 60])
     run_scan(at)
     assert calls == [
         ((0.2, 0.4), "unstructured", "l1", ["fc1", "fc2"]),
@@ -130,26 +131,26 @@ def test_a_scan_run_again_with_the_same_settings_comes_from_the_cache(
 
 def test_a_suggestion_sent_to_the_sliders_becomes_the_prune_pages_plan(app: AppTest) -> None:
     at = run_scan(open_sensitivity(app))
-    at.slider(key=sensitivity.TARGET).set_value(40).run()
-    suggestion = at.session_state[sensitivity.SUGGESTION]
+    at.slider(key=keys.SENS_TARGET).set_value(40).run()
+    suggestion = at.session_state[keys.SENS_SUGGESTION]
     assert suggestion.ratios, "a 40 % target needs some layer pruned"
     shown = table_with(at, "predicted_drop").set_index("layer")["ratio"]
     assert shown.to_dict() == {layer: suggestion.ratios.get(layer, 0.0) for layer in LAYERS}
 
-    at.button(key=sensitivity.SEND).click().run()
+    at.button(key=keys.SENS_SEND).click().run()
     assert not at.exception
     assert at.title[0].value == "Prune"
-    assert at.session_state[state.PLAN] == suggestion
+    assert at.session_state[keys.PLAN] == suggestion
     for layer in LAYERS:
-        assert at.slider(key=layer_controls.slider_key(layer)).value == round(suggestion.ratios.get(layer, 0.0) * 100)
+        assert at.slider(key=keys.prune_layer_ratio(layer)).value == round(suggestion.ratios.get(layer, 0.0) * 100)
 
 
 def test_pruning_in_steps_charts_each_step_and_becomes_the_sessions_pruned_model(app: AppTest) -> None:
     at = open_sensitivity(app)
-    at.number_input(key=training_views.STEPS).set_value(2)
-    at.button(key=training_views.RUN_ITERATIVE).click().run()
+    at.number_input(key=keys.SENS_STEPS).set_value(2)
+    at.button(key=keys.SENS_RUN_ITERATIVE).click().run()
     assert not at.exception
-    result = at.session_state[training_views.ITERATIVE].result
+    result = at.session_state[keys.SENS_ITERATIVE].result
     assert result.history["step"].tolist() == [0, 1, 2]
     steps = chart_spec(at, "Accuracy at each step")["data"]
     markers = {trace["name"]: values(trace["y"]) for trace in steps if trace.get("name")}
@@ -157,9 +158,9 @@ def test_pruning_in_steps_charts_each_step_and_becomes_the_sessions_pruned_model
     np.testing.assert_allclose(markers["after fine-tuning"], result.history["accuracy"][1:] * 100)
     np.testing.assert_allclose(markers["after pruning"], result.history["pruned_accuracy"][1:] * 100)
 
-    at.button(key=training_views.USE_PRUNED).click().run()
+    at.button(key=keys.SENS_USE_PRUNED).click().run()
     assert not at.exception
-    pruned = at.session_state[state.PRUNED]
+    pruned = at.session_state[keys.PRUNED]
     assert pruned.result is result
     assert pruned.plan == pe.PruningPlan(global_ratio=0.3), "the Prune page's starting plan, reached in steps"
     assert any("now the session's pruned model" in success.value for success in at.success)
@@ -167,14 +168,14 @@ def test_pruning_in_steps_charts_each_step_and_becomes_the_sessions_pruned_model
 
 def test_sparsity_training_shows_both_histograms_and_pruning_with_and_without_it(app: AppTest) -> None:
     at = open_sensitivity(app)
-    at.number_input(key=training_views.L1_EPOCHS).set_value(1)
-    at.button(key=training_views.RUN_SPARSE).click().run()
+    at.number_input(key=keys.SENS_L1_EPOCHS).set_value(1)
+    at.button(key=keys.SENS_RUN_SPARSE).click().run()
     assert not at.exception
 
     histograms = chart_spec(at, "Weight values of fc1 before and after L1 training")["data"]
     assert [trace["name"] for trace in histograms] == ["before", "after L1 training"]
     bundle = load_sample("digits_mlp")
-    before_counts, _ = pe.weight_histogram(bundle.model, "fc1", bins=training_views.HISTOGRAM_BINS)
+    before_counts, _ = pe.weight_histogram(bundle.model, "fc1", bins=caches.HISTOGRAM_BINS)
     np.testing.assert_array_equal(values(histograms[0]["y"]), before_counts)
     assert values(histograms[1]["y"]).sum() == before_counts.sum(), "the same weights, counted after training"
 
@@ -221,20 +222,20 @@ def _cancel_click(context) -> WidgetStates:
     states = WidgetStates()
     for widget in context.session_state.get_widget_states():
         if widget.WhichOneof("value") == "trigger_value":
-            widget.trigger_value = widget.id.endswith(f"-{sensitivity.CANCEL}")
+            widget.trigger_value = widget.id.endswith(f"-{keys.SENS_CANCEL}")
         states.widgets.append(widget)
     return states
 
 
 def test_cancel_stops_a_scan_mid_way_and_keeps_nothing(app: AppTest, cancel_after_first_job: dict) -> None:
     at = open_sensitivity(app)
-    at.multiselect(key=sensitivity.RATIOS).set_value([10, 20, 30, 40, 50])
-    at.button(key=sensitivity.RUN).click().run()
+    at.multiselect(key=keys.SENS_RATIOS).set_value([10, 20, 30, 40, 50])
+    at.button(key=keys.SENS_RUN).click().run()
     assert not at.exception
     assert cancel_after_first_job["ended_with"] in {"WorkCancelled", "ScanCancelled"}
     assert cancel_after_first_job["jobs"] == 1, "no job was reported after the cancel"
     assert "The scan was cancelled; nothing from it was kept." in warnings(at)
-    assert sensitivity.SCAN not in at.session_state
+    assert keys.SENS_SCAN not in at.session_state
     assert HEATMAP not in chart_titles(at)
     assert "Run a scan first" in " ".join(info.value for info in at.info)
 
@@ -244,17 +245,17 @@ def test_the_page_says_a_scan_runs_on_the_ray_cluster_configured(app: AppTest, m
     at = app.switch_page(SENSITIVITY_PAGE).run()
     captions = " ".join(caption.value for caption in at.caption).replace("\\", "")
     assert "27 job(s), one per layer and ratio · runs on the Ray cluster at ray://head:10001." in captions
-    at.selectbox(key=sensitivity.EXECUTOR).set_value("processes").run()
+    at.selectbox(key=keys.SENS_EXECUTOR).set_value("processes").run()
     captions = " ".join(caption.value for caption in at.caption)
     assert "runs on a local pool of" in captions
 
 
 def test_a_model_without_training_examples_is_scanned_but_not_trained(app: AppTest) -> None:
     bundle = load_sample("digits_mlp")
-    app.session_state[state.CURRENT_MODEL] = LoadedModel.from_bundle(dataclasses.replace(bundle, train_data=None))
+    app.session_state[keys.CURRENT_MODEL] = LoadedModel.from_bundle(dataclasses.replace(bundle, train_data=None))
     at = app.switch_page(SENSITIVITY_PAGE).run()
     assert not at.exception
     infos = [info.value for info in at.info]
-    assert infos.count(training_views.training_problem(at.session_state[state.CURRENT_MODEL])) == 2
+    assert infos.count(tasks.training_problem(at.session_state[keys.CURRENT_MODEL])) == 2
     assert "Training needs training examples, and this model has none" in infos[-1]
-    assert not at.button(key=sensitivity.RUN).disabled
+    assert not at.button(key=keys.SENS_RUN).disabled

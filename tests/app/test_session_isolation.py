@@ -13,12 +13,9 @@ from streamlit.testing.v1 import AppTest
 import prune_engine as pe
 from sample_models import load_sample
 from tests.app.helpers import start_app
-from ui import cache, training_views
-from ui.state import LoadedModel
-
-PRUNE_PAGE = "pages/3_Prune.py"
-COMPARE_PAGE = "pages/4_Compare.py"
-SENSITIVITY_PAGE = "pages/5_Sensitivity.py"
+from ui.shared import caches, keys
+from ui.shared.navigation import COMPARE_PAGE, PRUNE_PAGE, SENSITIVITY_PAGE
+from workbench.session import LoadedModel
 
 
 def pruned_title(at: AppTest) -> str:
@@ -46,12 +43,12 @@ def test_two_sessions_each_compare_their_own_model_and_plan(two_sessions: tuple[
     first, second = two_sessions
     assert not first.exception and not second.exception
     assert original_title(first) == "##### Original · digits\\_mlp"
-    assert pruned_title(first) == "##### Pruned · single weights · Magnitude \\(L1\\) · per layer · 60 %"
+    assert pruned_title(first) == "##### Pruned · single weights · Magnitude \\(L1\\) · 60 % in every layer"
     assert original_title(second) == "##### Original · digits\\_cnn"
-    assert pruned_title(second).startswith("##### Pruned · channels · Magnitude \\(L1\\) · per layer · 30 %")
+    assert pruned_title(second).startswith("##### Pruned · whole channels · Magnitude \\(L1\\) · 30 % in every layer")
 
     first.run()  # after the other session's work, a rerun still shows this session's own
-    assert pruned_title(first) == "##### Pruned · single weights · Magnitude \\(L1\\) · per layer · 60 %"
+    assert pruned_title(first) == "##### Pruned · single weights · Magnitude \\(L1\\) · 60 % in every layer"
     assert first.session_state["pruned"].base_fingerprint == first.session_state["current_model"].fingerprint
     assert second.session_state["pruned"].base_fingerprint == second.session_state["current_model"].fingerprint
     assert first.session_state["current_model"].fingerprint != second.session_state["current_model"].fingerprint
@@ -62,7 +59,7 @@ def test_shared_originals_and_results_are_unchanged_after_pruning_and_measuring(
 ) -> None:
     for session in two_sessions:
         loaded, pruned = session.session_state["current_model"], session.session_state["pruned"]
-        assert loaded is cache.load_sample_model(loaded.name)  # the one object every session shares
+        assert loaded is caches.load_sample_model(loaded.name)  # the one object every session shares
         assert pe.model_fingerprint(loaded.bundle.model) == loaded.fingerprint
         assert loaded.fingerprint == LoadedModel.from_bundle(load_sample(loaded.name)).fingerprint
         assert pe.model_fingerprint(pruned.model) == pruned.fingerprint
@@ -73,13 +70,13 @@ def test_fine_tuning_in_the_app_leaves_the_shared_original_unchanged_and_is_save
 ) -> None:
     loaded = app.session_state["current_model"]
     at = app.switch_page(SENSITIVITY_PAGE).run()
-    at.number_input(key=training_views.STEPS).set_value(1)
-    at.button(key=training_views.RUN_ITERATIVE).click().run()
-    at.button(key=training_views.USE_PRUNED).click().run()
+    at.number_input(key=keys.SENS_STEPS).set_value(1)
+    at.button(key=keys.SENS_RUN_ITERATIVE).click().run()
+    at.button(key=keys.SENS_USE_PRUNED).click().run()
     at.switch_page(COMPARE_PAGE).run()
     assert not at.exception
 
-    assert pe.model_fingerprint(cache.load_sample_model(loaded.name).bundle.model) == loaded.fingerprint
+    assert pe.model_fingerprint(caches.load_sample_model(loaded.name).bundle.model) == loaded.fingerprint
     fine_tuned = at.session_state["pruned"]
     runs = pe.ExperimentStore(experiment_db).list()
     assert runs["model_fingerprint"].tolist() == [loaded.fingerprint]
@@ -87,13 +84,13 @@ def test_fine_tuning_in_the_app_leaves_the_shared_original_unchanged_and_is_save
 
 
 def test_the_shared_cache_keeps_only_the_latest_pruned_models() -> None:
-    loaded = cache.load_sample_model("digits_mlp")
-    results = [cache.pruned(loaded, pe.PruningPlan(global_ratio=ratio / 100)) for ratio in range(5, 65, 5)]
+    loaded = caches.load_sample_model("digits_mlp")
+    results = [caches.pruned(loaded, pe.PruningPlan(global_ratio=ratio / 100)) for ratio in range(5, 65, 5)]
     alive = [weakref.ref(result.model) for result in results]
     latest = results[-1]
     del results
     gc.collect()
     kept = [ref() is not None for ref in alive]
-    assert sum(kept) <= cache.SHARED_RESULTS < len(alive)
-    assert kept[-cache.SHARED_RESULTS :] == [True] * cache.SHARED_RESULTS
-    assert cache.pruned(loaded, latest.plan) is latest
+    assert sum(kept) <= caches.SHARED_RESULTS < len(alive)
+    assert kept[-caches.SHARED_RESULTS :] == [True] * caches.SHARED_RESULTS
+    assert caches.pruned(loaded, latest.plan) is latest

@@ -19,10 +19,11 @@ from streamlit.testing.v1 import AppTest
 import prune_engine as pe
 from sample_models import digits_data, load_sample
 from tests.app.helpers import metrics, sidebar_text
-from ui import state, upload
+from ui.model import upload
+from ui.shared import keys
+from ui.shared.navigation import MODEL_PAGE, PRUNE_PAGE
+from workbench.session import LoadedModel
 
-PRUNE_PAGE = "pages/3_Prune.py"
-MODEL_PAGE = "pages/1_Model.py"
 CSV_EXAMPLES = 120
 
 
@@ -49,18 +50,18 @@ def choose_files(
     shape: str = "",
 ) -> AppTest:
     """Fill in the upload form (without pressing Load): model file, architecture, data file or random inputs."""
-    at.file_uploader(key=upload.MODEL_FILE).upload(*model)
-    at.selectbox(key=upload.ARCHITECTURE).select(architecture)
+    at.file_uploader(key=keys.UPLOAD_MODEL_FILE).upload(*model)
+    at.selectbox(key=keys.UPLOAD_ARCHITECTURE).select(architecture)
     if data is None:
-        at.radio(key=upload.DATA_SOURCE).set_value("random")
+        at.radio(key=keys.UPLOAD_DATA_SOURCE).set_value("random")
     else:
-        at.file_uploader(key=upload.DATA_FILE).upload(*data)
-    at.text_input(key=upload.INPUT_SHAPE).input(shape)
+        at.file_uploader(key=keys.UPLOAD_DATA_FILE).upload(*data)
+    at.text_input(key=keys.UPLOAD_INPUT_SHAPE).input(shape)
     return at.run()
 
 
 def press_load(at: AppTest) -> AppTest:
-    return at.button(key=upload.LOAD).click().run()
+    return at.button(key=keys.UPLOAD_LOAD).click().run()
 
 
 def shown(texts: list[str]) -> str:
@@ -76,14 +77,14 @@ def warnings_shown(at: AppTest) -> str:
     return shown([warning.value for warning in at.warning])
 
 
-def current(at: AppTest) -> state.LoadedModel:
-    return at.session_state[state.CURRENT_MODEL]
+def current(at: AppTest) -> LoadedModel:
+    return at.session_state[keys.CURRENT_MODEL]
 
 
 def test_a_state_dict_and_a_csv_with_a_label_column_become_the_current_model(app: AppTest) -> None:
     mlp = load_sample("digits_mlp").model
     at = choose_files(app, ("my_mlp.pt", torch_bytes(mlp.state_dict())), data=("digits.csv", digits_csv()))
-    assert at.selectbox(key=upload.LABEL_COLUMN).value == "label"
+    assert at.selectbox(key=keys.UPLOAD_LABEL_COLUMN).value == "label"
     at = press_load(at)
     assert not at.exception
     assert not at.error
@@ -105,18 +106,18 @@ def test_the_label_column_is_chosen_by_the_user_and_one_forward_pass_checks_the_
     model = ("cnn.safetensors", safetensors.torch.save(cnn.state_dict()))
     data = ("digits.csv", digits_csv(label_column="digit", label_first=True))
     at = choose_files(app, model, architecture="digits_cnn", data=data)
-    assert at.selectbox(key=upload.LABEL_COLUMN).options[:3] == [upload.NO_LABELS, "digit", "p0"]
-    assert at.selectbox(key=upload.LABEL_COLUMN).value == upload.NO_LABELS
+    assert at.selectbox(key=keys.UPLOAD_LABEL_COLUMN).options[:3] == [upload.NO_LABELS, "digit", "p0"]
+    assert at.selectbox(key=keys.UPLOAD_LABEL_COLUMN).value == upload.NO_LABELS
 
     at = press_load(at)
     assert "The model cannot take inputs of shape (8, 65) (torch.float32)" in errors(at)
     assert current(at).name == "digits_mlp"
 
-    at.selectbox(key=upload.LABEL_COLUMN).select("digit")
+    at.selectbox(key=keys.UPLOAD_LABEL_COLUMN).select("digit")
     at = press_load(at)
     assert "cannot take inputs of shape (8, 64)" in errors(at)
 
-    at.text_input(key=upload.INPUT_SHAPE).input("1, 8, 8")
+    at.text_input(key=keys.UPLOAD_INPUT_SHAPE).input("1, 8, 8")
     at = press_load(at)
     assert not at.exception and not at.error
     loaded = current(at)
@@ -196,7 +197,7 @@ def test_random_inputs_need_a_shape_and_come_with_a_warning(app: AppTest) -> Non
     assert "Random inputs need the shape of one example" in errors(at)
     assert current(at).name == "digits_mlp"
 
-    at.text_input(key=upload.INPUT_SHAPE).input("1×8×8")
+    at.text_input(key=keys.UPLOAD_INPUT_SHAPE).input("1×8×8")
     at = press_load(at)
     assert not at.exception and not at.error
     data = current(at).bundle.eval_data
@@ -208,7 +209,7 @@ def test_random_inputs_need_a_shape_and_come_with_a_warning(app: AppTest) -> Non
 
 def test_a_failed_upload_keeps_the_model_and_the_pruning_the_user_had(app: AppTest) -> None:
     at = app.switch_page(PRUNE_PAGE).run()
-    pruned = at.session_state[state.PRUNED]
+    pruned = at.session_state[keys.PRUNED]
     before = current(at)
     at = at.switch_page(MODEL_PAGE).run()
     refusals = {
@@ -217,14 +218,14 @@ def test_a_failed_upload_keeps_the_model_and_the_pruning_the_user_had(app: AppTe
         "notes.safetensors": (b"hello, world\nsecond line\n", "This is a CSV/text table, not a model."),
     }
     for name, (content, refusal) in refusals.items():
-        at.file_uploader(key=upload.MODEL_FILE).set_value((name, content, "application/octet-stream"))
-        at.radio(key=upload.DATA_SOURCE).set_value("random")
-        at.text_input(key=upload.INPUT_SHAPE).input("1, 8, 8")
+        at.file_uploader(key=keys.UPLOAD_MODEL_FILE).set_value((name, content, "application/octet-stream"))
+        at.radio(key=keys.UPLOAD_DATA_SOURCE).set_value("random")
+        at.text_input(key=keys.UPLOAD_INPUT_SHAPE).input("1, 8, 8")
         at = press_load(at.run())
         assert not at.exception
         assert refusal in errors(at)
         assert current(at) is before
-        assert at.session_state[state.PRUNED] is pruned
+        assert at.session_state[keys.PRUNED] is pruned
         assert metrics(at)["Accuracy"].endswith("%")
 
 
@@ -260,11 +261,13 @@ def test_a_malicious_pickle_uploaded_through_the_app_is_refused_and_never_runs(
     at = choose_files(app, ("weights.pt", files["weights.pt"]), data=("data.pt", files["data.pt"]))
     at = press_load(at)
     assert "holds Python objects, not only tensors (it refers to io.open)" in errors(at)
-    at.file_uploader(key=upload.MODEL_FILE).set_value(("model.pkl", files["model.pkl"], "application/octet-stream"))
+    at.file_uploader(key=keys.UPLOAD_MODEL_FILE).set_value(
+        ("model.pkl", files["model.pkl"], "application/octet-stream")
+    )
     at = press_load(at.run())
     assert "This is a Python pickle" in errors(at)
     plain_weights = torch_bytes(load_sample("digits_mlp").model.state_dict())
-    at.file_uploader(key=upload.MODEL_FILE).set_value(("mlp.pt", plain_weights, "application/octet-stream"))
+    at.file_uploader(key=keys.UPLOAD_MODEL_FILE).set_value(("mlp.pt", plain_weights, "application/octet-stream"))
     at = press_load(at.run())
     assert "holds Python objects other than tensors" in errors(at)
     assert not marker.exists()

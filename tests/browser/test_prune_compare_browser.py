@@ -70,7 +70,7 @@ def test_a_slider_moved_with_the_keyboard_prunes_the_model_that_compare_shows(pa
     open_page(page, "Compare")
     columns = page.get_by_test_id("stColumn")
     original, pruned = columns.filter(has_text="Original · "), columns.filter(has_text="Pruned · ")
-    expect(pruned).to_contain_text("channels · Magnitude (L1) · per layer · 31 %")
+    expect(pruned).to_contain_text("whole channels · Magnitude (L1) · 31 % in every layer")
     expect(page.get_by_test_id("stDataFrame").first).to_be_visible()
     assert metric_value(pruned, "Parameters") < metric_value(original, "Parameters")
     assert metric_value(pruned, "FLOPs per example") < metric_value(original, "FLOPs per example")

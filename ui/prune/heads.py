@@ -12,15 +12,15 @@ import pandas as pd
 import streamlit as st
 
 import prune_engine as pe
-
-from . import charts, fmt
-from . import plan_edits as edits
-from .prune_controls import seed, update_plan
-from .state import LoadedModel
+from ui.prune.controls import seed, update_plan
+from ui.shared import charts, keys
+from workbench import fmt
+from workbench import plans as edits
+from workbench.plans import criterion_label
+from workbench.session import LoadedModel
 
 CHART_CONFIG = {"displayModeBar": False}
 COLUMNS = 3
-LAYER_PICKER = "prune_head_layer"
 
 EXPLANATION = (
     "**What is an attention head?** In each transformer layer, attention lets every word look at the "
@@ -39,27 +39,19 @@ EXPLANATION = (
 )
 
 
-def slider_key(layer: str) -> str:
-    return f"prune_heads_{layer}"
-
-
-def lock_key(layer: str) -> str:
-    return f"prune_heads_lock_{layer}"
-
-
 def attention(loaded: LoadedModel) -> list[pe.AttentionLayer]:
     """The attention layers of the loaded model whose heads can be removed (none for most models)."""
     return pe.attention_layers(loaded.bundle.model)
 
 
 def _on_slider(layer: pe.AttentionLayer) -> None:
-    removed = st.session_state[slider_key(layer.name)]
+    removed = st.session_state[keys.prune_head_ratio(layer.name)]
     update_plan(lambda plan: edits.with_layers(plan, [layer.name], removed / layer.heads))
 
 
 def _on_lock(layer: pe.AttentionLayer) -> None:
-    if st.session_state[lock_key(layer.name)]:
-        removed = st.session_state[slider_key(layer.name)]
+    if st.session_state[keys.prune_head_lock(layer.name)]:
+        removed = st.session_state[keys.prune_head_ratio(layer.name)]
         update_plan(lambda plan: edits.with_layers(plan, [layer.name], removed / layer.heads))
     else:
         update_plan(lambda plan: edits.without_layers(plan, [layer.name]))
@@ -100,19 +92,19 @@ def section(loaded: LoadedModel, plan: pe.PruningPlan, preview: pe.PlanPreview |
 def _layer_slider(plan: pe.PruningPlan, layer: pe.AttentionLayer, preview: pe.PlanPreview | None) -> None:
     locked = layer.name in plan.ratios
     removed = removed_heads(plan, layer, preview)
-    seed(slider_key(layer.name), removed)
-    seed(lock_key(layer.name), locked)
+    seed(keys.prune_head_ratio(layer.name), removed)
+    seed(keys.prune_head_lock(layer.name), locked)
     slider, lock = st.columns([3, 1], vertical_alignment="bottom")
     slider.slider(
         fmt.literal(layer.name),
         0,
         layer.heads - 1,
-        key=slider_key(layer.name),
+        key=keys.prune_head_ratio(layer.name),
         on_change=_on_slider,
         args=(layer,),
         help=f"Heads removed from this layer, out of {layer.heads}; one always stays.",
     )
-    lock.checkbox("Lock", key=lock_key(layer.name), on_change=_on_lock, args=(layer,))
+    lock.checkbox("Lock", key=keys.prune_head_lock(layer.name), on_change=_on_lock, args=(layer,))
     st.caption(
         f"keeps {layer.heads - removed} / {layer.heads} heads · {fmt.count(removed * layer.head_params)} "
         "parameters removed"
@@ -140,12 +132,12 @@ def _preview(plan: pe.PruningPlan, layers: list[pe.AttentionLayer], preview: pe.
             st.caption("No layer loses heads under this plan, so there are no head scores to show.")
             return
         names = [layer.name for layer in scored]
-        if st.session_state.get(LAYER_PICKER) not in names:
-            st.session_state[LAYER_PICKER] = names[0]
-        chosen = st.selectbox("Attention layer to look into", names, key=LAYER_PICKER, width=420)
+        if st.session_state.get(keys.PRUNE_HEAD_LAYER_PICKER) not in names:
+            st.session_state[keys.PRUNE_HEAD_LAYER_PICKER] = names[0]
+        chosen = st.selectbox("Attention layer to look into", names, key=keys.PRUNE_HEAD_LAYER_PICKER, width=420)
         layer = scored[names.index(chosen)]
         ordered = np.sort(preview.scores[layer.name].detach().float().cpu().numpy())
-        criterion = pe.CRITERIA[plan.criterion].label if plan.criterion in pe.CRITERIA else plan.criterion
+        criterion = criterion_label(plan.criterion)
         figure = charts.channel_cut(ordered, removed_heads(plan, layer, preview), layer.name, criterion)
         figure["layout"]["xaxis"]["title"]["text"] = "heads, least important first"
         figure["layout"]["title"]["text"] = f"Head importance of {charts.plain(layer.name)}"

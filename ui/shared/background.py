@@ -22,11 +22,11 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import add_script_run_ctx
 
 import prune_engine as pe
-
-from . import fmt
+from prune_engine.importance import ProgressFn
+from ui.shared import keys
+from workbench import fmt
 
 T = TypeVar("T")
-ProgressFn = Callable[[float, str], None]
 Work = Callable[[ProgressFn, threading.Event], T]
 
 POLL_S = 0.25
@@ -51,17 +51,13 @@ class _Shared(Generic[T]):
     finished: threading.Event = field(default_factory=threading.Event)
 
 
-def notice_key(key: str) -> str:
-    return f"{key}_notice"
-
-
 def _on_cancel(key: str, what: str) -> None:
-    st.session_state[notice_key(key)] = f"{what} was cancelled; nothing from it was kept."
+    st.session_state[keys.notice(key)] = f"{what} was cancelled; nothing from it was kept."
 
 
 def show_notice(key: str) -> None:
     """Say once that the work behind `key` was cancelled or interrupted (call where its results go)."""
-    message = st.session_state.pop(notice_key(key), None)
+    message = st.session_state.pop(keys.notice(key), None)
     if message:
         st.warning(message, icon=":material/cancel:")
 
@@ -97,7 +93,7 @@ def run(
         bar = st.progress(0.0, text="Starting…")
         stop = st.empty()
         stop.button("Cancel", key=key, on_click=_on_cancel, args=(key, what), icon=":material/cancel:")
-        st.session_state[notice_key(key)] = f"{what} stopped because the page changed while it ran; run it again."
+        st.session_state[keys.notice(key)] = f"{what} stopped because the page changed while it ran; run it again."
         worker = add_script_run_ctx(threading.Thread(target=target, name=f"prunescope-{key}", daemon=True))
         started = time.monotonic()
         worker.start()
@@ -109,7 +105,7 @@ def run(
             if not shared.finished.is_set():
                 cancel.set()
                 shared.finished.wait(STOP_WAIT_S)
-        st.session_state.pop(notice_key(key), None)
+        st.session_state.pop(keys.notice(key), None)
         stop.empty()
         if isinstance(shared.error, pe.PruneScopeError):
             status.update(label=f"{what} failed", state="error", expanded=True)

@@ -21,12 +21,13 @@ import plotly.offline
 import streamlit as st
 
 import prune_engine as pe
+from ui.compare import view as compare
+from ui.shared import charts, keys
+from ui.shared.widgets import signed_change
+from workbench import fmt
+from workbench.plans import describe_plan
+from workbench.session import LoadedModel, PrunedModel
 
-from . import charts, compare, fmt
-from .state import LoadedModel, PrunedModel
-
-PREPARED = "export_prepared"
-"""Session key: {file kind: Prepared} for the pruned model whose fingerprint each entry carries."""
 SUMMARY = "summary"
 """The kind under which the HTML summary is prepared, beside the model formats."""
 MODEL_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt", ".pt2", ".pkl")
@@ -110,7 +111,7 @@ def headline_table(loaded: LoadedModel, pruned: PrunedModel, latency: pe.Latency
     rows = []
     for figure in figures:
         show = figure.change or figure.show
-        change = compare.signed_change(figure.original, figure.pruned, show, relative=figure.change is None)
+        change = signed_change(figure.original, figure.pruned, show, relative=figure.change is None)
         if change is None:
             known = figure.original is not None and figure.pruned is not None
             change = "no change" if known else "n/a"
@@ -148,7 +149,7 @@ pre {{ background: #f1f5f9; padding: 1em; overflow-x: auto; }}
 </head>
 <body>
 <h1>{name}: before and after pruning</h1>
-<p>Plan: {html.escape(compare.plan_description(pruned.plan))}</p>
+<p>Plan: {html.escape(describe_plan(pruned.plan))}</p>
 <h2>Headline figures</h2>
 {headline}
 <p>{html.escape(quality_note)}</p>
@@ -215,7 +216,7 @@ def summary_files(loaded: LoadedModel, pruned: PrunedModel, latency: pe.LatencyR
 
 def _prepared(pruned: PrunedModel) -> dict[str, Prepared]:
     """This session's prepared files, without those made for an earlier pruned model."""
-    prepared: dict[str, Prepared] = st.session_state.setdefault(PREPARED, {})
+    prepared: dict[str, Prepared] = st.session_state.setdefault(keys.EXPORT_PREPARED, {})
     for kind in [kind for kind, entry in prepared.items() if entry.fingerprint != pruned.fingerprint]:
         del prepared[kind]
     return prepared

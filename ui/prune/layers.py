@@ -15,11 +15,12 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 import prune_engine as pe
-
-from . import cache, fmt, prune_result
-from . import plan_edits as edits
-from .prune_controls import LAYER_MAX_PCT, layer_names, percent, seed, update_plan
-from .state import LoadedModel
+from ui.prune import result as prune_result
+from ui.prune.controls import LAYER_MAX_PCT, percent, seed, update_plan
+from ui.shared import caches, keys
+from workbench import fmt
+from workbench import plans as edits
+from workbench.session import LoadedModel
 
 COLUMNS = 3
 """Layer controls per row."""
@@ -29,41 +30,23 @@ GROUP_SIZE = 12
 """Blocks are cut at the shallowest module-path depth that keeps each within this many layers."""
 GROUPS_PER_PAGE = 6
 """Models with more blocks than this show them a page at a time (a GPT-2-sized model has 13)."""
-FILTER = "prune_filter"
-PAGE = "prune_layer_page"
-
-
-def slider_key(layer: str) -> str:
-    return f"prune_ratio:{layer}"
-
-
-def lock_key(layer: str) -> str:
-    return f"prune_lock:{layer}"
-
-
-def nm_key(layer: str) -> str:
-    return f"prune_nm:{layer}"
-
-
-def group_key(label: str) -> str:
-    return f"prune_group:{label}"
 
 
 def on_layer(layer: str, partners: tuple[str, ...]) -> None:
-    ratio = st.session_state[slider_key(layer)] / 100
+    ratio = st.session_state[keys.prune_layer_ratio(layer)] / 100
     update_plan(lambda plan: edits.with_layers(plan, partners, ratio))
 
 
 def on_lock(layer: str, partners: tuple[str, ...]) -> None:
-    if st.session_state[lock_key(layer)]:
+    if st.session_state[keys.prune_layer_lock(layer)]:
         on_layer(layer, partners)
     else:
         update_plan(lambda plan: edits.without_layers(plan, partners))
 
 
 def on_nm_layer(loaded: LoadedModel, layer: str) -> None:
-    layers = layer_names(loaded)
-    keep = st.session_state[nm_key(layer)]
+    layers = caches.layer_names(loaded)
+    keep = st.session_state[keys.prune_layer_nm(layer)]
 
     def change(plan: pe.PruningPlan) -> pe.PruningPlan:
         selected = {name for name in layers if plan.target_ratio(name) > 0}
@@ -74,7 +57,7 @@ def on_nm_layer(loaded: LoadedModel, layer: str) -> None:
 
 def sliders(loaded: LoadedModel, plan: pe.PruningPlan, preview: pe.PlanPreview | None) -> None:
     """One slider and lock per prunable layer (one toggle under N:M), grouped by block for deep models."""
-    stats = cache.model_layers(loaded).set_index("name")
+    stats = caches.model_layers(loaded).set_index("name")
     rows = preview.table.set_index("layer") if preview is not None else None
     if plan.granularity == "n:m":
         st.caption("Switch a layer off to leave it dense.")
@@ -94,7 +77,7 @@ def sliders(loaded: LoadedModel, plan: pe.PruningPlan, preview: pe.PlanPreview |
             "each unlocked layer shows the global ratio, afterwards the share the ranking gave it."
         )
     query = st.text_input(
-        "Filter layers", key=FILTER, placeholder="part of a layer name, e.g. layer2", width=420
+        "Filter layers", key=keys.PRUNE_FILTER, placeholder="part of a layer name, e.g. layer2", width=420
     ).strip()
     grouped = len(stats) > GROUP_ABOVE
     groups = edits.layer_groups(list(stats.index), GROUP_SIZE) if grouped else [("", list(stats.index))]
@@ -128,12 +111,12 @@ def _page_of(groups: list[tuple[str, list[str]]]) -> list[tuple[str, list[str]]]
     filter searches every block.
     """
     pages = [groups[start : start + GROUPS_PER_PAGE] for start in range(0, len(groups), GROUPS_PER_PAGE)]
-    if st.session_state.get(PAGE, 0) >= len(pages):
-        st.session_state[PAGE] = 0
+    if st.session_state.get(keys.PRUNE_LAYER_PAGE, 0) >= len(pages):
+        st.session_state[keys.PRUNE_LAYER_PAGE] = 0
     chosen = st.radio(
         "Blocks",
         range(len(pages)),
-        key=PAGE,
+        key=keys.PRUNE_LAYER_PAGE,
         horizontal=True,
         format_func=lambda index: _page_label(pages[index]),
         help=f"{len(groups)} blocks, {GROUPS_PER_PAGE} to a page; the filter above searches all of them.",
@@ -153,10 +136,10 @@ def _group_box(label: str, members: list[str], plan: pe.PruningPlan, opened: boo
     every step is what makes the page slow; a closed block costs nothing.
     """
     if opened:
-        st.session_state[group_key(label)] = True
+        st.session_state[keys.prune_group(label)] = True
     locked = sum(name in plan.ratios for name in members)
     title = f"{fmt.literal(label)} · {len(members)} layers" + (f" · {locked} locked" if locked else "")
-    return st.expander(title, key=group_key(label), on_change="rerun", icon=":material/layers:")
+    return st.expander(title, key=keys.prune_group(label), on_change="rerun", icon=":material/layers:")
 
 
 def _layer_control(
@@ -169,8 +152,8 @@ def _layer_control(
     row = rows.loc[name] if rows is not None and name in rows.index else None
     note = str(row["note"]) if row is not None else ""
     if plan.granularity == "n:m":
-        seed(nm_key(name), plan.target_ratio(name) > 0)
-        st.toggle(fmt.literal(name), key=nm_key(name), on_change=on_nm_layer, args=(loaded, name))
+        seed(keys.prune_layer_nm(name), plan.target_ratio(name) > 0)
+        st.toggle(fmt.literal(name), key=keys.prune_layer_nm(name), on_change=on_nm_layer, args=(loaded, name))
         st.caption(fmt.literal(note) if note else f"{stats['kind']} · {int(stats['weights']):,} weights")
         return
     blocked = edits.blocked_reason(note) if plan.granularity == "channel" else None
@@ -178,14 +161,14 @@ def _layer_control(
     locked = name in plan.ratios
     assigned = float(row["assigned_ratio"]) if row is not None else plan.target_ratio(name)
     shown = plan.ratios[name] if locked else assigned if plan.is_global_ranked(name) else plan.target_ratio(name)
-    seed(slider_key(name), 0 if blocked else percent(shown))
-    seed(lock_key(name), locked)
+    seed(keys.prune_layer_ratio(name), 0 if blocked else percent(shown))
+    seed(keys.prune_layer_lock(name), locked)
     slider, lock = st.columns([3, 1], vertical_alignment="bottom")
     slider.slider(
         fmt.literal(name),
         0,
         LAYER_MAX_PCT,
-        key=slider_key(name),
+        key=keys.prune_layer_ratio(name),
         format="%d%%",
         disabled=blocked is not None,
         on_change=on_layer,
@@ -194,7 +177,7 @@ def _layer_control(
     )
     lock.checkbox(
         "Lock",
-        key=lock_key(name),
+        key=keys.prune_layer_lock(name),
         disabled=blocked is not None,
         on_change=on_lock,
         args=(name, partners),

@@ -10,10 +10,10 @@ import pandas as pd
 import streamlit as st
 
 import prune_engine as pe
-
-from . import cache, experiments, fmt, state
-from .compare import Figure, figure_metric, points
-from .state import LoadedModel, PrunedModel
+from ui.shared import caches, keys, navigation, runs, state
+from ui.shared.widgets import Figure, figure_metric, points
+from workbench import fmt
+from workbench.session import LoadedModel, PrunedModel
 
 AUTO_APPLY_MAX_PARAMS = 5_000_000
 """Models with fewer parameters are pruned again whenever a control settles (the samples take
@@ -26,26 +26,23 @@ RANK_ON_APPLY_MIN_PARAMS = 50_000_000
 of the weights, too much for every slider step: the preview shows the plan as set and the ranking
 runs when the plan is applied."""
 WEIGHT_RANKED = ("unstructured", "n:m")
-COMPARE_PAGE = "pages/4_Compare.py"
-APPLY = "prune_apply"
-DOWNLOAD = "prune_download"
 FLOPS_HELP = "Dense work of one forward pass: zeros are multiplied too, so only removed channels lower it."
 ACCURACY_HELP = "Share of the test examples classified correctly."
 
 
 def applies_live(loaded: LoadedModel) -> bool:
     """Whether `loaded` is small enough to be pruned on every change of the controls."""
-    return int(cache.model_summary(loaded)["params"]) < AUTO_APPLY_MAX_PARAMS
+    return int(caches.model_summary(loaded)["params"]) < AUTO_APPLY_MAX_PARAMS
 
 
 def live_threads(loaded: LoadedModel) -> AbstractContextManager[None]:
-    """One torch thread for a model worked on live (see `cache.single_threaded`); the default otherwise."""
-    return cache.single_threaded() if applies_live(loaded) else nullcontext()
+    """One torch thread for a model worked on live (see `caches.single_threaded`); the default otherwise."""
+    return caches.single_threaded() if applies_live(loaded) else nullcontext()
 
 
 def ranks_on_apply(loaded: LoadedModel, plan: pe.PruningPlan) -> bool:
     """Whether `plan` ranks every weight of a model so large that the ranking waits for Apply."""
-    return plan.granularity in WEIGHT_RANKED and int(cache.model_summary(loaded)["params"]) >= RANK_ON_APPLY_MIN_PARAMS
+    return plan.granularity in WEIGHT_RANKED and int(caches.model_summary(loaded)["params"]) >= RANK_ON_APPLY_MIN_PARAMS
 
 
 def plan_only_preview(loaded: LoadedModel, plan: pe.PruningPlan) -> pe.PlanPreview:
@@ -53,7 +50,7 @@ def plan_only_preview(loaded: LoadedModel, plan: pe.PruningPlan) -> pe.PlanPrevi
     ratio as set (under a global ranking: as the last Apply of this same plan assigned it, else the
     global ratio until then) and no scores."""
     plan.validate()
-    stats = cache.model_layers(loaded)
+    stats = caches.model_layers(loaded)
     plan.check_layers(stats["name"])
     pruned = state.current_pruned()
     applied = pruned.result.report.set_index("layer") if pruned and pruned.plan.to_json() == plan.to_json() else None
@@ -70,14 +67,14 @@ def plan_only_preview(loaded: LoadedModel, plan: pe.PruningPlan) -> pe.PlanPrevi
 
 def accuracy_is_cheap(loaded: LoadedModel) -> bool:
     """Whether evaluating the model on its test data is quick enough to redo on every change."""
-    data, flops = loaded.bundle.eval_data, cache.model_summary(loaded)["flops"]
+    data, flops = loaded.bundle.eval_data, caches.model_summary(loaded)["flops"]
     return data is not None and flops is not None and flops * len(data) <= LIVE_ACCURACY_MAX_FLOPS
 
 
 def section(loaded: LoadedModel, plan: pe.PruningPlan, plan_works: bool) -> None:
     """Apply the plan (live or on the button), then show what it did."""
     st.subheader("Result")
-    params = int(cache.model_summary(loaded)["params"])
+    params = int(caches.model_summary(loaded)["params"])
     live = applies_live(loaded)
     if live:
         st.caption(
@@ -92,18 +89,24 @@ def section(loaded: LoadedModel, plan: pe.PruningPlan, plan_works: bool) -> None
             f"(models under {AUTO_APPLY_MAX_PARAMS / 1e6:g} M are pruned live)."
         )
         if st.button(
-            "Apply the plan", key=APPLY, type="primary", disabled=not plan_works, icon=":material/content_cut:"
+            "Apply the plan",
+            key=keys.PRUNE_APPLY,
+            type="primary",
+            disabled=not plan_works,
+            icon=":material/content_cut:",
         ):
             _apply_with_progress(loaded, plan)
     summary(loaded, state.current_pruned(), plan, with_accuracy=live and accuracy_is_cheap(loaded))
     link, download = st.columns(2, vertical_alignment="center")
-    link.page_link(COMPARE_PAGE, label="Compare the pruned model with the original", icon=":material/compare_arrows:")
+    link.page_link(
+        navigation.COMPARE_PAGE, label="Compare the pruned model with the original", icon=":material/compare_arrows:"
+    )
     download.download_button(
         "Download the plan (JSON)",
         data=plan.to_json(),
         file_name=f"{_file_stem(loaded.name)}-plan.json",
         mime="application/json",
-        key=DOWNLOAD,
+        key=keys.PRUNE_DOWNLOAD,
         on_click="ignore",
         icon=":material/download:",
         help="Load it again here, keep it with an experiment, or apply it from a script with prune_engine.",
@@ -112,7 +115,7 @@ def section(loaded: LoadedModel, plan: pe.PruningPlan, plan_works: bool) -> None
 
 def _apply_live(loaded: LoadedModel, plan: pe.PruningPlan) -> None:
     try:
-        experiments.keep_result(loaded, cache.pruned(loaded, plan), with_accuracy=accuracy_is_cheap(loaded))
+        runs.keep_result(loaded, caches.pruned(loaded, plan), with_accuracy=accuracy_is_cheap(loaded))
     except pe.PruneScopeError as error:
         st.error(fmt.literal(str(error)), icon=":material/error:")
 
@@ -121,12 +124,12 @@ def _apply_with_progress(loaded: LoadedModel, plan: pe.PruningPlan) -> None:
     with st.status("Pruning…", expanded=True) as status:
         bar = st.progress(0.0)
         try:
-            result = cache.apply(loaded, plan, progress=lambda done, message: bar.progress(min(done, 1.0), message))
+            result = caches.apply(loaded, plan, progress=lambda done, message: bar.progress(min(done, 1.0), message))
         except pe.PruneScopeError as error:
             status.update(label="Pruning failed", state="error")
             st.error(fmt.literal(str(error)), icon=":material/error:")
             return
-        experiments.keep_result(loaded, PrunedModel.from_result(result, loaded), with_accuracy=False)
+        runs.keep_result(loaded, PrunedModel.from_result(result, loaded), with_accuracy=False)
         status.update(label="Pruned", state="complete", expanded=False)
 
 
@@ -137,7 +140,7 @@ def summary(loaded: LoadedModel, pruned: PrunedModel | None, plan: pe.PruningPla
         return
     if pruned.plan.to_json() != plan.to_json():
         st.warning("These figures come from an earlier plan: apply the current one to update them.")
-    before, after = cache.model_summary(loaded), cache.pruned_summary(loaded, pruned)
+    before, after = caches.model_summary(loaded), caches.pruned_summary(loaded, pruned)
     figures = [
         Figure("Parameters", before["params"], after["params"], fmt.count, help="Only removed channels lower it."),
         Figure("Non-zero parameters", before["nonzero_params"], after["nonzero_params"], fmt.count),
@@ -157,7 +160,7 @@ def summary(loaded: LoadedModel, pruned: PrunedModel | None, plan: pe.PruningPla
 def _accuracy(loaded: LoadedModel, pruned: PrunedModel | None) -> float | None:
     """Accuracy on the model's test examples (of the pruned model when given); None without labels."""
     try:
-        evaluation = cache.model_evaluation(loaded) if pruned is None else cache.pruned_evaluation(loaded, pruned)
+        evaluation = caches.model_evaluation(loaded) if pruned is None else caches.pruned_evaluation(loaded, pruned)
     except pe.PruneScopeError:
         return None
     return (evaluation or {}).get("accuracy")

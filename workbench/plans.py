@@ -1,7 +1,8 @@
-"""How the Prune page's controls change a plan, and how they read the engine's preview.
+"""Plans as the app edits and names them: what each control does to a plan, and a plan in words.
 
 Plain functions of plans and preview rows (no Streamlit), so each control's meaning is
-stated once and can be tested on its own. Every function returns a new, validated plan.
+stated once and can be tested on its own. Every edit returns a new, validated plan;
+`describe_plan` is the one description every page and the history show.
 """
 
 from __future__ import annotations
@@ -12,8 +13,20 @@ from collections.abc import Iterable
 import pandas as pd
 
 import prune_engine as pe
+from workbench import fmt
 
 DEFAULT_RATIO = 0.3
+PLAN_LAYERS_SHOWN = 6
+"""Locked layers a plan's description names before it says "and k more"."""
+
+GRANULARITY_LABELS = {
+    "unstructured": "Single weights",
+    "channel": "Whole channels",
+    "n:m": "N:M pattern",
+    "head": "Attention heads",
+}
+SCOPE_LABELS = {"layer": "Per layer", "global": "Global ranking"}
+SCHEDULE_LABELS = {"agp": "AGP (gradual)", "linear": "Linear", "one_shot": "One shot"}
 BLOCKED_PREFIXES = ("not pruned: ", "cannot lose channels: ")
 """How the engine's preview notes start for a layer that cannot lose channels."""
 
@@ -109,3 +122,52 @@ def _runs(names: list[str], depth: int) -> list[tuple[str, list[str]]]:
         else:
             runs.append((label, [name]))
     return runs
+
+
+def criterion_label(name: str) -> str:
+    """A criterion's name as people read it ("L1 magnitude"), or the name itself when it is not registered."""
+    criterion = pe.CRITERIA.get(name)
+    return criterion.label if criterion is not None else name
+
+
+def describe_plan(plan: pe.PruningPlan) -> str:
+    """A plan in a few words, telling apart every field that changes its result.
+
+    What is removed, by which criterion, how much and how it is ranked; the layers set on their
+    own; bounds, rounding, BatchNorm re-estimation and (for the random criterion) the seed.
+    """
+    kind = GRANULARITY_LABELS.get(plan.granularity, plan.granularity).lower()
+    if plan.granularity == "n:m":
+        parts = [f"{plan.n}:{plan.m} pattern", criterion_label(plan.criterion)]
+        dense = [layer for layer, ratio in plan.ratios.items() if ratio == 0]
+        if dense:
+            parts.append(f"{len(dense)} layer(s) left dense")
+    else:
+        parts = [kind, criterion_label(plan.criterion)]
+        if plan.global_ratio is not None:
+            others = "every other layer" if plan.ratios else "every layer"
+            scope = "ranked globally" if plan.scope == "global" else f"in {others}"
+            parts.append(f"{fmt.percent(plan.global_ratio, 0)} {scope}")
+        set_alone = [f"{layer} {fmt.percent(ratio, 0)}" for layer, ratio in plan.ratios.items()]
+        if set_alone:
+            more = len(set_alone) - PLAN_LAYERS_SHOWN
+            parts.append(", ".join(set_alone[:PLAN_LAYERS_SHOWN]) + (f" and {more} more" if more > 0 else ""))
+    if plan.min_ratio is not None or plan.max_ratio is not None:
+        parts.append(f"each layer {fmt.percent(plan.min_ratio or 0.0, 0)}–{fmt.percent(plan.max_ratio or 1.0, 0)}")
+    if plan.round_to:
+        parts.append(f"kept counts rounded to {plan.round_to}")
+    if plan.ignored_layers:
+        parts.append(f"{len(plan.ignored_layers)} layer(s) ignored")
+    if plan.recalibrate_bn:
+        parts.append("BatchNorm re-estimated")
+    if plan.criterion == "random":
+        parts.append(f"seed {plan.seed}")
+    return " · ".join(parts)
+
+
+def describe_stored_plan(plan_json: str) -> str:
+    """`describe_plan` of a plan saved as JSON (the history), or a placeholder for one this version cannot read."""
+    try:
+        return describe_plan(pe.PruningPlan.from_json(plan_json))
+    except pe.PruneScopeError:
+        return "(a plan this version cannot read)"

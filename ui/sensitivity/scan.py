@@ -5,120 +5,25 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
 
 import pandas as pd
 import streamlit as st
 
 import prune_engine as pe
+from prune_engine.importance import ProgressFn
 from prune_engine.sensitivity import POOL_MIN_JOBS
+from ui.sensitivity import charts
+from ui.shared import background, caches, keys, navigation, state
+from workbench import capabilities, fmt
+from workbench.session import LoadedModel
+from workbench.tasks import SCAN_GRANULARITIES, ScanOutcome, ScanRequest
 
-from . import background, cache, fmt, prune_controls, state
-from . import sensitivity_charts as charts
-from .state import LoadedModel
-
-PRUNE_PAGE = "pages/3_Prune.py"
-
-GRANULARITY = "sens_granularity"
-CRITERION = "sens_criterion"
-RATIOS = "sens_ratios"
-LAYERS = "sens_layers"
-LAYERS_MODEL = "sens_layers_model"
-"""Session key: the fingerprint of the model whose layers the layer picker offers."""
-EXECUTOR = "sens_executor"
-RUN = "sens_run"
-CANCEL = "sens_cancel"
-SCAN = "sens_scan"
-"""Session key: the `ScanOutcome` last shown."""
-TARGET = "sens_target"
-BUDGET = "sens_budget"
-LIMIT = "sens_limit"
-MAX_DROP = "sens_max_drop"
-SEND = "sens_send"
-SUGGESTION = "sens_suggestion"
-"""Session key: the suggested plan of the current scan and target, for the iterative panel."""
-
-SCAN_GRANULARITIES = {"unstructured": "Single weights", "channel": "Whole channels"}
 RATIO_CHOICES = tuple(range(5, 100, 5))
 """Ratios a scan can visit, in percent."""
 EXECUTORS = {"auto": "Automatic", "serial": "This server process", "processes": "A local process pool"}
 BUDGETS = {"params": "Non-zero parameters", "flops": "FLOPs"}
 DEFAULT_TARGET_PCT = 50
 DEFAULT_MAX_DROP_PTS = 2.0
-
-
-@dataclass(frozen=True)
-class ScanRequest:
-    """What the scan settings ask for."""
-
-    ratios: tuple[float, ...]
-    granularity: str
-    criterion: str
-    layers: tuple[str, ...]
-    executor: str
-
-    @property
-    def jobs(self) -> int:
-        return len(self.ratios) * len(self.layers)
-
-    def describe(self) -> str:
-        kind = SCAN_GRANULARITIES.get(self.granularity, self.granularity).lower()
-        criterion = pe.CRITERIA[self.criterion].label if self.criterion in pe.CRITERIA else self.criterion
-        ratios = ", ".join(f"{ratio:.0%}" for ratio in self.ratios)
-        return f"{kind} · {criterion} · {len(self.layers)} layer(s) · ratios {ratios}"
-
-
-@dataclass(frozen=True)
-class ScanOutcome:
-    """A finished scan of one model on its data."""
-
-    fingerprint: str
-    data_fingerprint: str
-    request: ScanRequest
-    table: pd.DataFrame
-    ran_on: str
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def scan_table(
-    fingerprint: str,
-    data_fingerprint: str,
-    ratios: tuple[float, ...],
-    granularity: str,
-    criterion: str,
-    layers: tuple[str, ...],
-    _loaded: LoadedModel,
-    _executor: pe.ScanExecutor,
-    _progress: background.ProgressFn,
-    _cancel: threading.Event,
-) -> pd.DataFrame:
-    """`prune_engine.sensitivity_scan` of a model on its evaluation data, per model, data and settings."""
-    bundle = _loaded.bundle
-    return pe.sensitivity_scan(
-        bundle.model,
-        bundle.eval_data,
-        ratios,
-        granularity,
-        criterion,
-        list(layers),
-        executor=_executor,
-        progress=_progress,
-        example_input=bundle.example_input,
-        cancel=_cancel,
-    )
-
-
-@st.cache_data(show_spinner="Choosing ratios…", max_entries=64)
-def suggestion(
-    fingerprint: str, scan: pd.DataFrame, target: float, budget: str, max_drop: float | None, _loaded: LoadedModel
-) -> tuple[pe.PruningPlan | None, str | None]:
-    """`prune_engine.suggest_ratios` checked on the model: the plan, or why there is none."""
-    bundle = _loaded.bundle
-    try:
-        plan = pe.suggest_ratios(scan, target, budget, max_drop, model=bundle.model, example_input=bundle.example_input)
-    except pe.PruneScopeError as error:
-        return None, str(error)
-    return plan, None
 
 
 def make_executor(choice: str, jobs: int) -> pe.ScanExecutor:
@@ -141,7 +46,7 @@ def describe_executor(executor: pe.ScanExecutor) -> str:
 
 def current_scan(loaded: LoadedModel) -> ScanOutcome | None:
     """The last scan of this session, if it was made on the current model and data."""
-    outcome = st.session_state.get(SCAN)
+    outcome = st.session_state.get(keys.SENS_SCAN)
     if outcome is None or (outcome.fingerprint, outcome.data_fingerprint) != (
         loaded.fingerprint,
         loaded.data_fingerprint,
@@ -166,8 +71,10 @@ def scan_panel(loaded: LoadedModel) -> None:
     executor = make_executor(request.executor, request.jobs)
     ran_on = describe_executor(executor)
     st.caption(f"{request.jobs} job(s), one per layer and ratio · runs on {fmt.literal(ran_on)}.")
-    background.show_notice(CANCEL)
-    if st.button("Run the scan", key=RUN, type="primary", icon=":material/play_arrow:", disabled=not request.jobs):
+    background.show_notice(keys.SENS_CANCEL)
+    if st.button(
+        "Run the scan", key=keys.SENS_RUN, type="primary", icon=":material/play_arrow:", disabled=not request.jobs
+    ):
         run_scan(loaded, request, executor, ran_on)
     outcome = current_scan(loaded)
     if outcome is not None:
@@ -176,21 +83,21 @@ def scan_panel(loaded: LoadedModel) -> None:
 
 def scan_settings(loaded: LoadedModel) -> ScanRequest:
     """The scan's widgets: granularity, criterion, where it runs, ratios and layers."""
-    names = prune_controls.layer_names(loaded)
+    names = caches.layer_names(loaded)
     left, middle, right = st.columns([1.2, 1, 1])
     granularity = left.radio(
         "Granularity",
         list(SCAN_GRANULARITIES),
-        key=GRANULARITY,
+        key=keys.SENS_GRANULARITY,
         format_func=SCAN_GRANULARITIES.get,
         horizontal=True,
         help="N:M is not scanned: its pattern fixes the ratio (half of the weights for 2:4).",
     )
-    criteria = prune_controls.criteria(loaded)
+    criteria = capabilities.criteria(loaded)
     criterion = middle.selectbox(
         "Criterion",
         criteria,
-        key=CRITERION,
+        key=keys.SENS_CRITERION,
         format_func=lambda name: pe.CRITERIA[name].label,
         help="How importance is scored inside each layer: the least important go first.",
     )
@@ -203,25 +110,25 @@ def scan_settings(loaded: LoadedModel) -> ScanRequest:
     executor = right.selectbox(
         "Run on",
         list(EXECUTORS),
-        key=EXECUTOR,
+        key=keys.SENS_EXECUTOR,
         format_func=EXECUTORS.get,
         help=f"Automatic: {automatic}. Jobs are independent, so several worker processes (or a cluster, "
         f"set {pe.RAY_ADDRESS_ENV} to its address) finish a big scan sooner; every choice gives the same numbers.",
     )
-    if RATIOS not in st.session_state:
-        st.session_state[RATIOS] = [round(ratio * 100) for ratio in pe.DEFAULT_RATIOS]
+    if keys.SENS_RATIOS not in st.session_state:
+        st.session_state[keys.SENS_RATIOS] = [round(ratio * 100) for ratio in pe.DEFAULT_RATIOS]
     ratios = st.multiselect(
         "Ratios to try",
         RATIO_CHOICES,
-        key=RATIOS,
+        key=keys.SENS_RATIOS,
         format_func=lambda pct: f"{pct} %",
         help="Each layer is pruned alone by each of these shares of its weights (or channels).",
     )
-    if LAYERS not in st.session_state or st.session_state.get(LAYERS_MODEL) != loaded.fingerprint:
-        st.session_state[LAYERS] = names
-        st.session_state[LAYERS_MODEL] = loaded.fingerprint
+    if keys.SENS_LAYERS not in st.session_state or st.session_state.get(keys.SENS_LAYERS_MODEL) != loaded.fingerprint:
+        st.session_state[keys.SENS_LAYERS] = names
+        st.session_state[keys.SENS_LAYERS_MODEL] = loaded.fingerprint
     layers = st.multiselect(
-        "Layers", names, key=LAYERS, help="Leave out layers you do not mean to prune, to scan faster."
+        "Layers", names, key=keys.SENS_LAYERS, help="Leave out layers you do not mean to prune, to scan faster."
     )
     return ScanRequest(
         ratios=tuple(sorted(pct / 100 for pct in ratios)),
@@ -235,8 +142,8 @@ def scan_settings(loaded: LoadedModel) -> ScanRequest:
 def run_scan(loaded: LoadedModel, request: ScanRequest, executor: pe.ScanExecutor, ran_on: str) -> None:
     """Scan with progress and Cancel; keep the table in the session only when the scan finished."""
 
-    def work(progress: background.ProgressFn, cancel: threading.Event) -> pd.DataFrame:
-        return scan_table(
+    def work(progress: ProgressFn, cancel: threading.Event) -> pd.DataFrame:
+        return caches.scan_table(
             loaded.fingerprint,
             loaded.data_fingerprint,
             request.ratios,
@@ -250,10 +157,12 @@ def run_scan(loaded: LoadedModel, request: ScanRequest, executor: pe.ScanExecuto
         )
 
     table = background.run(
-        work, key=CANCEL, what="The scan", label=f"Scanning on {fmt.literal(ran_on)}…", hint=executor_hint
+        work, key=keys.SENS_CANCEL, what="The scan", label=f"Scanning on {fmt.literal(ran_on)}…", hint=executor_hint
     )
     if table is not None:
-        st.session_state[SCAN] = ScanOutcome(loaded.fingerprint, loaded.data_fingerprint, request, table, ran_on)
+        st.session_state[keys.SENS_SCAN] = ScanOutcome(
+            loaded.fingerprint, loaded.data_fingerprint, request, table, ran_on
+        )
 
 
 def executor_hint(error: pe.PruneScopeError) -> str | None:
@@ -328,7 +237,7 @@ def allocation_panel(loaded: LoadedModel) -> None:
     """Target, budget and drop limit → suggested ratios, their predicted and measured cost, and Send."""
     outcome = current_scan(loaded)
     if outcome is None:
-        st.session_state.pop(SUGGESTION, None)
+        st.session_state.pop(keys.SENS_SUGGESTION, None)
         st.info("Run a scan first (first tab): the suggestion is made from its curves.", icon=":material/info:")
         return
     left, middle, right = st.columns([2, 1.2, 1.4], vertical_alignment="bottom")
@@ -338,7 +247,7 @@ def allocation_panel(loaded: LoadedModel) -> None:
         95,
         DEFAULT_TARGET_PCT,
         step=5,
-        key=TARGET,
+        key=keys.SENS_TARGET,
         format="%d%%",
         help="Of its non-zero parameters, or of its FLOPs (the work of one forward pass).",
     )
@@ -346,12 +255,12 @@ def allocation_panel(loaded: LoadedModel) -> None:
     budget = middle.radio(
         "Counted in",
         budgets,
-        key=BUDGET,
+        key=keys.SENS_BUDGET,
         format_func=BUDGETS.get,
         horizontal=True,
         help="FLOPs only after a channel scan: zeroing single weights leaves the dense FLOPs as they are.",
     )
-    limited = right.toggle("Limit each layer's drop", key=LIMIT)
+    limited = right.toggle("Limit each layer's drop", key=keys.SENS_LIMIT)
     max_drop = None
     if limited:
         max_drop = (
@@ -361,35 +270,35 @@ def allocation_panel(loaded: LoadedModel) -> None:
                 max_value=100.0,
                 value=DEFAULT_MAX_DROP_PTS,
                 step=0.5,
-                key=MAX_DROP,
+                key=keys.SENS_MAX_DROP,
             )
             / 100
         )
-    plan, problem = suggestion(loaded.fingerprint, outcome.table, target / 100, budget, max_drop, loaded)
+    plan, problem = caches.suggestion(loaded.fingerprint, outcome.table, target / 100, budget, max_drop, loaded)
     if plan is None:
-        st.session_state.pop(SUGGESTION, None)
+        st.session_state.pop(keys.SENS_SUGGESTION, None)
         st.warning(fmt.literal(problem or "No suggestion."), icon=":material/warning:")
         return
-    st.session_state[SUGGESTION] = plan
+    st.session_state[keys.SENS_SUGGESTION] = plan
     drops = predicted_drops(outcome.table, plan)
     suggestion_figures(loaded, plan, drops, budget)
     shown = drops.assign(predicted_drop=drops["predicted_drop"] * 100)
     if plan.granularity != "channel":
         shown = shown.drop(columns="group")
     st.dataframe(shown, column_config=ALLOCATION_COLUMNS, hide_index=True, key="sens_allocation")
-    if st.button("Send to the Prune sliders", key=SEND, type="primary", icon=":material/tune:"):
+    if st.button("Send to the Prune sliders", key=keys.SENS_SEND, type="primary", icon=":material/tune:"):
         state.send_plan_to_sliders(plan)
-        st.switch_page(PRUNE_PAGE)
+        st.switch_page(navigation.PRUNE_PAGE)
 
 
 def suggestion_figures(loaded: LoadedModel, plan: pe.PruningPlan, drops: pd.DataFrame, budget: str) -> None:
     """Predicted drop beside the drop and reduction measured by applying the plan."""
     predicted = float(drops.drop_duplicates("group")["predicted_drop"].sum())
-    pruned = cache.pruned(loaded, plan)
-    before, after = cache.model_summary(loaded), cache.pruned_summary(loaded, pruned)
+    pruned = caches.pruned(loaded, plan)
+    before, after = caches.model_summary(loaded), caches.pruned_summary(loaded, pruned)
     field = "nonzero_params" if budget == "params" else "flops"
     reduction = 1 - after[field] / before[field] if before[field] else 0.0
-    original, measured = cache.model_evaluation(loaded) or {}, cache.pruned_evaluation(loaded, pruned) or {}
+    original, measured = caches.model_evaluation(loaded) or {}, caches.pruned_evaluation(loaded, pruned) or {}
     columns = st.columns(3)
     columns[0].metric(
         "Predicted drop", f"{predicted * 100:.2f} pts", help="The sum of each layer's own drop in the scan."

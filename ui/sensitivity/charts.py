@@ -9,7 +9,15 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .charts import BLOCKED_COLOR, ORIGINAL_COLOR, PARAMS_COLOR, REMOVED_COLOR, _finish, _legend_under_title, plain
+from ui.shared.charts import (
+    BLOCKED_COLOR,
+    ORIGINAL_COLOR,
+    PARAMS_COLOR,
+    REMOVED_COLOR,
+    _finish,
+    _legend_under_title,
+    plain,
+)
 
 ANNOTATE_MAX_CELLS = 200
 """Heatmaps with at most this many cells write each value in its cell."""

@@ -4,8 +4,6 @@ per layer, the confusion-matrix difference and the test examples whose predictio
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -13,16 +11,12 @@ import streamlit as st
 import torch
 
 import prune_engine as pe
+from ui.shared import caches, charts, explain, keys
+from ui.shared.widgets import Figure, Formatter, figure_metric, points
+from workbench import fmt
+from workbench.plans import describe_plan
+from workbench.session import LoadedModel, PrunedModel
 
-from . import cache, charts, explain, fmt
-from .state import LoadedModel, PrunedModel
-
-LATENCY_RESULTS = "compare_latency"
-"""Session key: {(original fp, pruned fp, batch, threads, device): LatencyResult}, so a rerun never re-measures."""
-BATCH = "compare_batch"
-THREADS = "compare_threads"
-DEVICE = "compare_device"
-MEASURE = "compare_measure"
 BATCH_SIZES = (1, 8, 32, 64, 256)
 DEFAULT_BATCH = 32
 AUTO_MEASURE_MAX_PARAMS = 5_000_000
@@ -34,74 +28,6 @@ HEADLINE_COLUMNS = 2
 IMAGE_PIXELS = 96
 """Small input images (8×8 digits) are shown enlarged to about this many pixels across."""
 IMAGES_PER_ROW = 5
-
-Formatter = Callable[[float | None], str]
-
-
-@dataclass(frozen=True)
-class Figure:
-    """One headline figure of both models, and which direction is better."""
-
-    label: str
-    original: float | None
-    pruned: float | None
-    show: Formatter
-    lower_is_better: bool | None = True
-    """None: neither direction is better (the change is shown in grey)."""
-    help: str = ""
-    change: Formatter | None = None
-    """How the change is written when not as the value's own unit plus a relative change (shares: in points)."""
-
-
-def signed_change(before: float | None, after: float | None, show: Formatter, relative: bool = True) -> str | None:
-    """`after − before` as Streamlit's metric reads a delta: a leading "-" for a fall; None when unknown or equal."""
-    if before is None or after is None or after == before:
-        return None
-    change = after - before
-    text = f"{'-' if change < 0 else '+'}{show(abs(change))}"
-    if relative and before:
-        text += f" ({change / abs(before) * 100:+.0f} %)"
-    return text
-
-
-def points(value: float | None) -> str:
-    """A difference of two shares, in percentage points."""
-    return "n/a" if value is None else f"{value * 100:.1f} pts"
-
-
-def figure_metric(column: st.delta_generator.DeltaGenerator, figure: Figure, side: str) -> None:
-    """`figure` as a metric: the original's value, or the pruned value with its change (green when better)."""
-    if side == "original":
-        column.metric(figure.label, figure.show(figure.original), help=figure.help or None)
-        return
-    show = figure.change or figure.show
-    delta = signed_change(figure.original, figure.pruned, show, relative=figure.change is None)
-    unchanged = delta is None and figure.original is not None and figure.original == figure.pruned
-    column.metric(
-        figure.label,
-        figure.show(figure.pruned),
-        delta="no change" if unchanged else delta,
-        delta_color=_delta_color(figure, unchanged),
-        delta_arrow="off" if unchanged else "auto",
-        help=figure.help or None,
-    )
-
-
-def _delta_color(figure: Figure, unchanged: bool) -> str:
-    if unchanged or figure.lower_is_better is None:
-        return "off"
-    return "inverse" if figure.lower_is_better else "normal"
-
-
-def plan_description(plan: pe.PruningPlan) -> str:
-    """The plan in a few words: granularity, criterion, scope and ratio."""
-    criterion = pe.CRITERIA[plan.criterion].label if plan.criterion in pe.CRITERIA else plan.criterion
-    if plan.granularity == "n:m":
-        return f"{plan.n}:{plan.m} pattern · {criterion}"
-    kind = {"channel": "channels", "head": "attention heads"}.get(plan.granularity, "single weights")
-    scope = "global ranking" if plan.scope == "global" else "per layer"
-    text = f"{kind} · {criterion} · {scope} · {fmt.percent(plan.global_ratio or 0.0, 0)}"
-    return text + (f" · {len(plan.ratios)} locked layer(s)" if plan.ratios else "")
 
 
 # --- headline --------------------------------------------------------------------------
@@ -117,7 +43,7 @@ def quality(loaded: LoadedModel, pruned: PrunedModel) -> tuple[list[Figure], str
     try:
         original, after = (torch.from_numpy(output) for output in _outputs(loaded, pruned))
         fidelity = pe.fidelity(after, original)
-        before, now = cache.model_evaluation(loaded) or {}, cache.pruned_evaluation(loaded, pruned) or {}
+        before, now = caches.model_evaluation(loaded) or {}, caches.pruned_evaluation(loaded, pruned) or {}
     except pe.PruneScopeError as error:
         return [], f"The models could not be evaluated on the data: {error}"
     if pe.is_embedding_model(loaded.bundle.model):
@@ -188,7 +114,7 @@ def embedding_quality(
 
 def size_figures(loaded: LoadedModel, pruned: PrunedModel) -> list[Figure]:
     """Parameters, non-zeros, sparsity, FLOPs, dense and sparse bytes of both models."""
-    before, after = cache.model_summary(loaded), cache.pruned_summary(loaded, pruned)
+    before, after = caches.model_summary(loaded), caches.pruned_summary(loaded, pruned)
 
     def figure(label: str, key: str, show: Formatter, help: str, lower: bool | None = True) -> Figure:
         return Figure(label, before[key], after[key], show, lower, help, points if show is fmt.percent else None)
@@ -236,7 +162,7 @@ def headline(loaded: LoadedModel, pruned: PrunedModel, latency: pe.LatencyResult
     figures, quality_note = quality(loaded, pruned)
     figures = [*figures, latency_figure(latency), *size_figures(loaded, pruned)]
     sides = st.columns(2, gap="large", border=True)
-    titles = {"original": f"Original · {loaded.name}", "pruned": f"Pruned · {plan_description(pruned.plan)}"}
+    titles = {"original": f"Original · {loaded.name}", "pruned": f"Pruned · {describe_plan(pruned.plan)}"}
     for side, box in zip(("original", "pruned"), sides, strict=True):
         with box:
             st.markdown(f"##### {fmt.literal(titles[side])}")
@@ -258,32 +184,35 @@ def latency_section(loaded: LoadedModel, pruned: PrunedModel) -> pe.LatencyResul
     """Batch size, threads and device; the interleaved measurement (cached per setting) with its table and plot."""
     devices = pe.available_devices()
     batch_column, threads_column, device_column, button_column = st.columns([1, 1, 1, 1.2], vertical_alignment="bottom")
-    batch = batch_column.selectbox("Batch size", BATCH_SIZES, index=BATCH_SIZES.index(DEFAULT_BATCH), key=BATCH)
+    batch = batch_column.selectbox(
+        "Batch size", BATCH_SIZES, index=BATCH_SIZES.index(DEFAULT_BATCH), key=keys.COMPARE_BATCH
+    )
     threads = threads_column.number_input(
         "Threads",
         min_value=1,
         max_value=os.cpu_count() or 1,
         value=1,
-        key=THREADS,
+        key=keys.COMPARE_THREADS,
         help="One thread by default: with as many threads as cores, anything else running on the machine takes "
         "a core away and the time can double (on a 2-core machine, 2 threads ran 2× slower while another job "
         "ran). One thread gives stable numbers that compare fairly.",
     )
-    device = device_column.selectbox("Device", devices, key=DEVICE, help="CPU, or a CUDA GPU when one is present.")
+    device = device_column.selectbox(
+        "Device", devices, key=keys.COMPARE_DEVICE, help="CPU, or a CUDA GPU when one is present."
+    )
     key = (loaded.fingerprint, pruned.fingerprint, batch, int(threads), device)
-    results: dict = st.session_state.setdefault(LATENCY_RESULTS, {})
+    results = caches.session_memo(keys.COMPARE_LATENCY_RESULTS)
     measured = results.get(key)
-    small = int(cache.model_summary(loaded)["params"]) < AUTO_MEASURE_MAX_PARAMS
+    small = int(caches.model_summary(loaded)["params"]) < AUTO_MEASURE_MAX_PARAMS
     again = button_column.button(
-        "Measure again" if measured is not None or small else "Measure latency", key=MEASURE, icon=":material/timer:"
+        "Measure again" if measured is not None or small else "Measure latency",
+        key=keys.COMPARE_MEASURE,
+        icon=":material/timer:",
     )
     if again or (measured is None and small):
         measured = _measure(loaded, pruned, batch, int(threads), device)
         if measured is not None:
-            results.pop(key, None)
-            results[key] = measured
-            while len(results) > KEEP_MEASUREMENTS:
-                results.pop(next(iter(results)))
+            caches.put_latest(results, key, measured, KEEP_MEASUREMENTS)
     if measured is None:
         st.caption("Not measured yet: press Measure latency (it takes a few seconds on a large model).")
         return None
@@ -457,8 +386,8 @@ def _outputs(loaded: LoadedModel, pruned: PrunedModel) -> tuple[np.ndarray, np.n
     data = loaded.bundle.eval_data
     assert data is not None and loaded.data_fingerprint is not None
     return (
-        cache.outputs(loaded.fingerprint, loaded.data_fingerprint, loaded.bundle.model, data),
-        cache.outputs(pruned.fingerprint, loaded.data_fingerprint, pruned.model, data),
+        caches.outputs(loaded.fingerprint, loaded.data_fingerprint, loaded.bundle.model, data),
+        caches.outputs(pruned.fingerprint, loaded.data_fingerprint, pruned.model, data),
     )
 
 

@@ -11,33 +11,21 @@ progress bar must not be. Shelved entries are frozen, their arrays read-only.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from types import MappingProxyType
 
 import numpy as np
 import streamlit as st
 
 import prune_engine as pe
+from ui.shared import caches, charts, keys, navigation
+from workbench import fmt
+from workbench import importance_data as data
+from workbench.importance_data import CriterionScores
+from workbench.plans import layer_groups
+from workbench.session import LoadedModel
 
-from . import charts, fmt
-from . import importance_data as data
-from .plan_edits import layer_groups
-from .state import LoadedModel
-from .widgets import MODEL_PAGE
-
-CRITERION = "inspect_criterion"
-EXAMPLES = "inspect_examples"
-BLOCK = "inspect_block"
-COMPARE_LAYER = "inspect_compare_layer"
-COMPARE_WITH = "inspect_compare_with"
-
-SHELF_SIZE = 64
-"""Score sets kept for all sessions together (least recently used dropped first); each is a few
-thousand numbers."""
 EXAMPLE_CHOICES = (32, 64, 128, 256)
 """How many evaluation examples data-driven criteria may look at; the engine's default is the largest."""
 GROUP_ABOVE = 8
@@ -98,47 +86,6 @@ rank correlation sums this up: +1 is the same order, 0 no relation, −1 the rev
 """
 
 
-@dataclass(frozen=True)
-class CriterionScores:
-    """One criterion's channel scores for every layer it could score; `unscored` names the others, `why` says why."""
-
-    criterion: str
-    scores: Mapping[str, np.ndarray]
-    unscored: tuple[str, ...]
-    why: str
-    examples: int | None
-    seconds: float
-
-
-class _Shelf:
-    """A thread-safe LRU of `CriterionScores`, shared by every session."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.entries: OrderedDict[tuple, CriterionScores] = OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, key: tuple) -> CriterionScores | None:
-        with self.lock:
-            found = self.entries.get(key)
-            if found is not None:
-                self.entries.move_to_end(key)
-            return found
-
-    def put(self, key: tuple, scores: CriterionScores) -> None:
-        with self.lock:
-            self.entries[key] = scores
-            self.entries.move_to_end(key)
-            while len(self.entries) > self.size:
-                self.entries.popitem(last=False)
-
-
-@st.cache_resource(show_spinner=False)
-def _shelf() -> _Shelf:
-    """The score shelf of this server."""
-    return _Shelf(SHELF_SIZE)
-
-
 def needs_missing_data(loaded: LoadedModel, criterion: str) -> bool:
     """True when `criterion` runs the model on data and `loaded` came without any."""
     return pe.CRITERIA[criterion].needs_data and loaded.bundle.eval_data is None
@@ -157,7 +104,7 @@ def criterion_scores(loaded: LoadedModel, criterion: str, examples: int) -> Crit
         loaded.data_fingerprint if needs_data else None,
         examples if needs_data else 0,
     )
-    found = _shelf().get(key)
+    found = caches.importance_shelf().get(key)
     if found is not None:
         return found
     if not needs_data:
@@ -176,7 +123,7 @@ def criterion_scores(loaded: LoadedModel, criterion: str, examples: int) -> Crit
                 state="complete",
                 expanded=False,
             )
-    _shelf().put(key, result)
+    caches.importance_shelf().put(key, result)
     return result
 
 
@@ -273,26 +220,26 @@ def _label(name: str) -> str:
 def _controls(loaded: LoadedModel, layers: list[str]) -> tuple[str, int, list[str]]:
     """The criterion, the number of examples data-driven criteria look at, and the layers to show."""
     eval_data = loaded.bundle.eval_data
-    if st.session_state.get(CRITERION) not in pe.CRITERIA:
-        st.session_state[CRITERION] = "l1"
+    if st.session_state.get(keys.INSPECT_CRITERION) not in pe.CRITERIA:
+        st.session_state[keys.INSPECT_CRITERION] = "l1"
     columns = st.columns([3, 2, 2], vertical_alignment="bottom")
     criterion = columns[0].selectbox(
         "Criterion",
         list(pe.CRITERIA),
-        key=CRITERION,
+        key=keys.INSPECT_CRITERION,
         format_func=_label,
         persist_state="session",
-        on_change=lambda: st.session_state.pop(COMPARE_WITH, None),
+        on_change=lambda: st.session_state.pop(keys.INSPECT_COMPARE_WITH, None),
     )
     examples = max(EXAMPLE_CHOICES)
     if eval_data is not None:
         choices = sorted({min(choice, len(eval_data)) for choice in EXAMPLE_CHOICES})
-        if st.session_state.get(EXAMPLES) not in choices:
-            st.session_state[EXAMPLES] = choices[-1]
+        if st.session_state.get(keys.INSPECT_EXAMPLES) not in choices:
+            st.session_state[keys.INSPECT_EXAMPLES] = choices[-1]
         examples = columns[1].select_slider(
             "Examples for data criteria",
             choices,
-            key=EXAMPLES,
+            key=keys.INSPECT_EXAMPLES,
             persist_state="session",
             help="How many evaluation examples data-driven and attribution criteria look at: more gives steadier "
             "scores and takes longer.",
@@ -301,12 +248,12 @@ def _controls(loaded: LoadedModel, layers: list[str]) -> tuple[str, int, list[st
     if len(layers) > GROUP_ABOVE:
         groups = dict(layer_groups(layers, GROUP_SIZE))
         options = [ALL_LAYERS, *groups]
-        if st.session_state.get(BLOCK) not in options:
-            st.session_state[BLOCK] = ALL_LAYERS
+        if st.session_state.get(keys.INSPECT_BLOCK) not in options:
+            st.session_state[keys.INSPECT_BLOCK] = ALL_LAYERS
         block = columns[2].selectbox(
             "Layers shown",
             options,
-            key=BLOCK,
+            key=keys.INSPECT_BLOCK,
             persist_state="session",
             format_func=lambda label: f"{label} ({len(layers if label == ALL_LAYERS else groups[label])})",
             help="Show one block of layers at a time; ranks stay model-wide.",
@@ -335,7 +282,7 @@ def _data_hint(criterion: str) -> None:
         "Model page, or choose a criterion that needs none (magnitude or BatchNorm scale).",
         icon=":material/dataset:",
     )
-    st.page_link(MODEL_PAGE, label="Add evaluation data on the Model page", icon=":material/arrow_forward:")
+    st.page_link(navigation.MODEL_PAGE, label="Add evaluation data on the Model page", icon=":material/arrow_forward:")
 
 
 def _model_views(result: CriterionScores, shown: list[str]) -> None:
@@ -381,16 +328,16 @@ def _agreement(loaded: LoadedModel, layers: list[str], chosen: CriterionScores, 
     criterion = chosen.criterion
     others = [name for name in pe.CRITERIA if name != criterion]
     fallback = "l1" if criterion != "l1" else "l2"  # a new criterion is compared with magnitude first
-    if st.session_state.get(COMPARE_WITH) not in others:
-        st.session_state[COMPARE_WITH] = fallback
-    if st.session_state.get(COMPARE_LAYER) not in layers:
-        st.session_state[COMPARE_LAYER] = layers[0]
+    if st.session_state.get(keys.INSPECT_COMPARE_WITH) not in others:
+        st.session_state[keys.INSPECT_COMPARE_WITH] = fallback
+    if st.session_state.get(keys.INSPECT_COMPARE_LAYER) not in layers:
+        st.session_state[keys.INSPECT_COMPARE_LAYER] = layers[0]
     left, right = st.columns(2)
-    layer = left.selectbox("Layer to compare on", layers, key=COMPARE_LAYER, persist_state="session")
+    layer = left.selectbox("Layer to compare on", layers, key=keys.INSPECT_COMPARE_LAYER, persist_state="session")
     other = right.selectbox(
         f"Compare {pe.CRITERIA[criterion].label} with",
         others,
-        key=COMPARE_WITH,
+        key=keys.INSPECT_COMPARE_WITH,
         format_func=_label,
         persist_state="session",
     )

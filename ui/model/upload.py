@@ -18,18 +18,8 @@ import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 import prune_engine as pe
-
-from . import fmt, state
-
-MODEL_FILE = "upload_model_file"
-ARCHITECTURE = "upload_architecture"
-SIDECAR_FILE = "upload_sidecar_file"
-DATA_SOURCE = "upload_data_source"
-DATA_FILE = "upload_data_file"
-LABEL_COLUMN = "upload_label_column"
-INPUT_SHAPE = "upload_input_shape"
-LOAD = "upload_load"
-LOADED_MESSAGE = "upload_loaded_message"
+from ui.shared import keys, state
+from workbench import fmt
 
 MODEL_TYPES = ["safetensors", "pt", "pth", "bin", "ckpt", "pt2", "pkl"]
 """Extensions the model uploader accepts; the engine tells the format from the content, not the name."""
@@ -100,7 +90,7 @@ def mismatch_view(table: pd.DataFrame) -> pd.DataFrame:
 
 def section() -> None:
     """The upload form: model file and architecture, evaluation data, and the button that loads both."""
-    message = st.session_state.pop(LOADED_MESSAGE, None)
+    message = st.session_state.pop(keys.UPLOAD_LOADED_MESSAGE, None)
     if message is not None:
         st.success(fmt.literal(message), icon=":material/check_circle:")
     st.markdown(
@@ -112,7 +102,7 @@ def section() -> None:
         architecture = _model_inputs()
     with data_column:
         source = _data_inputs()
-    if st.button("Load this model", key=LOAD, type="primary", icon=":material/upload:"):
+    if st.button("Load this model", key=keys.UPLOAD_LOAD, type="primary", icon=":material/upload:"):
         _load(architecture, source)
 
 
@@ -121,7 +111,7 @@ def _model_inputs() -> str | None:
     st.file_uploader(
         "Model file",
         type=MODEL_TYPES,
-        key=MODEL_FILE,
+        key=keys.UPLOAD_MODEL_FILE,
         help="safetensors or a state_dict saved with torch.save(model.state_dict(), path). The format is read "
         "from the content, not the file name.",
     )
@@ -133,7 +123,7 @@ def _model_inputs() -> str | None:
     architecture = st.selectbox(
         "Architecture",
         names,
-        key=ARCHITECTURE,
+        key=keys.UPLOAD_ARCHITECTURE,
         help="The model class the weights were saved from: the sample models' architectures, plus any the "
         f"operator lists in {pe.architectures.ENV_VAR} (a Python file defining ARCHITECTURES). "
         "Files that carry their own code ignore it.",
@@ -142,7 +132,7 @@ def _model_inputs() -> str | None:
         st.file_uploader(
             "architecture.json",
             type=["json"],
-            key=SIDECAR_FILE,
+            key=keys.UPLOAD_SIDECAR_FILE,
             help="Exported next to a channel-pruned model: it records the smaller layer shapes so the "
             "architecture can be rebuilt to fit the weights.",
         )
@@ -159,7 +149,7 @@ def _data_inputs() -> str:
         "Evaluation data",
         list(DATA_CHOICES),
         format_func=DATA_CHOICES.get,
-        key=DATA_SOURCE,
+        key=keys.UPLOAD_DATA_SOURCE,
         horizontal=True,
         label_visibility="collapsed",
     )
@@ -167,7 +157,7 @@ def _data_inputs() -> str:
         uploaded = st.file_uploader(
             "Data file",
             type=DATA_TYPES,
-            key=DATA_FILE,
+            key=keys.UPLOAD_DATA_FILE,
             help="CSV: numeric feature columns and, optionally, a label column. .npz/.pt/.safetensors: tensors "
             "named inputs (or x) and, optionally, labels (or y); .npy: inputs only.",
         )
@@ -179,12 +169,12 @@ def _data_inputs() -> str:
                 "Label column",
                 options,
                 index=options.index(guess),
-                key=LABEL_COLUMN,
+                key=keys.UPLOAD_LABEL_COLUMN,
                 help="The column holding each row's class (0, 1, 2, …); every other column is an input feature.",
             )
     st.text_input(
         "Shape of one example",
-        key=INPUT_SHAPE,
+        key=keys.UPLOAD_INPUT_SHAPE,
         placeholder="e.g. 1, 8, 8",
         help="Needed for random inputs. For a data file it reshapes each example, e.g. 64 CSV columns into "
         "1, 8, 8 for a model that takes 8×8 one-channel images; leave empty to keep the file's shape.",
@@ -197,7 +187,7 @@ def _data_inputs() -> str:
 
 def _load(architecture: str | None, source: str) -> None:
     """Load model and data, check they fit, and only then make them the current model."""
-    model_file: UploadedFile | None = st.session_state.get(MODEL_FILE)
+    model_file: UploadedFile | None = st.session_state.get(keys.UPLOAD_MODEL_FILE)
     if model_file is None:
         st.error("Choose a model file first.", icon=":material/error:")
         return
@@ -212,12 +202,12 @@ def _load(architecture: str | None, source: str) -> None:
         st.error(fmt.literal(str(error)), icon=":material/error:")
         return
     state.set_current_bundle(bundle, source="upload")
-    st.session_state[LOADED_MESSAGE] = f"Loaded {bundle.name}: {bundle.description}"
+    st.session_state[keys.UPLOAD_LOADED_MESSAGE] = f"Loaded {bundle.name}: {bundle.description}"
     st.rerun()
 
 
 def _bundle(model_file: UploadedFile, architecture: str | None, source: str) -> pe.ModelBundle:
-    shape = parse_shape(st.session_state.get(INPUT_SHAPE, ""))
+    shape = parse_shape(st.session_state.get(keys.UPLOAD_INPUT_SHAPE, ""))
     limit = upload_limit()
     content = model_file.getvalue()
     model = pe.load_model(
@@ -248,7 +238,7 @@ def _bundle(model_file: UploadedFile, architecture: str | None, source: str) -> 
 
 
 def _sidecar() -> dict[str, Any] | None:
-    uploaded: UploadedFile | None = st.session_state.get(SIDECAR_FILE)
+    uploaded: UploadedFile | None = st.session_state.get(keys.UPLOAD_SIDECAR_FILE)
     if uploaded is None:
         return None
     try:
@@ -264,10 +254,10 @@ def _data(source: str, shape: tuple[int, ...] | None, limit: int) -> tuple[pe.Ev
         if shape is None:
             raise pe.DataError("Random inputs need the shape of one example: fill in “Shape of one example”.")
         return pe.random_eval_data(shape, count=RANDOM_EXAMPLES), f"{RANDOM_EXAMPLES} random inputs"
-    uploaded: UploadedFile | None = st.session_state.get(DATA_FILE)
+    uploaded: UploadedFile | None = st.session_state.get(keys.UPLOAD_DATA_FILE)
     if uploaded is None:
         raise pe.DataError("Choose an evaluation data file, or pick “No data: random inputs”.")
-    label = st.session_state.get(LABEL_COLUMN) if uploaded.name.lower().endswith(".csv") else None
+    label = st.session_state.get(keys.UPLOAD_LABEL_COLUMN) if uploaded.name.lower().endswith(".csv") else None
     data = pe.load_eval_data(
         uploaded.getvalue(),
         filename=uploaded.name,

@@ -13,32 +13,16 @@ from collections.abc import Sequence
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
-import torch
 
 import prune_engine as pe
 from sample_models import list_samples
+from ui.shared import caches, charts, keys, navigation, state
+from workbench import fmt
+from workbench.plans import describe_stored_plan
+from workbench.session import LoadedModel
 
-from . import cache, charts, fmt, state
-from .compare import plan_description
-from .state import LoadedModel, PrunedModel
-
-PRUNE_PAGE = "pages/3_Prune.py"
-SUMMARY_METRICS = ("params", "nonzero_params", "flops", "size_bytes", "sparse_bytes", "sparsity")
-QUALITY_METRICS = ("accuracy", "loss", "agreement", "cosine")
 QUALITY_TITLES = {"accuracy": "Accuracy", "agreement": "Same prediction as the original"}
 
-ALL_MODELS = "experiments_all_models"
-SEARCH = "experiments_search"
-GRANULARITY = "experiments_granularity"
-TABLE = "experiments_runs"
-TABLE_VERSION = "experiments_table_version"
-"""Bumped when a run is deleted or the filters change: a new table key clears a row selection (kept as row
-positions) that would now point at other runs."""
-LATENCY_SETTING = "experiments_latency_setting"
-NOTICE = "experiments_notice"
-RELOAD = "experiments_reload"
-DELETE = "experiments_delete"
-EXPORT = "experiments_export"
 
 PARETO_ABOUT = """
 Pruning trades quality for size and speed: each run is one trade. On each chart every dot is a run,
@@ -79,97 +63,12 @@ _TABLE_COLUMNS = {
 # --- recording ---------------------------------------------------------------------------
 
 
-def keep_result(loaded: LoadedModel, pruned: PrunedModel, with_accuracy: bool) -> None:
-    """Make `pruned` this session's result and, the first time, save it to the experiment history.
-
-    `with_accuracy`: evaluate it on the test data now (cheap models); otherwise Compare adds it.
-    """
-    state.set_pruned(pruned)
-    if not state.was_saved(pruned):
-        _save(loaded, pruned, applied_metrics(loaded, pruned, with_accuracy))
-
-
-def applied_metrics(loaded: LoadedModel, pruned: PrunedModel, with_accuracy: bool) -> dict[str, float | int | None]:
-    """The figures a result has as soon as it is applied: sizes and FLOPs, and accuracy when asked."""
-    summary = cache.pruned_summary(loaded, pruned)
-    metrics: dict[str, float | int | None] = {key: summary.get(key) for key in SUMMARY_METRICS}
-    if with_accuracy:
-        try:
-            evaluation = cache.pruned_evaluation(loaded, pruned) or {}
-        except pe.PruneScopeError:
-            evaluation = {}
-        metrics.update({key: evaluation[key] for key in ("accuracy", "loss") if key in evaluation})
-    return metrics
-
-
-def record_measurements(loaded: LoadedModel, pruned: PrunedModel, latency: pe.LatencyResult | None) -> None:
-    """(Compare page) Add what Compare measured, quality and latency, to the run of `pruned`; unchanged: no write."""
-    if not state.was_saved(pruned):
-        _save(loaded, pruned, applied_metrics(loaded, pruned, with_accuracy=False))
-    run_id = state.saved_run(pruned)
-    if run_id is None:
-        return
-    metrics = {**_quality(loaded, pruned), **_latency(latency)}
-    if not metrics or metrics == state.measured(run_id):
-        return
-    try:
-        cache.experiments().update_metrics(run_id, metrics)
-    except pe.PruneScopeError as error:
-        st.caption(f"The experiment history was not updated: {fmt.literal(str(error))}")
-    state.set_measured(run_id, metrics)
-
-
-def _save(loaded: LoadedModel, pruned: PrunedModel, metrics: dict[str, float | int | None]) -> None:
-    try:
-        run_id: int | None = cache.experiments().add(
-            None, pruned.plan, metrics, model_name=loaded.name, model_fingerprint=loaded.fingerprint
-        )
-    except pe.PruneScopeError as error:
-        st.warning(
-            f"This result could not be saved to the experiment history: {fmt.literal(str(error))}",
-            icon=":material/warning:",
-        )
-        run_id = None
-    state.remember_run(pruned, run_id)
-
-
-def _quality(loaded: LoadedModel, pruned: PrunedModel) -> dict[str, float]:
-    """Accuracy and loss with labels, and agreement and cosine with the original's outputs (all cached)."""
-    data = loaded.bundle.eval_data
-    if data is None or loaded.data_fingerprint is None:
-        return {}
-    try:
-        evaluation = cache.pruned_evaluation(loaded, pruned) or {}
-        original = cache.outputs(loaded.fingerprint, loaded.data_fingerprint, loaded.bundle.model, data)
-        after = cache.outputs(pruned.fingerprint, loaded.data_fingerprint, pruned.model, data)
-        evaluation = {**evaluation, **pe.fidelity(torch.from_numpy(after), torch.from_numpy(original))}
-    except pe.PruneScopeError:
-        return {}
-    return {key: float(evaluation[key]) for key in QUALITY_METRICS if key in evaluation}
-
-
-def _latency(latency: pe.LatencyResult | None) -> dict[str, float | int]:
-    """The pruned model's median and IQR with the setting they were measured at, and the original's median."""
-    if latency is None:
-        return {}
-    table = latency.table.set_index("model")
-    row = table.loc["pruned"]
-    return {
-        "latency_median_ms": float(row["median_ms"]),
-        "latency_iqr_ms": float(row["iqr_ms"]),
-        "speedup": float(row["speedup"]),
-        "batch_size": int(row["batch_size"]),
-        "threads": int(row["threads"]),
-        "original_latency_median_ms": float(table.loc["original", "median_ms"]),
-    }
-
-
 # --- the runs table ----------------------------------------------------------------------
 
 
 def show_notice() -> None:
     """The outcome of the last rename or delete (they happen in callbacks, before this run)."""
-    notice = st.session_state.pop(NOTICE, None)
+    notice = st.session_state.pop(keys.EXPERIMENTS_NOTICE, None)
     if notice is not None:
         kind, text = notice
         (st.success if kind == "success" else st.error)(text)
@@ -179,16 +78,16 @@ def history(loaded: LoadedModel) -> pd.DataFrame | None:
     """The runs to show: the current model's, or every model's when the toggle says so; None if the store fails."""
     all_models = st.toggle(
         "All models",
-        key=ALL_MODELS,
+        key=keys.EXPERIMENTS_ALL_MODELS,
         on_change=_new_table,
         help="Show the runs of every model in the history, not only those of the current model.",
     )
     try:
-        runs = cache.experiments().list(model_fingerprint=None if all_models else loaded.fingerprint)
+        runs = caches.experiments().list(model_fingerprint=None if all_models else loaded.fingerprint)
     except pe.PruneScopeError as error:
         st.error(f"The experiment history cannot be read: {fmt.literal(str(error))}", icon=":material/error:")
         return None
-    runs["plan"] = [_describe(text) for text in runs["plan_json"]]
+    runs["plan"] = [describe_stored_plan(text) for text in runs["plan_json"]]
     return runs
 
 
@@ -197,7 +96,7 @@ def filtered(runs: pd.DataFrame) -> pd.DataFrame:
     search_column, granularity_column = st.columns([2, 1])
     text = search_column.text_input(
         "Search",
-        key=SEARCH,
+        key=keys.EXPERIMENTS_SEARCH,
         on_change=_new_table,
         placeholder="name, notes, plan or model",
         help="Shows the runs containing this text.",
@@ -206,7 +105,7 @@ def filtered(runs: pd.DataFrame) -> pd.DataFrame:
     chosen = granularity_column.multiselect(
         "Granularity",
         granularities,
-        key=GRANULARITY,
+        key=keys.EXPERIMENTS_GRANULARITY,
         on_change=_new_table,
         placeholder="all",
         help="Shows only these granularities.",
@@ -223,7 +122,7 @@ def filtered(runs: pd.DataFrame) -> pd.DataFrame:
 def runs_table(runs: pd.DataFrame, all_models: bool) -> list[int]:
     """The runs as a sortable table whose rows can be selected; returns the selected run ids."""
     columns = [column for column in _TABLE_COLUMNS if all_models or column != "model_name"]
-    version = st.session_state.get(TABLE_VERSION, 0)
+    version = st.session_state.get(keys.EXPERIMENTS_TABLE_VERSION, 0)
     view = runs[columns].assign(name=runs["name"].fillna(""), notes=runs["notes"].fillna(""))
     event = st.dataframe(
         view,
@@ -231,7 +130,7 @@ def runs_table(runs: pd.DataFrame, all_models: bool) -> list[int]:
         hide_index=True,
         on_select="rerun",
         selection_mode="multi-row",
-        key=f"{TABLE}-{version}",
+        key=f"{keys.EXPERIMENTS_TABLE}-{version}",
     )
     st.caption(
         "Click a column header to sort. Select one run to rename, delete or re-load it; select two to see how "
@@ -243,7 +142,7 @@ def runs_table(runs: pd.DataFrame, all_models: bool) -> list[int]:
 def export(run_ids: Sequence[int]) -> None:
     """A download of the listed runs, every column, as CSV."""
     try:
-        text = cache.experiments().to_csv(run_ids)
+        text = caches.experiments().to_csv(run_ids)
     except pe.PruneScopeError as error:
         st.error(fmt.literal(str(error)), icon=":material/error:")
         return
@@ -252,7 +151,7 @@ def export(run_ids: Sequence[int]) -> None:
         data=text,
         file_name="prunescope-runs.csv",
         mime="text/csv",
-        key=EXPORT,
+        key=keys.EXPERIMENTS_EXPORT,
         on_click="ignore",
         icon=":material/download:",
         help="Every column of the listed runs, plans as JSON, for a spreadsheet or a notebook.",
@@ -370,7 +269,7 @@ def _one_latency_setting(runs: pd.DataFrame) -> pd.DataFrame:
         choice = st.selectbox(
             "Latency measured at",
             list(labels),
-            key=LATENCY_SETTING,
+            key=keys.EXPERIMENTS_LATENCY_SETTING,
             help="Timings at other batch sizes or thread counts are not comparable, so one setting is drawn.",
         )
     batch, threads = labels.get(choice, next(iter(labels.values())))
@@ -378,9 +277,9 @@ def _one_latency_setting(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _original_point(loaded: LoadedModel, quality: str) -> dict[str, float] | None:
-    summary = cache.model_summary(loaded)
+    summary = caches.model_summary(loaded)
     try:
-        evaluation = cache.model_evaluation(loaded) or {}
+        evaluation = caches.model_evaluation(loaded) or {}
     except pe.PruneScopeError:
         evaluation = {}
     value = evaluation.get("accuracy") if quality == "accuracy" else 1.0
@@ -410,11 +309,17 @@ def run_actions(run: pd.Series, loaded: LoadedModel) -> None:
     with act:
         same_model = run["model_fingerprint"] == loaded.fingerprint
         label = "Load into the Prune sliders" if same_model else f"Switch to {run['model_name']} and load the plan"
-        if st.button(label, key=RELOAD, type="primary", icon=":material/tune:"):
+        if st.button(label, key=keys.EXPERIMENTS_RELOAD, type="primary", icon=":material/tune:"):
             _reload(run, loaded)
         with st.popover("Delete…", icon=":material/delete:"):
             st.markdown(f"Delete run #{run_id} from the history for good?")
-            st.button(f"Delete run #{run_id}", key=DELETE, on_click=_on_delete, args=(run_id,), type="primary")
+            st.button(
+                f"Delete run #{run_id}",
+                key=keys.EXPERIMENTS_DELETE,
+                on_click=_on_delete,
+                args=(run_id,),
+                type="primary",
+            )
 
 
 def _reload(run: pd.Series, loaded: LoadedModel) -> None:
@@ -427,13 +332,13 @@ def _reload(run: pd.Series, loaded: LoadedModel) -> None:
         st.error(fmt.literal(str(error)), icon=":material/error:")
         return
     state.send_plan_to_sliders(plan)
-    st.switch_page(PRUNE_PAGE)
+    st.switch_page(navigation.PRUNE_PAGE)
 
 
 def _sample_of(run: pd.Series) -> LoadedModel:
     name = str(run["model_name"])
     if name in list_samples():
-        sample = cache.load_sample_model(name)
+        sample = caches.load_sample_model(name)
         if sample.fingerprint == run["model_fingerprint"]:
             return sample
     raise pe.ExperimentStoreError(
@@ -446,28 +351,28 @@ def _on_save(run_id: int) -> None:
     name = st.session_state.get(f"experiments_name_{run_id}", "").strip() or None
     notes = st.session_state.get(f"experiments_notes_{run_id}", "").strip() or None
     try:
-        store = cache.experiments()
+        store = caches.experiments()
         store.rename(run_id, name)
         store.set_notes(run_id, notes)
     except pe.PruneScopeError as error:
-        st.session_state[NOTICE] = ("error", fmt.literal(str(error)))
+        st.session_state[keys.EXPERIMENTS_NOTICE] = ("error", fmt.literal(str(error)))
     else:
-        st.session_state[NOTICE] = ("success", f"Saved the name and notes of run #{run_id}.")
+        st.session_state[keys.EXPERIMENTS_NOTICE] = ("success", f"Saved the name and notes of run #{run_id}.")
 
 
 def _on_delete(run_id: int) -> None:
     try:
-        cache.experiments().delete(run_id)
+        caches.experiments().delete(run_id)
     except pe.PruneScopeError as error:
-        st.session_state[NOTICE] = ("error", fmt.literal(str(error)))
+        st.session_state[keys.EXPERIMENTS_NOTICE] = ("error", fmt.literal(str(error)))
         return
     state.forget_run(run_id)
     _new_table()
-    st.session_state[NOTICE] = ("success", f"Deleted run #{run_id}.")
+    st.session_state[keys.EXPERIMENTS_NOTICE] = ("success", f"Deleted run #{run_id}.")
 
 
 def _new_table() -> None:
-    st.session_state[TABLE_VERSION] = st.session_state.get(TABLE_VERSION, 0) + 1
+    st.session_state[keys.EXPERIMENTS_TABLE_VERSION] = st.session_state.get(keys.EXPERIMENTS_TABLE_VERSION, 0) + 1
 
 
 def plan_differences(first: pd.Series, second: pd.Series, loaded: LoadedModel) -> None:
@@ -515,7 +420,7 @@ def _layer_ratios(first: pd.Series, second: pd.Series, loaded: LoadedModel) -> p
     if first["model_fingerprint"] != loaded.fingerprint or second["model_fingerprint"] != loaded.fingerprint:
         return None
     tables = [
-        cache.preview(loaded, pe.PruningPlan.from_json(run["plan_json"])).table.set_index("layer")["assigned_ratio"]
+        caches.preview(loaded, pe.PruningPlan.from_json(run["plan_json"])).table.set_index("layer")["assigned_ratio"]
         for run in (first, second)
     ]
     return pd.DataFrame(
@@ -525,13 +430,6 @@ def _layer_ratios(first: pd.Series, second: pd.Series, loaded: LoadedModel) -> p
             f"#{int(second['id'])}": tables[1].reindex(tables[0].index).values,
         }
     )
-
-
-def _describe(plan_json: str) -> str:
-    try:
-        return plan_description(pe.PruningPlan.from_json(plan_json))
-    except pe.PruneScopeError:
-        return "(a plan this version cannot read)"
 
 
 def _label(run: pd.Series) -> str:

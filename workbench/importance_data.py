@@ -8,6 +8,7 @@ ranks rather than raw scores: criteria score on scales that differ by orders of 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -21,6 +22,18 @@ DENSITY_POINTS = 41
 """Points at which each layer's density of ranks is drawn."""
 DENSITY_BANDWIDTH = 0.04
 """Width of the smoothing kernel, as a share of the ranking: 4 %, so that small layers still show a shape."""
+
+
+@dataclass(frozen=True)
+class CriterionScores:
+    """One criterion's channel scores for every layer it could score; `unscored` names the others, `why` says why."""
+
+    criterion: str
+    scores: Mapping[str, np.ndarray]
+    unscored: tuple[str, ...]
+    why: str
+    examples: int | None
+    seconds: float
 
 
 def average_ranks(values: np.ndarray) -> np.ndarray:

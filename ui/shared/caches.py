@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Callable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
@@ -24,9 +25,10 @@ import torch
 from torch import nn
 
 import prune_engine as pe
+from prune_engine.importance import ProgressFn
 from sample_models import load_sample
-
-from .state import LoadedModel, PrunedModel
+from workbench.session import LoadedModel, PrunedModel
+from workbench.tasks import L1_LEARNING_RATE, IterativeRequest, SparseRequest, SparseRun, slimming_plan
 
 
 @st.cache_resource(show_spinner="Loading the sample model…")
@@ -81,6 +83,11 @@ def model_summary(loaded: LoadedModel) -> dict[str, float | int | None]:
 def model_layers(loaded: LoadedModel) -> pd.DataFrame:
     """The cached per-layer statistics of `loaded`."""
     return layer_table(loaded.fingerprint, loaded.bundle.model)
+
+
+def layer_names(loaded: LoadedModel) -> list[str]:
+    """The names of `loaded`'s prunable layers, in model order."""
+    return model_layers(loaded)["name"].tolist()
 
 
 class _SingleThreaded:
@@ -205,3 +212,200 @@ def experiment_store(path: str) -> pe.ExperimentStore:
 def experiments() -> pe.ExperimentStore:
     """The experiment database the app records into: `$PRUNESCOPE_DB`, else `.prunescope/experiments.db`."""
     return experiment_store(str(pe.default_db_path()))
+
+
+# --- Sensitivity page: scans, suggestions and trainings ------------------------------------
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def scan_table(
+    fingerprint: str,
+    data_fingerprint: str,
+    ratios: tuple[float, ...],
+    granularity: str,
+    criterion: str,
+    layers: tuple[str, ...],
+    _loaded: LoadedModel,
+    _executor: pe.ScanExecutor,
+    _progress: ProgressFn,
+    _cancel: threading.Event,
+) -> pd.DataFrame:
+    """`prune_engine.sensitivity_scan` of a model on its evaluation data, per model, data and settings."""
+    bundle = _loaded.bundle
+    return pe.sensitivity_scan(
+        bundle.model,
+        bundle.eval_data,
+        ratios,
+        granularity,
+        criterion,
+        list(layers),
+        executor=_executor,
+        progress=_progress,
+        example_input=bundle.example_input,
+        cancel=_cancel,
+    )
+
+
+@st.cache_data(show_spinner="Choosing ratios…", max_entries=64)
+def suggestion(
+    fingerprint: str, scan: pd.DataFrame, target: float, budget: str, max_drop: float | None, _loaded: LoadedModel
+) -> tuple[pe.PruningPlan | None, str | None]:
+    """`prune_engine.suggest_ratios` checked on the model: the plan, or why there is none."""
+    bundle = _loaded.bundle
+    try:
+        plan = pe.suggest_ratios(scan, target, budget, max_drop, model=bundle.model, example_input=bundle.example_input)
+    except pe.PruneScopeError as error:
+        return None, str(error)
+    return plan, None
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def iterative_result(
+    fingerprint: str,
+    data_key: str,
+    request: IterativeRequest,
+    _loaded: LoadedModel,
+    _progress: ProgressFn,
+) -> pe.PruneResult:
+    """`prune_engine.iterative_prune` of a model, shared read-only like the models it comes from."""
+    bundle = _loaded.bundle
+    return pe.iterative_prune(
+        bundle.model,
+        pe.PruningPlan.from_json(request.plan_json),
+        bundle.train_data,
+        bundle.eval_data,
+        steps=request.steps,
+        schedule=request.schedule,
+        epochs_per_step=request.epochs,
+        lr=request.lr,
+        progress=_progress,
+        example_input=bundle.example_input,
+    )
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def sparse_run(
+    fingerprint: str, data_key: str, request: SparseRequest, _loaded: LoadedModel, _progress: ProgressFn
+) -> SparseRun:
+    """Train the model `epochs` more epochs without the penalty, then with it (`prune_engine.train_sparse`)."""
+    bundle = _loaded.bundle
+    plain = pe.fine_tune(
+        bundle.model,
+        bundle.train_data,
+        epochs=request.epochs,
+        lr=L1_LEARNING_RATE,
+        progress=lambda done, message: _progress(done / 2, f"Without L1: {message}"),
+    )
+    sparse = pe.train_sparse(
+        bundle.model,
+        bundle.train_data,
+        request.l1_lambda,
+        request.epochs,
+        target=request.target,
+        lr=L1_LEARNING_RATE,
+        progress=lambda done, message: _progress(0.5 + done / 2, f"With L1: {message}"),
+    )
+    return SparseRun(plain, sparse, pe.model_fingerprint(sparse))
+
+
+@st.cache_data(show_spinner="Pruning both models…", max_entries=32)
+def pruned_accuracies(
+    fingerprint: str,
+    data_fingerprint: str | None,
+    sparse_fingerprint: str,
+    request: SparseRequest,
+    ratio: float,
+    _loaded: LoadedModel,
+    _run: SparseRun,
+) -> pd.DataFrame:
+    """Accuracy of the original, the plain training and the L1 training, before and after the same pruning."""
+    bundle = _loaded.bundle
+    plan = slimming_plan(request.target, ratio)
+    calibration = bundle.train_data.subset(CALIBRATION_EXAMPLES)
+    rows = []
+    more = f"+{request.epochs} epoch{'' if request.epochs == 1 else 's'}"
+    trainings = (
+        ("original", bundle.model),
+        (f"{more}, no L1", _run.plain),
+        (f"{more}, L1 λ={request.l1_lambda:g}", _run.sparse),
+    )
+    for training, model in trainings:
+        pruned = pe.apply_plan(model, plan, bundle.example_input, bundle.eval_data, calibration_data=calibration)
+        rows.append(
+            {
+                "training": training,
+                "trained_accuracy": pe.evaluate(model, bundle.eval_data)["accuracy"],
+                "pruned_accuracy": pe.evaluate(pruned.model, bundle.eval_data)["accuracy"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def scale_histograms(
+    fingerprint: str, sparse_fingerprint: str, _before: nn.Module, _after: nn.Module
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Histograms, on shared bins, of |γ| of every channel that has a BatchNorm scale, before and after."""
+    values = [
+        np.concatenate([scores.numpy() for scores in pe.importance(model, "bn_scale").values()])
+        for model in (_before, _after)
+    ]
+    edges = np.linspace(0.0, max(float(value.max()) for value in values), HISTOGRAM_BINS + 1)
+    return tuple((np.histogram(value, bins=edges)[0], edges) for value in values)
+
+
+HISTOGRAM_BINS = 80
+
+
+# --- Inspect page: importance scores --------------------------------------------------------
+
+IMPORTANCE_SHELF_SIZE = 64
+"""Criterion results (every layer's channel scores for one model, criterion and data) kept for all sessions."""
+
+
+class SharedLRU:
+    """A thread-safe least-recently-used map shared by every session; its values are read-only."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.entries: OrderedDict[Hashable, object] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: Hashable) -> object | None:
+        with self.lock:
+            found = self.entries.get(key)
+            if found is not None:
+                self.entries.move_to_end(key)
+            return found
+
+    def put(self, key: Hashable, value: object) -> None:
+        with self.lock:
+            self.entries[key] = value
+            self.entries.move_to_end(key)
+            while len(self.entries) > self.size:
+                self.entries.popitem(last=False)
+
+
+@st.cache_resource(show_spinner=False)
+def importance_shelf() -> SharedLRU:
+    """This server's `CriterionScores`, shared read-only: a criterion is scored once per model and data.
+
+    Not `st.cache_data`: the scoring shows its own progress, which a cached function must not draw.
+    """
+    return SharedLRU(IMPORTANCE_SHELF_SIZE)
+
+
+# --- Per-session memos ----------------------------------------------------------------------
+
+
+def put_latest(entries: dict, key: Hashable, value: object, keep: int) -> None:
+    """Set `entries[key]` as the newest entry of a per-session memo, dropping the oldest beyond `keep`."""
+    entries.pop(key, None)
+    entries[key] = value
+    while len(entries) > keep:
+        entries.pop(next(iter(entries)))
+
+
+def session_memo(session_key: str) -> dict:
+    """A per-session memo dict kept in `st.session_state` under `session_key` (made empty when missing)."""
+    return st.session_state.setdefault(session_key, {})

@@ -7,11 +7,9 @@ import streamlit as st
 
 import prune_engine as pe
 from sample_models import list_samples, sample_info
+from ui.shared import caches, keys, state
+from workbench import fmt
 
-from . import cache, fmt, state
-
-SAMPLE_PICKER = "model_sample_picker"
-SHOW_LARGE = "model_show_large"
 LARGE_WARNING = (
     "Large models are scale tests with random weights (built in code, nothing to download), of 100–125 M "
     "parameters. Loading one takes a few seconds and about 0.5 GB of memory, which stays in use while the "
@@ -23,11 +21,11 @@ LARGE_WARNING = (
 
 def load_picked_sample() -> None:
     """Make the sample chosen in the picker the current model (the picker's on_change)."""
-    name = st.session_state[SAMPLE_PICKER]
+    name = st.session_state[keys.MODEL_SAMPLE_PICKER]
     if name is None:
         return
     try:
-        state.set_current_model(cache.load_sample_model(name))
+        state.set_current_model(caches.load_sample_model(name))
     except pe.PruneScopeError as error:
         st.error(str(error), icon=":material/error:")
 
@@ -45,20 +43,20 @@ def sample_picker() -> None:
     shown = current.name if current is not None and current.source == "sample" else None
     large = set(list_samples(include_large=True)) - set(list_samples())
     if shown in large:
-        st.session_state[SHOW_LARGE] = True
+        st.session_state[keys.MODEL_SHOW_LARGE] = True
     include_large = st.toggle(
         "Show large models",
-        key=SHOW_LARGE,
+        key=keys.MODEL_SHOW_LARGE,
         help="Add the 100 M+ parameter scale-test models (random weights) to the list.",
     )
     if include_large:
         st.warning(LARGE_WARNING, icon=":material/memory:")
-    if st.session_state.get(SAMPLE_PICKER) != shown:
-        st.session_state[SAMPLE_PICKER] = shown
+    if st.session_state.get(keys.MODEL_SAMPLE_PICKER) != shown:
+        st.session_state[keys.MODEL_SAMPLE_PICKER] = shown
     st.selectbox(
         "Sample model",
         list_samples(include_large=include_large),
-        key=SAMPLE_PICKER,
+        key=keys.MODEL_SAMPLE_PICKER,
         format_func=sample_label,
         on_change=load_picked_sample,
         placeholder="Choose a sample model",

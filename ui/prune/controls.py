@@ -18,33 +18,13 @@ from collections.abc import Callable
 import streamlit as st
 
 import prune_engine as pe
-
-from . import cache, fmt, state
-from . import plan_edits as edits
-from .state import LoadedModel
+from ui.shared import caches, keys, state
+from workbench import capabilities, fmt
+from workbench import plans as edits
+from workbench.session import LoadedModel
 
 GLOBAL_MAX_PCT = 95
 LAYER_MAX_PCT = 99
-
-GRANULARITY = "prune_granularity"
-CRITERION = "prune_criterion"
-SCOPE = "prune_scope"
-GLOBAL = "prune_global"
-BOUNDS = "prune_bounds"
-N = "prune_n"
-M = "prune_m"
-RECALIBRATE = "prune_recalibrate_bn"
-UPLOAD = "prune_upload"
-ERROR = "prune_error"
-UPLOAD_MESSAGE = "prune_upload_message"
-
-GRANULARITY_LABELS = {
-    "unstructured": "Single weights",
-    "channel": "Whole channels",
-    "n:m": "N:M pattern",
-    "head": "Attention heads",
-}
-SCOPE_LABELS = {"layer": "Per layer", "global": "Global ranking"}
 
 
 def percent(ratio: float | None, top: int = LAYER_MAX_PCT) -> int:
@@ -52,39 +32,18 @@ def percent(ratio: float | None, top: int = LAYER_MAX_PCT) -> int:
     return min(max(round((ratio or 0.0) * 100), 0), top)
 
 
-def layer_names(loaded: LoadedModel) -> list[str]:
-    return cache.model_layers(loaded)["name"].tolist()
-
-
 def plan_layer_names(loaded: LoadedModel, plan: pe.PruningPlan) -> list[str]:
     """The names a plan's ratios may use: attention layers for head pruning, prunable layers otherwise."""
     if plan.granularity == "head":
         return [layer.name for layer in pe.attention_layers(loaded.bundle.model)]
-    return layer_names(loaded)
-
-
-def can_recalibrate(loaded: LoadedModel) -> bool:
-    """Whether BatchNorm statistics can be re-estimated: the model has BatchNorm and training examples."""
-    return loaded.bundle.train_data is not None and pe.has_batchnorm(loaded.bundle.model)
-
-
-def criteria(loaded: LoadedModel) -> list[str]:
-    """The registered criteria this model can use: those that need data only when it has some."""
-    has_data = loaded.bundle.eval_data is not None
-    return [name for name, criterion in pe.CRITERIA.items() if has_data or not criterion.needs_data]
-
-
-def granularities(loaded: LoadedModel, plan: pe.PruningPlan) -> list[str]:
-    """The granularities offered: attention heads only for a model that has attention layers."""
-    offered = [name for name in pe.GRANULARITIES if name != "head" or pe.attention_layers(loaded.bundle.model)]
-    return offered if plan.granularity in offered else [*offered, plan.granularity]
+    return caches.layer_names(loaded)
 
 
 def read_plan_file(content: bytes, loaded: LoadedModel) -> pe.PruningPlan:
     """A plan read from a file and checked against the model; a PruneScopeError says what does not fit."""
     plan = pe.PruningPlan.from_json(content)
     plan.check_layers(plan_layer_names(loaded, plan))
-    cache.preview(loaded, plan)
+    caches.preview(loaded, plan)
     return plan
 
 
@@ -96,7 +55,7 @@ def current_plan(loaded: LoadedModel) -> pe.PruningPlan:
             incoming.check_layers(plan_layer_names(loaded, incoming))
             state.set_plan(incoming)
         except pe.PruneScopeError as error:
-            st.session_state[ERROR] = str(error)
+            st.session_state[keys.PRUNE_ERROR] = str(error)
     plan = state.current_plan()
     if plan is None:
         plan = edits.default_plan()
@@ -115,12 +74,12 @@ def update_plan(change: Callable[[pe.PruningPlan], pe.PruningPlan]) -> None:
     try:
         state.set_plan(change(plan))
     except pe.PruneScopeError as error:
-        st.session_state[ERROR] = str(error)
+        st.session_state[keys.PRUNE_ERROR] = str(error)
 
 
 def _on_granularity(loaded: LoadedModel) -> None:
-    granularity = st.session_state[GRANULARITY]
-    recalibrate = granularity == "channel" and can_recalibrate(loaded)
+    granularity = st.session_state[keys.PRUNE_GRANULARITY]
+    recalibrate = granularity == "channel" and capabilities.can_recalibrate(loaded)
     update_plan(lambda plan: edits.with_granularity(plan, granularity, recalibrate))
 
 
@@ -129,17 +88,17 @@ def _on_setting(key: str, field: str) -> None:
 
 
 def _on_global() -> None:
-    update_plan(lambda plan: dataclasses.replace(plan, global_ratio=st.session_state[GLOBAL] / 100))
+    update_plan(lambda plan: dataclasses.replace(plan, global_ratio=st.session_state[keys.PRUNE_GLOBAL] / 100))
 
 
 def _on_bounds() -> None:
-    low, high = st.session_state[BOUNDS]
+    low, high = st.session_state[keys.PRUNE_BOUNDS]
     update_plan(lambda plan: edits.with_bounds(plan, low / 100, high / 100, LAYER_MAX_PCT / 100))
 
 
 def _on_pattern(loaded: LoadedModel) -> None:
-    n, m = st.session_state[N], st.session_state[M]
-    update_plan(lambda plan: edits.with_pattern(plan, n, m, layer_names(loaded)))
+    n, m = st.session_state[keys.PRUNE_N], st.session_state[keys.PRUNE_M]
+    update_plan(lambda plan: edits.with_pattern(plan, n, m, caches.layer_names(loaded)))
 
 
 def _on_reset() -> None:
@@ -147,15 +106,15 @@ def _on_reset() -> None:
 
 
 def _on_upload(loaded: LoadedModel) -> None:
-    uploaded = st.session_state.get(UPLOAD)
+    uploaded = st.session_state.get(keys.PRUNE_UPLOAD)
     if uploaded is None:
         return
     try:
         state.send_plan_to_sliders(read_plan_file(uploaded.getvalue(), loaded))
     except pe.PruneScopeError as error:
-        st.session_state[UPLOAD_MESSAGE] = ("error", f"{uploaded.name}: {error}")
+        st.session_state[keys.PRUNE_UPLOAD_MESSAGE] = ("error", f"{uploaded.name}: {error}")
     else:
-        st.session_state[UPLOAD_MESSAGE] = ("success", f"Loaded the plan from {uploaded.name}.")
+        st.session_state[keys.PRUNE_UPLOAD_MESSAGE] = ("success", f"Loaded the plan from {uploaded.name}.")
 
 
 # --- widgets ---------------------------------------------------------------------------
@@ -169,7 +128,7 @@ def seed(key: str, value: object) -> None:
 
 def show_errors() -> None:
     """The sentence of the last change that could not be made, once."""
-    message = st.session_state.pop(ERROR, None)
+    message = st.session_state.pop(keys.PRUNE_ERROR, None)
     if message:
         st.error(fmt.literal(message), icon=":material/error:")
 
@@ -179,12 +138,12 @@ def plan_upload(loaded: LoadedModel) -> None:
     st.file_uploader(
         "Load a plan (JSON)",
         type=["json"],
-        key=UPLOAD,
+        key=keys.PRUNE_UPLOAD,
         on_change=_on_upload,
         args=(loaded,),
         help="A plan saved with “Download the plan”, or written by hand; it replaces the sliders' settings.",
     )
-    message = st.session_state.pop(UPLOAD_MESSAGE, None)
+    message = st.session_state.pop(keys.PRUNE_UPLOAD_MESSAGE, None)
     if message is not None:
         kind, text = message
         (st.error if kind == "error" else st.success)(fmt.literal(text))
@@ -192,17 +151,17 @@ def plan_upload(loaded: LoadedModel) -> None:
 
 def plan_settings(loaded: LoadedModel, plan: pe.PruningPlan) -> None:
     """Granularity, criterion, and scope (or n and m for N:M), plus BatchNorm re-estimation when it applies."""
-    options = criteria(loaded)
+    options = capabilities.criteria(loaded)
     if plan.criterion not in options:
         options.append(plan.criterion)
-    seed(GRANULARITY, plan.granularity)
-    seed(CRITERION, plan.criterion)
+    seed(keys.PRUNE_GRANULARITY, plan.granularity)
+    seed(keys.PRUNE_CRITERION, plan.criterion)
     left, middle, right = st.columns([1.4, 1, 1.1])
     left.radio(
         "Granularity",
-        granularities(loaded, plan),
-        key=GRANULARITY,
-        format_func=lambda name: GRANULARITY_LABELS.get(name, name),
+        capabilities.granularities(loaded, plan),
+        key=keys.PRUNE_GRANULARITY,
+        format_func=lambda name: edits.GRANULARITY_LABELS.get(name, name),
         horizontal=True,
         on_change=_on_granularity,
         args=(loaded,),
@@ -212,10 +171,10 @@ def plan_settings(loaded: LoadedModel, plan: pe.PruningPlan) -> None:
     middle.selectbox(
         "Criterion",
         options,
-        key=CRITERION,
-        format_func=lambda name: pe.CRITERIA[name].label if name in pe.CRITERIA else name,
+        key=keys.PRUNE_CRITERION,
+        format_func=edits.criterion_label,
         on_change=_on_setting,
-        args=(CRITERION, "criterion"),
+        args=(keys.PRUNE_CRITERION, "criterion"),
         help="How importance is scored: the least important go first. "
         + ("" if loaded.bundle.eval_data is not None else "Criteria that need data are hidden: this model has none."),
     )
@@ -223,39 +182,45 @@ def plan_settings(loaded: LoadedModel, plan: pe.PruningPlan) -> None:
         if plan.granularity == "n:m":
             _nm_inputs(loaded, plan)
         else:
-            seed(SCOPE, plan.scope)
+            seed(keys.PRUNE_SCOPE, plan.scope)
             st.radio(
                 "Scope",
                 list(pe.SCOPES),
-                key=SCOPE,
-                format_func=lambda name: SCOPE_LABELS.get(name, name),
+                key=keys.PRUNE_SCOPE,
+                format_func=lambda name: edits.SCOPE_LABELS.get(name, name),
                 horizontal=True,
                 on_change=_on_setting,
-                args=(SCOPE, "scope"),
+                args=(keys.PRUNE_SCOPE, "scope"),
                 help="Per layer: each unlocked layer loses the global share. Global ranking: the unlocked "
                 "layers are ranked together, so layers with more unimportant weights lose more.",
             )
-    if can_recalibrate(loaded):
-        seed(RECALIBRATE, plan.recalibrate_bn)
+    if capabilities.can_recalibrate(loaded):
+        seed(keys.PRUNE_RECALIBRATE, plan.recalibrate_bn)
         st.toggle(
             "Re-estimate BatchNorm statistics after pruning",
-            key=RECALIBRATE,
+            key=keys.PRUNE_RECALIBRATE,
             on_change=_on_setting,
-            args=(RECALIBRATE, "recalibrate_bn"),
-            help=f"Runs {cache.CALIBRATION_EXAMPLES} training examples through the pruned model to refresh the "
+            args=(keys.PRUNE_RECALIBRATE, "recalibrate_bn"),
+            help=f"Runs {caches.CALIBRATION_EXAMPLES} training examples through the pruned model to refresh the "
             "BatchNorm averages, which removed channels make wrong. No weight changes; channel pruning needs it.",
         )
 
 
 def _nm_inputs(loaded: LoadedModel, plan: pe.PruningPlan) -> None:
-    seed(N, plan.n)
-    seed(M, plan.m)
+    seed(keys.PRUNE_N, plan.n)
+    seed(keys.PRUNE_M, plan.m)
     n_column, m_column = st.columns(2)
     n_column.number_input(
-        "n (kept)", min_value=1, max_value=max(plan.m - 1, 1), step=1, key=N, on_change=_on_pattern, args=(loaded,)
+        "n (kept)",
+        min_value=1,
+        max_value=max(plan.m - 1, 1),
+        step=1,
+        key=keys.PRUNE_N,
+        on_change=_on_pattern,
+        args=(loaded,),
     )
     m_column.number_input(
-        "m (group)", min_value=2, max_value=32, step=1, key=M, on_change=_on_pattern, args=(loaded,),
+        "m (group)", min_value=2, max_value=32, step=1, key=keys.PRUNE_M, on_change=_on_pattern, args=(loaded,),
         help="Common patterns: 2:4 (what GPU sparse tensor cores run), 1:4, 4:8.",
     )  # fmt: skip
 
@@ -271,14 +236,14 @@ def global_controls(plan: pe.PruningPlan) -> None:
         right.button("Reset", key="prune_reset", on_click=_on_reset, icon=":material/restart_alt:")
         return
     global_scope = plan.scope == "global"
-    seed(GLOBAL, percent(plan.global_ratio, GLOBAL_MAX_PCT))
+    seed(keys.PRUNE_GLOBAL, percent(plan.global_ratio, GLOBAL_MAX_PCT))
     columns = st.columns([3, 2, 1] if global_scope else [5, 1], vertical_alignment="bottom")
     unit = {"channel": "channels", "head": "attention heads"}.get(plan.granularity, "weights")
     columns[0].slider(
         "Global ratio",
         0,
         GLOBAL_MAX_PCT,
-        key=GLOBAL,
+        key=keys.PRUNE_GLOBAL,
         format="%d%%",
         on_change=_on_global,
         help=f"The share of {unit} removed from every unlocked layer"
@@ -286,12 +251,14 @@ def global_controls(plan: pe.PruningPlan) -> None:
         + " A locked layer keeps its own value.",
     )
     if global_scope:
-        seed(BOUNDS, (percent(plan.min_ratio), percent(plan.max_ratio if plan.max_ratio is not None else 1.0)))
+        seed(
+            keys.PRUNE_BOUNDS, (percent(plan.min_ratio), percent(plan.max_ratio if plan.max_ratio is not None else 1.0))
+        )
         columns[1].slider(
             "Bounds per layer",
             0,
             LAYER_MAX_PCT,
-            key=BOUNDS,
+            key=keys.PRUNE_BOUNDS,
             format="%d%%",
             on_change=_on_bounds,
             help="The global ranking gives no unlocked layer less than the lower or more than the upper bound.",

@@ -8,12 +8,12 @@ import streamlit as st
 import torch
 
 import prune_engine as pe
+from ui.prune import result as prune_result
+from ui.shared import caches, charts, keys
+from workbench import fmt
+from workbench.plans import blocked_reason, criterion_label
+from workbench.session import LoadedModel
 
-from . import cache, charts, fmt, prune_result
-from .plan_edits import blocked_reason
-from .state import LoadedModel
-
-LAYER_PICKER = "prune_preview_layer"
 HISTOGRAM_BINS = 80
 CHART_CONFIG = {"displayModeBar": False}
 """The preview redraws on every slider step: without plotly's toolbar it draws faster."""
@@ -24,7 +24,7 @@ def compute(loaded: LoadedModel, plan: pe.PruningPlan) -> pe.PlanPreview | None:
     try:
         if prune_result.ranks_on_apply(loaded, plan):
             return prune_result.plan_only_preview(loaded, plan)
-        return cache.preview(loaded, plan)
+        return caches.preview(loaded, plan)
     except pe.PruneScopeError as error:
         st.error(fmt.literal(str(error)), icon=":material/error:")
         return None
@@ -73,9 +73,9 @@ def section(plan: pe.PruningPlan, preview: pe.PlanPreview | None) -> None:
                 else "No layer is pruned by this plan, so there are no scores to show."
             )
             return
-        if st.session_state.get(LAYER_PICKER) not in scored:
-            st.session_state[LAYER_PICKER] = scored[0]
-        layer = st.selectbox("Layer to look into", scored, key=LAYER_PICKER, width=420)
+        if st.session_state.get(keys.PRUNE_PREVIEW_LAYER_PICKER) not in scored:
+            st.session_state[keys.PRUNE_PREVIEW_LAYER_PICKER] = scored[0]
+        layer = st.selectbox("Layer to look into", scored, key=keys.PRUNE_PREVIEW_LAYER_PICKER, width=420)
         ratio = float(preview.table.set_index("layer").loc[layer, "assigned_ratio"])
         st.plotly_chart(cut_figure(plan, preview.scores[layer], ratio, layer), config=CHART_CONFIG)
     if plan.granularity == "n:m":
@@ -89,7 +89,7 @@ def section(plan: pe.PruningPlan, preview: pe.PlanPreview | None) -> None:
 def cut_figure(plan: pe.PruningPlan, scores: torch.Tensor, ratio: float, layer: str) -> dict:
     """Sorted channel scores with the cut, or a histogram of weight scores with the threshold."""
     values = scores.detach().float().cpu().numpy()
-    criterion = pe.CRITERIA[plan.criterion].label if plan.criterion in pe.CRITERIA else plan.criterion
+    criterion = criterion_label(plan.criterion)
     if plan.granularity == "channel":
         ordered = np.sort(values.ravel())
         return charts.channel_cut(ordered, round(ratio * len(ordered)), layer, criterion)

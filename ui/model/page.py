@@ -1,0 +1,99 @@
+"""Model: choose the model to work on and see what it is made of."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import prune_engine as pe
+from ui.model import upload
+from ui.model.picker import sample_picker
+from ui.shared import caches
+from ui.shared.widgets import layer_table, require_model
+from workbench import fmt
+from workbench.session import LoadedModel, ModelSource
+
+
+def overview(loaded: LoadedModel) -> None:
+    """Name, description and the headline numbers: accuracy, parameters, FLOPs, size."""
+    bundle = loaded.bundle
+    summary = caches.model_summary(loaded)
+    try:
+        evaluation = caches.model_evaluation(loaded) or {}
+    except pe.PruneScopeError as error:
+        st.warning(f"The model could not be evaluated on its data: {error}", icon=":material/warning:")
+        evaluation = {}
+    st.subheader(fmt.literal(bundle.name))
+    if bundle.description:
+        st.markdown(fmt.literal(bundle.description))
+    columns = st.columns(5)
+    if "paraphrase_accuracy" in evaluation:
+        columns[0].metric(
+            "Paraphrase found first",
+            fmt.percent(evaluation["paraphrase_accuracy"]),
+            help="Share of sentences with a paraphrase in the set whose most similar sentence is a paraphrase.",
+        )
+    else:
+        columns[0].metric(
+            "Accuracy", fmt.percent(evaluation.get("accuracy")), help="Share of test examples classified correctly."
+        )
+    columns[1].metric("Parameters", fmt.count(summary["params"]), help=f"{summary['params']:,} weights and biases.")
+    columns[2].metric(
+        "FLOPs per example",
+        fmt.count(summary["flops"]),
+        help="Floating-point operations of one forward pass on one example; a multiply-add counts as two.",
+    )
+    columns[3].metric("Size", fmt.size(summary["size_bytes"]), help="The saved weights (state_dict), dense.")
+    columns[4].metric("Sparsity", fmt.percent(summary["sparsity"]), help="Share of all parameters that are zero.")
+    st.caption(accuracy_note(bundle, evaluation, loaded.source))
+    if bundle.metadata.get("random_data"):
+        st.warning(upload.RANDOM_WARNING, icon=":material/warning:")
+
+
+def accuracy_note(bundle: pe.ModelBundle, evaluation: dict[str, float], source: ModelSource = "sample") -> str:
+    """Where the accuracy figure comes from, in one sentence."""
+    if "paraphrase_accuracy" in evaluation:
+        return (
+            f"An embedding model has no accuracy: on {int(evaluation['examples']):,} sentences, this is how often "
+            "a sentence's nearest neighbour is one of its paraphrases. Compare adds how close the pruned "
+            "model's embeddings stay to these (cosine, same nearest neighbour)."
+        )
+    if "accuracy" not in evaluation:
+        return (
+            "No accuracy: there is no labelled evaluation data the model could be scored on. "
+            "Compare measures fidelity to the original instead (agreement, cosine similarity)."
+        )
+    examples = len(bundle.eval_data) if bundle.eval_data is not None else 0
+    if source == "upload":
+        return f"Accuracy measured here on the {examples:,} labelled examples of the uploaded data."
+    note = f"Accuracy measured here on {examples:,} test examples the model never saw in training"
+    recorded = bundle.metadata.get("accuracy")
+    if isinstance(recorded, float):
+        note += f"; {fmt.percent(recorded)} was recorded when it was trained"
+    return note + "."
+
+
+def layers(loaded: LoadedModel) -> None:
+    """The table of prunable layers."""
+    stats = caches.model_layers(loaded)
+    st.subheader("Layers")
+    st.caption(
+        f"The {len(stats)} layers that pruning can work on (Linear and Conv), in the order the model defines them."
+    )
+    layer_table(stats, int(caches.model_summary(loaded)["params"]))
+
+
+def render() -> None:
+    """Draw the page."""
+    st.title("Model")
+    samples, uploads = st.tabs(["Sample models", "Upload your own model"])
+    with samples:
+        st.markdown(
+            "Choose the model to inspect and prune. The sample models ship trained, "
+            "together with the test data they are scored on."
+        )
+        sample_picker()
+    with uploads:
+        upload.section()
+    loaded_model = require_model()
+    overview(loaded_model)
+    layers(loaded_model)

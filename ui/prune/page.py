@@ -1,0 +1,44 @@
+"""Prune: a global slider and one per layer build a pruning plan; small models are pruned as they move."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ui.prune import controls, heads, layers, result
+from ui.prune import preview as plan_preview
+from ui.shared import explain
+from ui.shared.widgets import require_model
+from workbench import fmt
+from workbench.session import LoadedModel
+
+
+@st.fragment
+def controls_and_results(loaded: LoadedModel) -> None:
+    """Everything the sliders drive, so that moving one reruns only this part of the page."""
+    with result.live_threads(loaded):
+        plan = controls.current_plan(loaded)
+        controls.show_errors()
+        preview = plan_preview.compute(loaded, plan)
+        controls.plan_settings(loaded, plan)
+        controls.global_controls(plan)
+        if plan.granularity == "head":
+            heads.section(loaded, plan, preview)
+        else:
+            st.subheader("Per layer")
+            layers.sliders(loaded, plan, preview)
+            plan_preview.section(plan, preview)
+        result.section(loaded, plan, plan_works=preview is not None)
+
+
+def render() -> None:
+    """Draw the page."""
+    st.title("Prune")
+    loaded_model = require_model()
+    st.markdown(
+        f"Choose what to remove from **{fmt.literal(loaded_model.name)}**, and how much. "
+        "The original stays untouched: pruning always works on a copy."
+    )
+    explain.what_is_this()
+    with st.expander("Load a plan from a file", icon=":material/upload_file:"):
+        controls.plan_upload(loaded_model)
+    controls_and_results(loaded_model)

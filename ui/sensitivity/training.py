@@ -1,0 +1,217 @@
+"""The Sensitivity page's training panels: prune in steps with fine-tuning between them, and L1
+sparsity training (on weights, or on BatchNorm γ as in network slimming) before pruning."""
+
+from __future__ import annotations
+
+import threading
+
+import streamlit as st
+
+import prune_engine as pe
+from prune_engine.importance import ProgressFn
+from ui.sensitivity import charts
+from ui.shared import background, caches, keys, navigation, runs, state
+from workbench import fmt, plans
+from workbench.session import LoadedModel, PrunedModel
+from workbench.tasks import (
+    L1_LEARNING_RATE,
+    IterativeOutcome,
+    IterativeRequest,
+    SparseOutcome,
+    SparseRequest,
+    SparseRun,
+    data_key,
+    training_problem,
+)
+
+PLAN_SOURCES = {"prune": "The Prune page's plan", "suggestion": "The suggested ratios"}
+LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+L1_LAMBDAS = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+SPARSE_TARGETS = {"weights": "Weights (then prune single weights)", "bn": "BatchNorm γ (network slimming)"}
+L1_DEFAULTS = {"weights": (1e-3, 90), "bn": (1e-2, 50)}
+"""Per target: λ and the pruning ratio (%) that show the effect on the samples in a few epochs."""
+
+
+# --- prune in steps ------------------------------------------------------------------------
+
+
+def iterative_panel(loaded: LoadedModel) -> None:
+    """Plan source, steps, schedule, epochs and learning rate → a run with progress → accuracy per step."""
+    problem = training_problem(loaded)
+    if problem is not None:
+        st.info(problem, icon=":material/info:")
+        return
+    source = st.radio(
+        "Plan to reach", list(PLAN_SOURCES), key=keys.SENS_PLAN_SOURCE, format_func=PLAN_SOURCES.get, horizontal=True
+    )
+    plan = st.session_state.get(keys.SENS_SUGGESTION) if source == "suggestion" else state.current_plan()
+    if source == "suggestion" and plan is None:
+        st.info(
+            "No suggestion yet: run a scan and choose a target on the “Suggested ratios” tab.", icon=":material/info:"
+        )
+        return
+    if plan is None:
+        plan = plans.default_plan()
+        st.caption("The Prune page has not been opened yet, so this is its starting plan.")
+    st.markdown(f"**Plan:** {fmt.literal(plans.describe_plan(plan))}")
+    request = iterative_settings(plan)
+    background.show_notice(keys.SENS_CANCEL_ITERATIVE)
+    if st.button(
+        "Prune and fine-tune in steps", key=keys.SENS_RUN_ITERATIVE, type="primary", icon=":material/play_arrow:"
+    ):
+
+        def work(progress: ProgressFn, _: threading.Event) -> pe.PruneResult:
+            return caches.iterative_result(loaded.fingerprint, data_key(loaded), request, loaded, progress)
+
+        result = background.run(
+            work, key=keys.SENS_CANCEL_ITERATIVE, what="Iterative pruning", label="Pruning in steps…"
+        )
+        if result is not None:
+            st.session_state[keys.SENS_ITERATIVE] = IterativeOutcome(loaded.fingerprint, request, result)
+    outcome = st.session_state.get(keys.SENS_ITERATIVE)
+    if outcome is not None and outcome.fingerprint == loaded.fingerprint:
+        iterative_results(loaded, outcome, request)
+
+
+def iterative_settings(plan: pe.PruningPlan) -> IterativeRequest:
+    """Steps, schedule, epochs per step and learning rate, with the schedule drawn."""
+    settings, drawing = st.columns([1, 1.3])
+    steps = settings.number_input("Steps", min_value=1, max_value=10, value=3, key=keys.SENS_STEPS)
+    schedule = settings.radio(
+        "Schedule", list(pe.SCHEDULES), key=keys.SENS_SCHEDULE, format_func=plans.SCHEDULE_LABELS.get, horizontal=True
+    )
+    epochs = settings.number_input(
+        "Fine-tuning epochs per step", min_value=1, max_value=20, value=1, key=keys.SENS_EPOCHS
+    )
+    lr = settings.select_slider(
+        "Learning rate", LEARNING_RATES, value=1e-3, key=keys.SENS_LEARNING_RATE, format_func=lambda rate: f"{rate:g}"
+    )
+    drawing.plotly_chart(
+        charts.schedule_steps(pe.schedule_fractions(schedule, int(steps)), plans.SCHEDULE_LABELS[schedule]),
+        key="sens_schedule_chart",
+    )
+    return IterativeRequest(plan.to_json(), int(steps), schedule, int(epochs), float(lr))
+
+
+HISTORY_COLUMNS = {
+    "step": st.column_config.NumberColumn("Step"),
+    "ratio_fraction": st.column_config.NumberColumn("Share of the plan", format="percent"),
+    "pruned_accuracy": st.column_config.NumberColumn("Accuracy after pruning", format="percent"),
+    "accuracy": st.column_config.NumberColumn("Accuracy after fine-tuning", format="percent"),
+    "params": st.column_config.NumberColumn("Parameters", format="localized"),
+    "nonzero": st.column_config.NumberColumn("Non-zero parameters", format="localized"),
+}
+
+
+def iterative_results(loaded: LoadedModel, outcome: IterativeOutcome, request: IterativeRequest) -> None:
+    """Accuracy per step, the history table, and the button that makes the result the session's pruned model."""
+    if outcome.request != request:
+        st.caption("These results come from earlier settings: run again to see the current ones.")
+    history = outcome.result.history
+    st.plotly_chart(charts.accuracy_per_step(history), key="sens_steps_chart")
+    st.dataframe(history, column_config=HISTORY_COLUMNS, hide_index=True, key="sens_history")
+    current = state.current_pruned()
+    if current is not None and current.result is outcome.result:
+        st.success("This is now the session's pruned model.", icon=":material/check_circle:")
+        st.page_link(navigation.COMPARE_PAGE, label="Compare it with the original", icon=":material/compare_arrows:")
+        return
+    if st.button("Use this model as the pruned model", key=keys.SENS_USE_PRUNED, icon=":material/done:"):
+        runs.keep_result(loaded, PrunedModel.from_result(outcome.result, loaded), with_accuracy=True)
+        st.rerun()
+    st.caption("The Compare page then shows it beside the original. Moving a Prune slider replaces it again.")
+
+
+# --- sparsity training ---------------------------------------------------------------------
+
+
+def sparsity_panel(loaded: LoadedModel) -> None:
+    """Target, λ and epochs → both trainings with progress → histograms and the pruning comparison."""
+    problem = training_problem(loaded)
+    if problem is not None:
+        st.info(problem, icon=":material/info:")
+        return
+    targets = [target for target in SPARSE_TARGETS if target == "weights" or pe.has_batchnorm(loaded.bundle.model)]
+    left, middle, right = st.columns(3)
+    target = left.radio(
+        "Penalise",
+        targets,
+        key=keys.SENS_SPARSE_TARGET,
+        format_func=SPARSE_TARGETS.get,
+        help="BatchNorm γ only for models with BatchNorm layers." if len(targets) == 1 else None,
+    )
+    default_lambda, default_ratio = L1_DEFAULTS[target]
+    l1_lambda = middle.select_slider(
+        "L1 strength λ",
+        L1_LAMBDAS,
+        value=default_lambda,
+        key=f"{keys.SENS_L1_LAMBDA}_{target}",
+        format_func=lambda value: f"{value:g}",
+        help="How hard values are pushed towards zero. Too strong costs accuracy before any pruning.",
+    )
+    epochs = right.number_input("Epochs", min_value=1, max_value=20, value=3, key=keys.SENS_L1_EPOCHS)
+    request = SparseRequest(target, float(l1_lambda), int(epochs))
+    st.caption(
+        f"Both trainings use Adam with a learning rate of {L1_LEARNING_RATE:g}; the one without L1 is the fair "
+        "comparison, since more training alone also changes how well a model takes pruning."
+    )
+    background.show_notice(keys.SENS_CANCEL_SPARSE)
+    if st.button("Train with and without L1", key=keys.SENS_RUN_SPARSE, type="primary", icon=":material/play_arrow:"):
+
+        def work(progress: ProgressFn, _: threading.Event) -> SparseRun:
+            return caches.sparse_run(loaded.fingerprint, data_key(loaded), request, loaded, progress)
+
+        run = background.run(work, key=keys.SENS_CANCEL_SPARSE, what="Sparsity training", label="Training…")
+        if run is not None:
+            st.session_state[keys.SENS_SPARSE] = SparseOutcome(loaded.fingerprint, request, run)
+    outcome = st.session_state.get(keys.SENS_SPARSE)
+    if outcome is not None and outcome.fingerprint == loaded.fingerprint:
+        sparsity_results(loaded, outcome, request, default_ratio)
+
+
+def sparsity_results(loaded: LoadedModel, outcome: SparseOutcome, request: SparseRequest, default_ratio: int) -> None:
+    """Histograms before and after, then pruning both trainings at one ratio."""
+    if outcome.request != request:
+        st.caption("These results come from earlier settings: train again to see the current ones.")
+    shown = outcome.request
+    if shown.target == "bn":
+        before, after = caches.scale_histograms(
+            loaded.fingerprint, outcome.run.sparse_fingerprint, loaded.bundle.model, outcome.run.sparse
+        )
+        figure = charts.histograms_before_after(before, after, "|γ| of each channel", "channels")
+    else:
+        layer = st.selectbox("Layer", caches.layer_names(loaded), key=keys.SENS_L1_LAYER)
+        before = caches.histogram(loaded.fingerprint, layer, loaded.bundle.model, caches.HISTOGRAM_BINS)
+        after = caches.histogram(outcome.run.sparse_fingerprint, layer, outcome.run.sparse, caches.HISTOGRAM_BINS)
+        figure = charts.histograms_before_after(before, after, f"weight values of {layer}", "weights")
+    st.plotly_chart(figure, key="sens_l1_histograms")
+    unit = "channels (by |γ|, BatchNorm re-estimated)" if shown.target == "bn" else "weights (by |w|, ranked globally)"
+    ratio = st.slider(
+        f"Prune this share of the {unit}",
+        5,
+        95,
+        default_ratio,
+        step=5,
+        key=f"{keys.SENS_L1_RATIO}_{shown.target}",
+        format="%d%%",
+    )
+    table = caches.pruned_accuracies(
+        loaded.fingerprint,
+        loaded.data_fingerprint,
+        outcome.run.sparse_fingerprint,
+        shown,
+        ratio / 100,
+        loaded,
+        outcome.run,
+    )
+    chart, numbers = st.columns([1, 1], vertical_alignment="center")
+    chart.plotly_chart(charts.pruned_accuracy_bars(table), key="sens_l1_bars")
+    numbers.dataframe(
+        table,
+        column_config={
+            "training": st.column_config.TextColumn("Training"),
+            "trained_accuracy": st.column_config.NumberColumn("Before pruning", format="percent"),
+            "pruned_accuracy": st.column_config.NumberColumn("After pruning", format="percent"),
+        },
+        hide_index=True,
+        key="sens_l1_table",
+    )

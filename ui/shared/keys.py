@@ -1,0 +1,185 @@
+"""Every `st.session_state` key of the app, defined once.
+
+Pages and tests import these names; no key is written as a literal anywhere else.
+Widget keys double as session keys (Streamlit stores a keyed widget's value under its key).
+"""
+
+from __future__ import annotations
+
+# --- Session -----------------------------------------------------------------------------------
+
+CURRENT_MODEL = "current_model"
+"""The `LoadedModel` every page works on."""
+PLAN = "plan"
+"""The `PruningPlan` the Prune page's controls describe (None until the page has run)."""
+INCOMING_PLAN = "incoming_plan"
+"""A plan sent to the Prune page from elsewhere (an upload, a suggestion, a past run),
+waiting to be loaded into its sliders the next time that page runs."""
+PRUNED = "pruned"
+"""The `PrunedModel` made from the current model by the last applied plan."""
+SAVED_RUNS = "saved_runs"
+"""{(original fingerprint, pruned fingerprint, plan JSON): run id, or None once deleted}: the results this
+session has saved to the experiment history, so that reruns and going back to an earlier plan save nothing twice."""
+MEASURED = "measured_runs"
+"""{run id: the metrics last written to it from the Compare page}, so that a rerun writes nothing unchanged."""
+
+# --- Model page --------------------------------------------------------------------------------
+
+MODEL_SAMPLE_PICKER = "model_sample_picker"
+MODEL_SHOW_LARGE = "model_show_large"
+
+# --- Model page: upload form -------------------------------------------------------------------
+
+UPLOAD_MODEL_FILE = "upload_model_file"
+UPLOAD_ARCHITECTURE = "upload_architecture"
+UPLOAD_SIDECAR_FILE = "upload_sidecar_file"
+UPLOAD_DATA_SOURCE = "upload_data_source"
+UPLOAD_DATA_FILE = "upload_data_file"
+UPLOAD_LABEL_COLUMN = "upload_label_column"
+UPLOAD_INPUT_SHAPE = "upload_input_shape"
+UPLOAD_LOAD = "upload_load"
+UPLOAD_LOADED_MESSAGE = "upload_loaded_message"
+
+# --- Inspect page ------------------------------------------------------------------------------
+
+INSPECT_CRITERION = "inspect_criterion"
+INSPECT_EXAMPLES = "inspect_examples"
+INSPECT_BLOCK = "inspect_block"
+INSPECT_COMPARE_LAYER = "inspect_compare_layer"
+INSPECT_COMPARE_WITH = "inspect_compare_with"
+
+# --- Prune page --------------------------------------------------------------------------------
+
+PRUNE_GRANULARITY = "prune_granularity"
+PRUNE_CRITERION = "prune_criterion"
+PRUNE_SCOPE = "prune_scope"
+PRUNE_GLOBAL = "prune_global"
+PRUNE_BOUNDS = "prune_bounds"
+PRUNE_N = "prune_n"
+PRUNE_M = "prune_m"
+PRUNE_RECALIBRATE = "prune_recalibrate_bn"
+PRUNE_UPLOAD = "prune_upload"
+PRUNE_ERROR = "prune_error"
+PRUNE_UPLOAD_MESSAGE = "prune_upload_message"
+PRUNE_FILTER = "prune_filter"
+PRUNE_LAYER_PAGE = "prune_layer_page"
+PRUNE_HEAD_LAYER_PICKER = "prune_head_layer"
+PRUNE_PREVIEW_LAYER_PICKER = "prune_preview_layer"
+PRUNE_APPLY = "prune_apply"
+PRUNE_DOWNLOAD = "prune_download"
+
+# --- Compare page ------------------------------------------------------------------------------
+
+COMPARE_LATENCY_RESULTS = "compare_latency"
+"""Session key: {(original fp, pruned fp, batch, threads, device): LatencyResult}, so a rerun never re-measures."""
+COMPARE_BATCH = "compare_batch"
+COMPARE_THREADS = "compare_threads"
+COMPARE_DEVICE = "compare_device"
+COMPARE_MEASURE = "compare_measure"
+
+# --- Compare page: export ----------------------------------------------------------------------
+
+EXPORT_PREPARED = "export_prepared"
+"""Session key: {file kind: Prepared} for the pruned model whose fingerprint each entry carries."""
+
+# --- Sensitivity page --------------------------------------------------------------------------
+
+SENS_GRANULARITY = "sens_granularity"
+SENS_CRITERION = "sens_criterion"
+SENS_RATIOS = "sens_ratios"
+SENS_LAYERS = "sens_layers"
+SENS_LAYERS_MODEL = "sens_layers_model"
+"""Session key: the fingerprint of the model whose layers the layer picker offers."""
+SENS_EXECUTOR = "sens_executor"
+SENS_RUN = "sens_run"
+SENS_CANCEL = "sens_cancel"
+SENS_SCAN = "sens_scan"
+"""Session key: the `ScanOutcome` last shown."""
+SENS_TARGET = "sens_target"
+SENS_BUDGET = "sens_budget"
+SENS_LIMIT = "sens_limit"
+SENS_MAX_DROP = "sens_max_drop"
+SENS_SEND = "sens_send"
+SENS_SUGGESTION = "sens_suggestion"
+"""Session key: the suggested plan of the current scan and target, for the iterative panel."""
+SENS_PLAN_SOURCE = "sens_plan_source"
+SENS_STEPS = "sens_steps"
+SENS_SCHEDULE = "sens_schedule"
+SENS_EPOCHS = "sens_epochs"
+SENS_LEARNING_RATE = "sens_lr"
+SENS_RUN_ITERATIVE = "sens_run_iterative"
+SENS_CANCEL_ITERATIVE = "sens_cancel_iterative"
+SENS_ITERATIVE = "sens_iterative"
+"""Session key: the `IterativeOutcome` last shown."""
+SENS_USE_PRUNED = "sens_use_pruned"
+SENS_SPARSE_TARGET = "sens_l1_target"
+SENS_L1_LAMBDA = "sens_l1_lambda"
+SENS_L1_EPOCHS = "sens_l1_epochs"
+SENS_L1_RATIO = "sens_l1_ratio"
+SENS_L1_LAYER = "sens_l1_layer"
+SENS_RUN_SPARSE = "sens_run_sparse"
+SENS_CANCEL_SPARSE = "sens_cancel_sparse"
+SENS_SPARSE = "sens_sparse"
+"""Session key: the `SparseOutcome` last shown."""
+
+# --- Experiments page --------------------------------------------------------------------------
+
+EXPERIMENTS_ALL_MODELS = "experiments_all_models"
+EXPERIMENTS_SEARCH = "experiments_search"
+EXPERIMENTS_GRANULARITY = "experiments_granularity"
+EXPERIMENTS_TABLE = "experiments_runs"
+EXPERIMENTS_TABLE_VERSION = "experiments_table_version"
+"""Bumped when a run is deleted or the filters change: a new table key clears a row selection (kept as row
+positions) that would now point at other runs."""
+EXPERIMENTS_LATENCY_SETTING = "experiments_latency_setting"
+EXPERIMENTS_NOTICE = "experiments_notice"
+EXPERIMENTS_RELOAD = "experiments_reload"
+EXPERIMENTS_DELETE = "experiments_delete"
+EXPERIMENTS_EXPORT = "experiments_export"
+
+# --- Inspect page ------------------------------------------------------------------------------
+
+INSPECT_LAYER_PICKER = "inspect_layer"
+INSPECT_SORT_CHANNELS = "inspect_sort_channels"
+INSPECT_VIEW = "inspect_view"
+"""The open tab: only its content runs, so scoring waits until someone asks for it."""
+INSPECT_OPEN_VIEW = "inspect_open_view"
+"""The last tab opened, so that coming back to the page reopens it."""
+
+
+# --- Keys made per layer or per task ------------------------------------------------------------
+
+
+def prune_layer_ratio(layer: str) -> str:
+    """A layer's ratio slider on the Prune page."""
+    return f"prune_ratio:{layer}"
+
+
+def prune_layer_lock(layer: str) -> str:
+    """A layer's Lock checkbox on the Prune page."""
+    return f"prune_lock:{layer}"
+
+
+def prune_layer_nm(layer: str) -> str:
+    """A layer's N:M on/off toggle on the Prune page."""
+    return f"prune_nm:{layer}"
+
+
+def prune_group(label: str) -> str:
+    """Whether a block of layer sliders is open on the Prune page."""
+    return f"prune_group:{label}"
+
+
+def prune_head_ratio(layer: str) -> str:
+    """An attention layer's heads slider on the Prune page."""
+    return f"prune_heads_{layer}"
+
+
+def prune_head_lock(layer: str) -> str:
+    """An attention layer's Lock checkbox on the Prune page."""
+    return f"prune_heads_lock_{layer}"
+
+
+def notice(task_key: str) -> str:
+    """The message left for the next run when the background task under `task_key` was cancelled or stopped."""
+    return f"{task_key}_notice"

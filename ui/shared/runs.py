@@ -1,0 +1,102 @@
+"""Saving results to the experiment history: once when a result is kept, then what Compare measures.
+
+Prune, Sensitivity and Compare all keep results; the history itself is shown by the Experiments page.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+import torch
+
+import prune_engine as pe
+from ui.shared import caches, state
+from workbench import fmt
+from workbench.session import LoadedModel, PrunedModel
+
+QUALITY_METRICS = ("accuracy", "loss", "agreement", "cosine")
+SUMMARY_METRICS = ("params", "nonzero_params", "flops", "size_bytes", "sparse_bytes", "sparsity")
+
+
+def keep_result(loaded: LoadedModel, pruned: PrunedModel, with_accuracy: bool) -> None:
+    """Make `pruned` this session's result and, the first time, save it to the experiment history.
+
+    `with_accuracy`: evaluate it on the test data now (cheap models); otherwise Compare adds it.
+    """
+    state.set_pruned(pruned)
+    if not state.was_saved(pruned):
+        _save(loaded, pruned, applied_metrics(loaded, pruned, with_accuracy))
+
+
+def applied_metrics(loaded: LoadedModel, pruned: PrunedModel, with_accuracy: bool) -> dict[str, float | int | None]:
+    """The figures a result has as soon as it is applied: sizes and FLOPs, and accuracy when asked."""
+    summary = caches.pruned_summary(loaded, pruned)
+    metrics: dict[str, float | int | None] = {key: summary.get(key) for key in SUMMARY_METRICS}
+    if with_accuracy:
+        try:
+            evaluation = caches.pruned_evaluation(loaded, pruned) or {}
+        except pe.PruneScopeError:
+            evaluation = {}
+        metrics.update({key: evaluation[key] for key in ("accuracy", "loss") if key in evaluation})
+    return metrics
+
+
+def record_measurements(loaded: LoadedModel, pruned: PrunedModel, latency: pe.LatencyResult | None) -> None:
+    """(Compare page) Add what Compare measured, quality and latency, to the run of `pruned`; unchanged: no write."""
+    if not state.was_saved(pruned):
+        _save(loaded, pruned, applied_metrics(loaded, pruned, with_accuracy=False))
+    run_id = state.saved_run(pruned)
+    if run_id is None:
+        return
+    metrics = {**_quality(loaded, pruned), **_latency(latency)}
+    if not metrics or metrics == state.measured(run_id):
+        return
+    try:
+        caches.experiments().update_metrics(run_id, metrics)
+    except pe.PruneScopeError as error:
+        st.caption(f"The experiment history was not updated: {fmt.literal(str(error))}")
+    state.set_measured(run_id, metrics)
+
+
+def _save(loaded: LoadedModel, pruned: PrunedModel, metrics: dict[str, float | int | None]) -> None:
+    try:
+        run_id: int | None = caches.experiments().add(
+            None, pruned.plan, metrics, model_name=loaded.name, model_fingerprint=loaded.fingerprint
+        )
+    except pe.PruneScopeError as error:
+        st.warning(
+            f"This result could not be saved to the experiment history: {fmt.literal(str(error))}",
+            icon=":material/warning:",
+        )
+        run_id = None
+    state.remember_run(pruned, run_id)
+
+
+def _quality(loaded: LoadedModel, pruned: PrunedModel) -> dict[str, float]:
+    """Accuracy and loss with labels, and agreement and cosine with the original's outputs (all cached)."""
+    data = loaded.bundle.eval_data
+    if data is None or loaded.data_fingerprint is None:
+        return {}
+    try:
+        evaluation = caches.pruned_evaluation(loaded, pruned) or {}
+        original = caches.outputs(loaded.fingerprint, loaded.data_fingerprint, loaded.bundle.model, data)
+        after = caches.outputs(pruned.fingerprint, loaded.data_fingerprint, pruned.model, data)
+        evaluation = {**evaluation, **pe.fidelity(torch.from_numpy(after), torch.from_numpy(original))}
+    except pe.PruneScopeError:
+        return {}
+    return {key: float(evaluation[key]) for key in QUALITY_METRICS if key in evaluation}
+
+
+def _latency(latency: pe.LatencyResult | None) -> dict[str, float | int]:
+    """The pruned model's median and IQR with the setting they were measured at, and the original's median."""
+    if latency is None:
+        return {}
+    table = latency.table.set_index("model")
+    row = table.loc["pruned"]
+    return {
+        "latency_median_ms": float(row["median_ms"]),
+        "latency_iqr_ms": float(row["iqr_ms"]),
+        "speedup": float(row["speedup"]),
+        "batch_size": int(row["batch_size"]),
+        "threads": int(row["threads"]),
+        "original_latency_median_ms": float(table.loc["original", "median_ms"]),
+    }

@@ -1,0 +1,133 @@
+"""Pieces of UI shared by several pages: the sidebar model card, the no-model hint, the layer table,
+and before/after figures drawn as metrics (Prune's summary and Compare's headline)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+import streamlit as st
+
+import prune_engine as pe
+from ui.shared import caches, navigation
+from ui.shared.state import current_model
+from workbench import fmt
+from workbench.session import LoadedModel
+
+TABLE_ROWS_SHOWN = 40
+"""Layer tables up to this many rows show in full; longer ones scroll inside a fixed height."""
+TABLE_SCROLL_HEIGHT = 700
+
+_LAYER_COLUMNS = {
+    "name": st.column_config.TextColumn(
+        "Layer", width="medium", pinned=True, help="The module path of the layer in the model."
+    ),
+    "kind": st.column_config.TextColumn("Kind"),
+    "shape": st.column_config.TextColumn("Weight shape", help="Output channels × inputs (× kernel size)."),
+    "params": st.column_config.NumberColumn("Parameters", format="localized", help="Weights and bias."),
+    "share": st.column_config.ProgressColumn(
+        "Share of model",
+        format="percent",
+        min_value=0.0,
+        max_value=1.0,
+        help="This layer's share of all the model's parameters.",
+    ),
+    "sparsity": st.column_config.NumberColumn("Sparsity", format="percent", help="Share of weights that are zero."),
+    "out_channels": st.column_config.NumberColumn("Out channels", format="localized"),
+    "in_channels": st.column_config.NumberColumn("In channels", format="localized"),
+    "std": st.column_config.NumberColumn("Std", format="%.4f", help="Standard deviation of the weights."),
+    "abs_mean": st.column_config.NumberColumn("Mean |w|", format="%.4f", help="Mean absolute weight."),
+}
+
+
+def require_model() -> LoadedModel:
+    """The current model; without one, a hint to pick one on the Model page, and the page stops."""
+    loaded = current_model()
+    if loaded is None:
+        st.info("No model is loaded yet. Pick one on the Model page first.", icon=":material/info:")
+        st.page_link(navigation.MODEL_PAGE, label="Choose a model", icon=":material/arrow_forward:")
+        st.stop()
+    return loaded
+
+
+def sidebar_model_card(loaded: LoadedModel | None) -> None:
+    """The current model's name, size and accuracy, or a hint to pick one (call inside `st.sidebar`)."""
+    st.markdown("**Current model**")
+    if loaded is None:
+        st.caption("None yet: pick a sample on the Model page.")
+        return
+    st.markdown(fmt.literal(loaded.name))
+    parts = [f"{fmt.count(caches.model_summary(loaded)['params'])} parameters"]
+    try:
+        accuracy = (caches.model_evaluation(loaded) or {}).get("accuracy")
+    except pe.PruneScopeError:
+        accuracy = None
+    if accuracy is not None:
+        parts.append(f"{fmt.percent(accuracy)} accuracy")
+    st.caption(" · ".join(parts))
+
+
+def layer_table(stats: pd.DataFrame, total_params: int) -> None:
+    """Per-layer statistics from `prune_engine.layer_stats`, with readable column names and units."""
+    view = stats.assign(share=stats["params"] / max(total_params, 1))
+    height = "content" if len(view) <= TABLE_ROWS_SHOWN else TABLE_SCROLL_HEIGHT
+    st.dataframe(view[list(_LAYER_COLUMNS)], column_config=_LAYER_COLUMNS, hide_index=True, height=height)
+
+
+Formatter = Callable[[float | None], str]
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One headline figure of both models, and which direction is better."""
+
+    label: str
+    original: float | None
+    pruned: float | None
+    show: Formatter
+    lower_is_better: bool | None = True
+    """None: neither direction is better (the change is shown in grey)."""
+    help: str = ""
+    change: Formatter | None = None
+    """How the change is written when not as the value's own unit plus a relative change (shares: in points)."""
+
+
+def signed_change(before: float | None, after: float | None, show: Formatter, relative: bool = True) -> str | None:
+    """`after − before` as Streamlit's metric reads a delta: a leading "-" for a fall; None when unknown or equal."""
+    if before is None or after is None or after == before:
+        return None
+    change = after - before
+    text = f"{'-' if change < 0 else '+'}{show(abs(change))}"
+    if relative and before:
+        text += f" ({change / abs(before) * 100:+.0f} %)"
+    return text
+
+
+def points(value: float | None) -> str:
+    """A difference of two shares, in percentage points."""
+    return "n/a" if value is None else f"{value * 100:.1f} pts"
+
+
+def figure_metric(column: st.delta_generator.DeltaGenerator, figure: Figure, side: str) -> None:
+    """`figure` as a metric: the original's value, or the pruned value with its change (green when better)."""
+    if side == "original":
+        column.metric(figure.label, figure.show(figure.original), help=figure.help or None)
+        return
+    show = figure.change or figure.show
+    delta = signed_change(figure.original, figure.pruned, show, relative=figure.change is None)
+    unchanged = delta is None and figure.original is not None and figure.original == figure.pruned
+    column.metric(
+        figure.label,
+        figure.show(figure.pruned),
+        delta="no change" if unchanged else delta,
+        delta_color=_delta_color(figure, unchanged),
+        delta_arrow="off" if unchanged else "auto",
+        help=figure.help or None,
+    )
+
+
+def _delta_color(figure: Figure, unchanged: bool) -> str:
+    if unchanged or figure.lower_is_better is None:
+        return "off"
+    return "inverse" if figure.lower_is_better else "normal"

@@ -1,0 +1,121 @@
+"""The Sensitivity page's long tasks as plain values: what a scan or a training asks for, and what it gave.
+
+Requests are frozen and hashable, so they key the caches of the results; outcomes remember the
+model they were made on, so a page can tell a result of the current model from a stale one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+from torch import nn
+
+import prune_engine as pe
+from workbench.plans import criterion_label
+from workbench.session import LoadedModel
+
+SCAN_GRANULARITIES = {"unstructured": "Single weights", "channel": "Whole channels"}
+
+
+@dataclass(frozen=True)
+class ScanRequest:
+    """What the scan settings ask for."""
+
+    ratios: tuple[float, ...]
+    granularity: str
+    criterion: str
+    layers: tuple[str, ...]
+    executor: str
+
+    @property
+    def jobs(self) -> int:
+        return len(self.ratios) * len(self.layers)
+
+    def describe(self) -> str:
+        kind = SCAN_GRANULARITIES.get(self.granularity, self.granularity).lower()
+        criterion = criterion_label(self.criterion)
+        ratios = ", ".join(f"{ratio:.0%}" for ratio in self.ratios)
+        return f"{kind} · {criterion} · {len(self.layers)} layer(s) · ratios {ratios}"
+
+
+@dataclass(frozen=True)
+class ScanOutcome:
+    """A finished scan of one model on its data."""
+
+    fingerprint: str
+    data_fingerprint: str
+    request: ScanRequest
+    table: pd.DataFrame
+    ran_on: str
+
+
+L1_LEARNING_RATE = 1e-2
+"""Adam moves a weight by about lr per step whatever λ, so a visible effect in few epochs needs a large lr."""
+
+
+def training_problem(loaded: LoadedModel) -> str | None:
+    """Why this model cannot be trained here, or None."""
+    bundle = loaded.bundle
+    if bundle.train_data is None:
+        return (
+            "Training needs training examples, and this model has none (the digits samples carry them). "
+            "It can be scanned and pruned, but not fine-tuned or trained here."
+        )
+    if bundle.eval_data is None or bundle.eval_data.labels is None:
+        return "Training is judged by accuracy, which needs test examples with class labels; this model has none."
+    return None
+
+
+def data_key(loaded: LoadedModel) -> str:
+    """What training results depend on besides the model: its test and its training examples."""
+    train = loaded.bundle.train_data
+    return f"{loaded.data_fingerprint}:{None if train is None else train.fingerprint()}"
+
+
+@dataclass(frozen=True)
+class IterativeRequest:
+    plan_json: str
+    steps: int
+    schedule: str
+    epochs: int
+    lr: float
+
+
+@dataclass(frozen=True)
+class IterativeOutcome:
+    fingerprint: str
+    request: IterativeRequest
+    result: pe.PruneResult
+
+
+@dataclass(frozen=True)
+class SparseRequest:
+    target: str
+    l1_lambda: float
+    epochs: int
+
+
+@dataclass(frozen=True)
+class SparseRun:
+    """The same training without and with the L1 penalty (read-only models, shared)."""
+
+    plain: nn.Module
+    sparse: nn.Module
+    sparse_fingerprint: str
+
+
+@dataclass(frozen=True)
+class SparseOutcome:
+    fingerprint: str
+    request: SparseRequest
+    run: SparseRun
+
+
+def slimming_plan(target: str, ratio: float) -> pe.PruningPlan:
+    """How both trainings are pruned: single weights by magnitude, or channels by |γ| with BatchNorm re-estimated."""
+    if target == "bn":
+        return pe.PruningPlan(
+            granularity="channel", criterion="bn_scale", scope="global", global_ratio=ratio, recalibrate_bn=True
+        )
+    return pe.PruningPlan(granularity="unstructured", criterion="l1", scope="global", global_ratio=ratio)
