@@ -1,5 +1,5 @@
-"""Streamlit helpers shared by the pages: session state, cached engine calls, charts, formatting.
+"""The Streamlit layer: `shared` is what every page uses, and each other package is one page.
 
-The engine (`prune_engine`) knows nothing of Streamlit; this package is the thin layer
-that turns engine results into what the pages render.
+A page package imports `ui.shared`, `workbench` and the engine, never another page's package
+(`tests/test_layering.py` checks it). The scripts in `pages/` only call their package's `render()`.
 """

@@ -31,10 +31,10 @@ HEADLINE = [
 def prune_then_compare(app: AppTest, sample: str | None = None, granularity: str | None = None) -> AppTest:
     """Prune the sample on the Prune page (it applies live), then open Compare."""
     if sample is not None:
-        app.selectbox(key="model_sample_picker").select(sample).run()
+        app.selectbox(key=keys.MODEL_SAMPLE_PICKER).select(sample).run()
     app.switch_page(PRUNE_PAGE).run()
     if granularity is not None:
-        app.radio(key="prune_granularity").set_value(granularity).run()
+        app.radio(key=keys.PRUNE_GRANULARITY).set_value(granularity).run()
     return app.switch_page(COMPARE_PAGE).run()
 
 
@@ -115,7 +115,7 @@ def test_a_channel_result_shrinks_the_model_and_shows_what_changed(app: AppTest)
 def test_without_labels_compare_measures_agreement_with_the_original(app: AppTest) -> None:
     bundle = load_sample("digits_mlp")
     unlabelled = dataclasses.replace(bundle, eval_data=pe.EvalData(bundle.eval_data.inputs))
-    app.session_state["current_model"] = LoadedModel.from_bundle(unlabelled)
+    app.session_state[keys.CURRENT_MODEL] = LoadedModel.from_bundle(unlabelled)
     at = prune_then_compare(app)
     assert not at.exception
     original, pruned = sides(at)

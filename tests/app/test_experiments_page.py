@@ -15,15 +15,13 @@ import prune_engine as pe
 from ui.shared import keys
 from ui.shared.navigation import COMPARE_PAGE, EXPERIMENTS_PAGE, MODEL_PAGE, PRUNE_PAGE
 
-GLOBAL = "prune_global"
-
 
 @pytest.fixture
 def two_runs(app: AppTest) -> AppTest:
     """Plans at 30 % (the default) and 50 % applied on the Prune page, back at 30 %, then the Experiments page."""
     app.switch_page(PRUNE_PAGE).run()
-    app.slider(key=GLOBAL).set_value(50).run()
-    app.slider(key=GLOBAL).set_value(30).run()
+    app.slider(key=keys.PRUNE_GLOBAL).set_value(50).run()
+    app.slider(key=keys.PRUNE_GLOBAL).set_value(30).run()
     return app.switch_page(EXPERIMENTS_PAGE).run()
 
 
@@ -59,7 +57,7 @@ def test_each_applied_plan_is_saved_once_and_compare_adds_its_latency(two_runs: 
     store = pe.ExperimentStore(experiment_db)
     run = store.get(runs_by_ratio(experiment_db)[0.3])
     assert run.model_name == "digits_mlp"
-    assert run.model_fingerprint == at.session_state["current_model"].fingerprint
+    assert run.model_fingerprint == at.session_state[keys.CURRENT_MODEL].fingerprint
     assert {"params", "nonzero_params", "flops", "size_bytes", "accuracy"} <= set(run.metrics)
     assert "latency_median_ms" not in run.metrics
 
@@ -101,7 +99,7 @@ def test_a_run_is_renamed_then_deleted_for_good(two_runs: AppTest, experiment_db
     assert f"Deleted run #{run_id}." in at.success.values
     assert run_id not in table(at)["id"].tolist()
     at.switch_page(PRUNE_PAGE).run()
-    at.slider(key=GLOBAL).set_value(50).run()
+    at.slider(key=keys.PRUNE_GLOBAL).set_value(50).run()
     assert runs_by_ratio(experiment_db).get(0.5) is None  # a deleted result is not saved again in this session
 
 
@@ -120,8 +118,8 @@ def test_a_run_is_reloaded_into_the_prune_sliders(two_runs: AppTest, experiment_
     at = select(two_runs, runs_by_ratio(experiment_db)[0.5])
     at.button(key=keys.EXPERIMENTS_RELOAD).click().run()
     assert not at.exception
-    assert at.slider(key=GLOBAL).value == 50
-    assert at.session_state["plan"].global_ratio == pytest.approx(0.5)
+    assert at.slider(key=keys.PRUNE_GLOBAL).value == 50
+    assert at.session_state[keys.PLAN].global_ratio == pytest.approx(0.5)
 
 
 def test_the_csv_export_holds_the_listed_runs(two_runs: AppTest, downloads: dict[str, bytes]) -> None:
@@ -138,7 +136,7 @@ def test_runs_are_listed_per_model_and_another_samples_run_switches_model(
     two_runs: AppTest, experiment_db: Path
 ) -> None:
     at = two_runs.switch_page(MODEL_PAGE).run()
-    at.selectbox(key="model_sample_picker").select("digits_cnn").run()
+    at.selectbox(key=keys.MODEL_SAMPLE_PICKER).select("digits_cnn").run()
     at.switch_page(PRUNE_PAGE).run()
     at = at.switch_page(EXPERIMENTS_PAGE).run()
     assert table(at)["plan"].tolist() == ["single weights · Magnitude (L1) · 30 % in every layer"]
@@ -150,8 +148,8 @@ def test_runs_are_listed_per_model_and_another_samples_run_switches_model(
     assert at.button(key=keys.EXPERIMENTS_RELOAD).label == "Switch to digits_mlp and load the plan"
     at.button(key=keys.EXPERIMENTS_RELOAD).click().run()
     assert not at.exception
-    assert at.session_state["current_model"].name == "digits_mlp"
-    assert at.slider(key=GLOBAL).value == 50
+    assert at.session_state[keys.CURRENT_MODEL].name == "digits_mlp"
+    assert at.slider(key=keys.PRUNE_GLOBAL).value == 50
 
 
 def test_an_unusable_database_warns_and_pruning_goes_on(
@@ -163,7 +161,7 @@ def test_an_unusable_database_warns_and_pruning_goes_on(
     at = app.switch_page(PRUNE_PAGE).run()
     assert not at.exception
     assert any("could not be saved to the experiment history" in warning.value for warning in at.warning)
-    assert at.session_state["pruned"] is not None
+    assert at.session_state[keys.PRUNED] is not None
     at.switch_page(COMPARE_PAGE).run()
     assert not at.exception
     at.switch_page(EXPERIMENTS_PAGE).run()

@@ -28,9 +28,9 @@ ONNX_FAILURE = "The model could not be exported to ONNX: operator aten::mystery 
 
 def channel_pruned_cnn_on_compare(app: AppTest) -> AppTest:
     """digits_cnn channel-pruned on the Prune page (it applies live), then the Compare page."""
-    app.selectbox(key="model_sample_picker").select("digits_cnn").run()
+    app.selectbox(key=keys.MODEL_SAMPLE_PICKER).select("digits_cnn").run()
     app.switch_page(PRUNE_PAGE).run()
-    app.radio(key="prune_granularity").set_value("channel").run()
+    app.radio(key=keys.PRUNE_GRANULARITY).set_value("channel").run()
     return app.switch_page(COMPARE_PAGE).run()
 
 

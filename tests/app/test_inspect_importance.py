@@ -12,15 +12,10 @@ from torch import nn
 import prune_engine as pe
 from sample_models import load_sample
 from tests.app.helpers import INSPECT_PAGE, chart_spec, chart_titles, metrics
+from ui.shared import keys
 from ui.shared.keys import CURRENT_MODEL
 from workbench.session import LoadedModel
 
-VIEW = "inspect_view"
-CRITERION = "inspect_criterion"
-EXAMPLES = "inspect_examples"
-BLOCK = "inspect_block"
-COMPARE_LAYER = "inspect_compare_layer"
-COMPARE_WITH = "inspect_compare_with"
 FEW_EXAMPLES = 32
 """Data-driven criteria look at this many examples here, to keep the Captum runs short."""
 
@@ -28,10 +23,10 @@ FEW_EXAMPLES = 32
 def open_importance(app: AppTest, sample: str | None = None) -> AppTest:
     """The Inspect page on its Importance tab, data criteria limited to a few examples."""
     if sample is not None:
-        app.selectbox(key="model_sample_picker").select(sample).run()
+        app.selectbox(key=keys.MODEL_SAMPLE_PICKER).select(sample).run()
     at = app.switch_page(INSPECT_PAGE)
-    at.session_state[VIEW] = "Importance"
-    at.session_state[EXAMPLES] = FEW_EXAMPLES
+    at.session_state[keys.INSPECT_VIEW] = "Importance"
+    at.session_state[keys.INSPECT_EXAMPLES] = FEW_EXAMPLES
     return at.run()
 
 
@@ -60,13 +55,13 @@ def test_the_criterion_picker_changes_the_distribution_and_the_heatmap(app: AppT
     assert rows.min() >= 0 and rows.max() <= 100
     assert "Magnitude (L1)" in chart_spec(at, "Where each layer's channels rank")["layout"]["title"]["text"]
 
-    at.selectbox(key=CRITERION).select("random").run()
+    at.selectbox(key=keys.INSPECT_CRITERION).select("random").run()
     assert not at.exception
     after = heatmap(at)
     assert not np.array_equal(array(after["z"]), rows)
     assert chart_spec(at, "Where each layer's channels rank")["layout"]["title"]["text"].endswith("Random (baseline)")
 
-    at.selectbox(key=BLOCK).select("layer1").run()
+    at.selectbox(key=keys.INSPECT_BLOCK).select("layer1").run()
     assert heatmap(at)["y"] == ["layer1.0.conv1", "layer1.0.conv2", "layer1.1.conv1", "layer1.1.conv2"]
     violins = chart_spec(at, "Where each layer's channels rank")["layout"]["yaxis"]["ticktext"]
     assert violins == heatmap(at)["y"]
@@ -74,9 +69,9 @@ def test_the_criterion_picker_changes_the_distribution_and_the_heatmap(app: AppT
 
 def test_the_correlation_shown_is_spearmans_rho_of_the_two_criteria(app: AppTest) -> None:
     at = open_importance(app, "digits_cnn")
-    at.selectbox(key=CRITERION).select("grad_x_activation").run()
-    at.selectbox(key=COMPARE_LAYER).select("conv2").run()
-    at.selectbox(key=COMPARE_WITH).select("l1").run()
+    at.selectbox(key=keys.INSPECT_CRITERION).select("grad_x_activation").run()
+    at.selectbox(key=keys.INSPECT_COMPARE_LAYER).select("conv2").run()
+    at.selectbox(key=keys.INSPECT_COMPARE_WITH).select("l1").run()
     assert not at.exception
 
     bundle = load_sample("digits_cnn")
@@ -95,20 +90,20 @@ def test_the_correlation_shown_is_spearmans_rho_of_the_two_criteria(app: AppTest
 
 def test_a_data_criterion_scores_every_layer_of_digits_cnn_with_progress(app: AppTest) -> None:
     at = open_importance(app, "digits_cnn")
-    at.selectbox(key=CRITERION).select("activation").run()
+    at.selectbox(key=keys.INSPECT_CRITERION).select("activation").run()
     assert not at.exception
     assert [status.state for status in at.status] == ["complete"]
     assert at.status[0].label.startswith(f"Scored with Activation size on {FEW_EXAMPLES} examples in ")
     assert heatmap(at)["y"] == ["conv1", "conv2", "conv3", "fc"]
     assert not at.warning
-    at.selectbox(key=COMPARE_LAYER).select("conv3").run()
+    at.selectbox(key=keys.INSPECT_COMPARE_LAYER).select("conv3").run()
     assert not at.status, "scores already computed are kept, not computed again"
     assert "Channels of conv3" in " ".join(chart_titles(at))
 
 
 def test_bn_scale_on_digits_mlp_says_why_instead_of_failing(app: AppTest) -> None:
     at = open_importance(app)
-    at.selectbox(key=CRITERION).select("bn_scale").run()
+    at.selectbox(key=keys.INSPECT_CRITERION).select("bn_scale").run()
     assert not at.exception
     assert len(at.warning) == 1
     assert "BatchNorm" in at.warning[0].value
@@ -117,8 +112,8 @@ def test_bn_scale_on_digits_mlp_says_why_instead_of_failing(app: AppTest) -> Non
 
 def test_bn_scale_names_the_layer_it_cannot_score_on_digits_cnn(app: AppTest) -> None:
     at = open_importance(app, "digits_cnn")
-    at.selectbox(key=CRITERION).select("bn_scale").run()
-    at.selectbox(key=COMPARE_LAYER).select("fc").run()
+    at.selectbox(key=keys.INSPECT_CRITERION).select("bn_scale").run()
+    at.selectbox(key=keys.INSPECT_COMPARE_LAYER).select("fc").run()
     assert not at.exception
     assert heatmap(at)["y"] == ["conv1", "conv2", "conv3"]
     notes = " ".join(info.value for info in at.info)
@@ -134,12 +129,12 @@ def test_a_model_without_data_points_to_the_model_page_for_data_criteria(app: Ap
     assert "Every layer's channels, sorted, under Magnitude (L1)" in chart_titles(at)
     assert not at.select_slider, "no examples to choose from"
 
-    at.selectbox(key=COMPARE_WITH).select("taylor").run()
+    at.selectbox(key=keys.INSPECT_COMPARE_WITH).select("taylor").run()
     assert not at.exception
     assert "Taylor (weight × gradient) needs data" in at.warning[0].value
     assert [link.proto.label for link in at.get("page_link")] == ["Add evaluation data on the Model page"]
 
-    at.selectbox(key=CRITERION).select("conductance").run()
+    at.selectbox(key=keys.INSPECT_CRITERION).select("conductance").run()
     assert not at.exception
     assert "needs data" in at.warning[0].value
     assert "Model page" in at.warning[0].value
@@ -152,7 +147,7 @@ def test_a_layer_wider_than_the_scatter_limit_is_compared_as_a_grid_of_counts(ap
     bundle = pe.ModelBundle("wide", model, torch.randn(2, 8), pe.EvalData(torch.randn(64, 8)))
     app.session_state[CURRENT_MODEL] = LoadedModel.from_bundle(bundle, source="upload")
     at = open_importance(app)
-    at.selectbox(key=COMPARE_LAYER).select("0").run()
+    at.selectbox(key=keys.INSPECT_COMPARE_LAYER).select("0").run()
     assert not at.exception
     grid = chart_spec(at, "Channels of 0, ranked by two criteria")["data"][0]
     assert grid["type"] == "heatmap"

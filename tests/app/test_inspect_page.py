@@ -3,15 +3,13 @@
 from streamlit.testing.v1 import AppTest
 
 from tests.app.helpers import INSPECT_PAGE, chart_spec, chart_titles, metrics
+from ui.shared import keys
 from ui.shared.navigation import MODEL_PAGE
-
-LAYER_PICKER = "inspect_layer"
-SORT_CHANNELS = "inspect_sort_channels"
 
 
 def open_inspect(app: AppTest, sample: str | None = None) -> AppTest:
     if sample is not None:
-        app.selectbox(key="model_sample_picker").select(sample).run()
+        app.selectbox(key=keys.MODEL_SAMPLE_PICKER).select(sample).run()
     return app.switch_page(INSPECT_PAGE).run()
 
 
@@ -30,7 +28,7 @@ def test_inspect_shows_the_overview_and_the_first_layer(app: AppTest) -> None:
 def test_picking_another_layer_changes_the_histogram_and_the_metrics(app: AppTest) -> None:
     at = open_inspect(app, "digits_resnet")
     before = chart_spec(at, "Weight values of")
-    at.selectbox(key=LAYER_PICKER).select("layer2.0.downsample.0").run()
+    at.selectbox(key=keys.INSPECT_LAYER_PICKER).select("layer2.0.downsample.0").run()
     assert not at.exception
     after = chart_spec(at, "Weight values of")
     assert after["layout"]["title"]["text"] == "Weight values of layer2.0.downsample.0"
@@ -43,7 +41,7 @@ def test_picking_another_layer_changes_the_histogram_and_the_metrics(app: AppTes
 def test_channel_norms_come_sorted_or_in_channel_order(app: AppTest) -> None:
     at = open_inspect(app)
     assert "smallest first" in chart_spec(at, "L1 norm")["layout"]["xaxis"]["title"]["text"]
-    at.toggle(key=SORT_CHANNELS).set_value(False).run()
+    at.toggle(key=keys.INSPECT_SORT_CHANNELS).set_value(False).run()
     norms = chart_spec(at, "L1 norm")
     assert "in channel order" in norms["layout"]["xaxis"]["title"]["text"]
     assert norms["data"][0]["x"][:3] == ["0", "1", "2"]
@@ -51,9 +49,9 @@ def test_channel_norms_come_sorted_or_in_channel_order(app: AppTest) -> None:
 
 def test_the_layer_choice_follows_a_change_of_model(app: AppTest) -> None:
     at = open_inspect(app)
-    at.selectbox(key=LAYER_PICKER).select("fc2").run()
+    at.selectbox(key=keys.INSPECT_LAYER_PICKER).select("fc2").run()
     at.switch_page(MODEL_PAGE).run()
-    at.selectbox(key="model_sample_picker").select("digits_cnn").run()
+    at.selectbox(key=keys.MODEL_SAMPLE_PICKER).select("digits_cnn").run()
     at.switch_page(INSPECT_PAGE).run()
     assert not at.exception
-    assert at.selectbox(key=LAYER_PICKER).value == "conv1"
+    assert at.selectbox(key=keys.INSPECT_LAYER_PICKER).value == "conv1"

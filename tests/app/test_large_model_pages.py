@@ -70,7 +70,7 @@ def test_the_gpt2_shaped_sample_goes_through_every_page(app: AppTest) -> None:
 
     run(app.switch_page(INSPECT_PAGE))
     assert 0 < chart_points(app) <= MAX_POINTS
-    run(app.selectbox(key="inspect_layer").select("lm_head"))
+    run(app.selectbox(key=keys.INSPECT_LAYER_PICKER).select("lm_head"))
     assert 0 < chart_points(app) <= MAX_POINTS, "the 50,257 channel norms of the LM head arrive averaged"
 
     run(app.switch_page(PRUNE_PAGE))
@@ -80,15 +80,15 @@ def test_the_gpt2_shaped_sample_goes_through_every_page(app: AppTest) -> None:
     assert boxes == [f"h\\.{block} · 6 layers" for block in range(6)]
     run(pages.set_value(2))
     assert [slider.key for slider in app.slider][-1] == keys.prune_layer_ratio("lm_head")
-    assert "pruned" not in app.session_state, "nothing is pruned before Apply"
+    assert keys.PRUNED not in app.session_state, "nothing is pruned before Apply"
     assert any("ranked only when the plan is applied" in caption.value for caption in app.caption)
-    run(app.radio(key="prune_scope").set_value("global"))
+    run(app.radio(key=keys.PRUNE_SCOPE).set_value("global"))
     assert any("global ranking runs when you apply" in caption.value for caption in app.caption)
-    run(app.radio(key="prune_scope").set_value("layer"))
+    run(app.radio(key=keys.PRUNE_SCOPE).set_value("layer"))
 
     run(app.button(key=keys.PRUNE_APPLY).click())
     assert [status.label for status in app.status] == ["Pruned"]
-    report = app.session_state["pruned"].result.report.set_index("layer")
+    report = app.session_state[keys.PRUNED].result.report.set_index("layer")
     assert report["achieved_ratio"].between(0.29, 0.31).all()
     assert 0 < chart_points(app) <= MAX_POINTS
 

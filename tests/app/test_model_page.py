@@ -6,15 +6,13 @@ from streamlit.testing.v1 import AppTest
 import prune_engine as pe
 from sample_models import list_samples, load_sample
 from tests.app.helpers import PAGES, metrics, sidebar_text, start_app, table_layers
-from ui.shared import caches
-
-PICKER = "model_sample_picker"
+from ui.shared import caches, keys
 
 
 def test_the_app_starts_on_the_first_sample(app: AppTest) -> None:
     assert not app.exception
     first = list_samples()[0]
-    assert app.selectbox(key=PICKER).value == first
+    assert app.selectbox(key=keys.MODEL_SAMPLE_PICKER).value == first
     assert first.replace("_", "\\_") in sidebar_text(app)
     assert table_layers(app) == [layer.name for layer in pe.prunable_layers(load_sample(first).model)]
     assert metrics(app)["Accuracy"].endswith("%")
@@ -22,7 +20,7 @@ def test_the_app_starts_on_the_first_sample(app: AppTest) -> None:
 
 def test_picking_another_sample_changes_the_layer_table_and_the_sidebar(app: AppTest) -> None:
     before = metrics(app)
-    app.selectbox(key=PICKER).select("digits_resnet").run()
+    app.selectbox(key=keys.MODEL_SAMPLE_PICKER).select("digits_resnet").run()
     assert not app.exception
     layers = table_layers(app)
     assert len(layers) == 11

@@ -17,25 +17,20 @@ from ui.shared.navigation import MODEL_PAGE, PRUNE_PAGE
 from workbench import plans
 from workbench.session import LoadedModel
 
-GLOBAL = "prune_global"
-GRANULARITY = "prune_granularity"
-SCOPE = "prune_scope"
-UPLOAD = "prune_upload"
-
 
 def open_prune(app: AppTest, sample: str | None = None) -> AppTest:
     if sample is not None:
-        app.selectbox(key="model_sample_picker").select(sample).run()
+        app.selectbox(key=keys.MODEL_SAMPLE_PICKER).select(sample).run()
     return app.switch_page(PRUNE_PAGE).run()
 
 
 def plan_of(at: AppTest) -> pe.PruningPlan:
-    return at.session_state["plan"]
+    return at.session_state[keys.PLAN]
 
 
 def report_of(at: AppTest):
     """The per-layer report of the pruned model in the session, indexed by layer."""
-    return at.session_state["pruned"].result.report.set_index("layer")
+    return at.session_state[keys.PRUNED].result.report.set_index("layer")
 
 
 def nonzero(at: AppTest) -> int:
@@ -63,7 +58,7 @@ def test_the_page_starts_on_a_default_plan_and_prunes_the_sample_live(app: AppTe
     at = open_prune(app)
     assert not at.exception
     assert plan_of(at) == pe.PruningPlan(global_ratio=0.3)
-    assert at.slider(key=GLOBAL).value == 30
+    assert at.slider(key=keys.PRUNE_GLOBAL).value == 30
     assert nonzero(at) < int(report_of(at)["nonzero_before"].sum())
     assert chart_titles(at) == ["What each layer will lose", "Weight importance of fc1"]
     assert [metric.label for metric in at.metric][:2] == ["Parameters", "Non-zero parameters"]
@@ -72,7 +67,7 @@ def test_the_page_starts_on_a_default_plan_and_prunes_the_sample_live(app: AppTe
 def test_the_global_slider_changes_the_plan_and_the_pruned_model(app: AppTest) -> None:
     at = open_prune(app)
     before = nonzero(at)
-    at.slider(key=GLOBAL).set_value(60).run()
+    at.slider(key=keys.PRUNE_GLOBAL).set_value(60).run()
     assert not at.exception
     assert plan_of(at).global_ratio == pytest.approx(0.6)
     assert nonzero(at) < before
@@ -92,7 +87,7 @@ def test_a_layer_slider_locks_its_layer_at_its_value(app: AppTest) -> None:
 def test_a_locked_layer_keeps_its_value_when_the_global_slider_moves(app: AppTest) -> None:
     at = open_prune(app)
     layer_slider(at, "fc2").set_value(80).run()
-    at.slider(key=GLOBAL).set_value(10).run()
+    at.slider(key=keys.PRUNE_GLOBAL).set_value(10).run()
     assert layer_slider(at, "fc2").value == 80
     assert layer_slider(at, "fc1").value == 10
     assert plan_of(at).ratios == {"fc2": pytest.approx(0.8)}
@@ -105,7 +100,7 @@ def test_a_locked_layer_keeps_its_value_when_the_global_slider_moves(app: AppTes
 def test_reset_unlocks_every_layer_and_restores_the_global_ratio(app: AppTest) -> None:
     at = open_prune(app)
     layer_slider(at, "fc1").set_value(90).run()
-    at.slider(key=GLOBAL).set_value(70).run()
+    at.slider(key=keys.PRUNE_GLOBAL).set_value(70).run()
     at.button(key="prune_reset").click().run()
     assert plan_of(at).ratios == {}
     assert plan_of(at).global_ratio == pytest.approx(0.3)
@@ -114,7 +109,7 @@ def test_reset_unlocks_every_layer_and_restores_the_global_ratio(app: AppTest) -
 
 def test_global_scope_shows_what_the_ranking_gives_each_unlocked_layer(app: AppTest) -> None:
     at = open_prune(app)
-    at.radio(key=SCOPE).set_value("global").run()
+    at.radio(key=keys.PRUNE_SCOPE).set_value("global").run()
     assert not at.exception
     bundle = load_sample("digits_mlp")
     preview = pe.preview_plan(bundle.model, plan_of(at), bundle.example_input)
@@ -122,25 +117,25 @@ def test_global_scope_shows_what_the_ranking_gives_each_unlocked_layer(app: AppT
     shown = {layer: layer_slider(at, layer).value for layer in assignment.index}
     assert shown == {layer: round(ratio * 100) for layer, ratio in assignment.items()}
     assert len(set(shown.values())) > 1
-    at.slider(key="prune_bounds").set_value((20, 40)).run()
+    at.slider(key=keys.PRUNE_BOUNDS).set_value((20, 40)).run()
     assert (plan_of(at).min_ratio, plan_of(at).max_ratio) == (pytest.approx(0.2), pytest.approx(0.4))
     assert all(20 <= layer_slider(at, layer).value <= 40 for layer in assignment.index)
 
 
 def test_channel_pruning_disables_the_output_layer_and_sets_coupled_layers_together(app: AppTest) -> None:
     at = open_prune(app, "digits_resnet")
-    at.radio(key=GRANULARITY).set_value("channel").run()
+    at.radio(key=keys.PRUNE_GRANULARITY).set_value("channel").run()
     assert not at.exception
     assert layer_slider(at, "fc").disabled
     assert "produces the model's output" in captions(at)
-    params_before = int(at.session_state["pruned"].result.report["params_after"].sum())
+    params_before = int(at.session_state[keys.PRUNED].result.report["params_after"].sum())
 
-    at.text_input(key="prune_filter").input("layer1").run()
+    at.text_input(key=keys.PRUNE_FILTER).input("layer1").run()
     assert "coupled with" in captions(at)
     assert "channels" in captions(at) and "of its weights" in captions(at)
     layer_slider(at, "layer1.0.conv2").set_value(50).run()
     assert plan_of(at).ratios == {layer: pytest.approx(0.5) for layer in ("layer1.0.conv2", "conv1", "layer1.1.conv2")}
-    at.text_input(key="prune_filter").input("").run()
+    at.text_input(key=keys.PRUNE_FILTER).input("").run()
     assert layer_slider(at, "conv1").value == 50
     report = report_of(at)
     assert report.loc["conv1", "channels_after"] == 32
@@ -154,7 +149,7 @@ def test_a_deep_model_shows_its_blocks_closed_and_builds_their_sliders_when_open
         "layer2 · 5 layers",
     ]
     assert [slider.key for slider in at.slider] == [
-        GLOBAL,
+        keys.PRUNE_GLOBAL,
         keys.prune_layer_ratio("conv1"),
         keys.prune_layer_ratio("fc"),
     ]
@@ -167,16 +162,16 @@ def test_a_deep_model_shows_its_blocks_closed_and_builds_their_sliders_when_open
 
 def test_the_filter_finds_layers_by_name(app: AppTest) -> None:
     at = open_prune(app, "digits_resnet")
-    at.text_input(key="prune_filter").input("downsample").run()
+    at.text_input(key=keys.PRUNE_FILTER).input("downsample").run()
     assert [slider.key for slider in at.slider][1:] == [keys.prune_layer_ratio("layer2.0.downsample.0")]
-    at.text_input(key="prune_filter").input("nothing like this").run()
+    at.text_input(key=keys.PRUNE_FILTER).input("nothing like this").run()
     assert "No layer name contains" in captions(at)
 
 
 def test_n_m_selects_layers_and_keeps_n_of_every_m(app: AppTest) -> None:
     at = open_prune(app)
-    at.radio(key=GRANULARITY).set_value("n:m").run()
-    at.number_input(key="prune_n").set_value(1).run()
+    at.radio(key=keys.PRUNE_GRANULARITY).set_value("n:m").run()
+    at.number_input(key=keys.PRUNE_N).set_value(1).run()
     assert (plan_of(at).n, plan_of(at).m) == (1, 4)
     at.toggle(key=keys.prune_layer_nm("fc3")).set_value(False).run()
     assert not at.exception
@@ -188,7 +183,7 @@ def test_n_m_selects_layers_and_keeps_n_of_every_m(app: AppTest) -> None:
 
 def test_a_downloaded_plan_uploads_back_into_the_sliders(app: AppTest, downloads: dict[str, bytes]) -> None:
     at = open_prune(app)
-    at.slider(key=GLOBAL).set_value(45).run()
+    at.slider(key=keys.PRUNE_GLOBAL).set_value(45).run()
     layer_slider(at, "fc1").set_value(70).run()
     saved = plan_of(at)
     content = download_content(at, downloads)
@@ -196,10 +191,10 @@ def test_a_downloaded_plan_uploads_back_into_the_sliders(app: AppTest, downloads
 
     at.button(key="prune_reset").click().run()
     assert plan_of(at) != saved
-    at.file_uploader(key=UPLOAD).set_value(("plan.json", content, "application/json")).run()
+    at.file_uploader(key=keys.PRUNE_UPLOAD).set_value(("plan.json", content, "application/json")).run()
     assert not at.exception
     assert plan_of(at) == saved
-    assert at.slider(key=GLOBAL).value == 45
+    assert at.slider(key=keys.PRUNE_GLOBAL).value == 45
     assert layer_slider(at, "fc1").value == 70
     assert at.checkbox(key=keys.prune_layer_lock("fc1")).value
 
@@ -216,13 +211,13 @@ def test_an_invalid_plan_file_shows_the_engines_sentence_and_keeps_the_plan(
     app: AppTest, content: bytes, sentence: str
 ) -> None:
     at = open_prune(app)
-    at.slider(key=GLOBAL).set_value(55).run()
+    at.slider(key=keys.PRUNE_GLOBAL).set_value(55).run()
     kept = plan_of(at)
-    at.file_uploader(key=UPLOAD).set_value(("broken.json", content, "application/json")).run()
+    at.file_uploader(key=keys.PRUNE_UPLOAD).set_value(("broken.json", content, "application/json")).run()
     assert not at.exception
     assert sentence in errors(at)
     assert plan_of(at) == kept
-    assert at.slider(key=GLOBAL).value == 55
+    assert at.slider(key=keys.PRUNE_GLOBAL).value == 55
 
 
 def test_read_plan_file_names_an_unknown_layer() -> None:
@@ -236,11 +231,11 @@ def test_read_plan_file_names_an_unknown_layer() -> None:
 def test_a_plan_sent_from_another_page_loads_into_the_controls(app: AppTest) -> None:
     at = open_prune(app)
     at.switch_page(MODEL_PAGE).run()
-    at.session_state["incoming_plan"] = pe.PruningPlan(granularity="channel", global_ratio=0.5, ratios={"fc1": 0.2})
+    at.session_state[keys.INCOMING_PLAN] = pe.PruningPlan(granularity="channel", global_ratio=0.5, ratios={"fc1": 0.2})
     at.switch_page(PRUNE_PAGE).run()
     assert not at.exception
-    assert at.radio(key=GRANULARITY).value == "channel"
-    assert at.slider(key=GLOBAL).value == 50
+    assert at.radio(key=keys.PRUNE_GRANULARITY).value == "channel"
+    assert at.slider(key=keys.PRUNE_GLOBAL).value == 50
     assert layer_slider(at, "fc1").value == 20
     assert at.checkbox(key=keys.prune_layer_lock("fc1")).value
     assert report_of(at).loc["fc1", "channels_after"] == 205
@@ -248,16 +243,16 @@ def test_a_plan_sent_from_another_page_loads_into_the_controls(app: AppTest) -> 
 
 def test_a_criterion_that_cannot_apply_shows_why_and_keeps_the_last_result(app: AppTest) -> None:
     at = open_prune(app)
-    kept = at.session_state["pruned"]
-    at.selectbox(key="prune_criterion").select("bn_scale").run()
+    kept = at.session_state[keys.PRUNED]
+    at.selectbox(key=keys.PRUNE_CRITERION).select("bn_scale").run()
     assert not at.exception
     assert "BatchNorm" in errors(at)
-    assert at.session_state["pruned"] is kept
+    assert at.session_state[keys.PRUNED] is kept
 
 
 def test_criteria_come_from_the_engines_registry(app: AppTest) -> None:
     at = open_prune(app)
-    assert at.selectbox(key="prune_criterion").options == [criterion.label for criterion in pe.CRITERIA.values()]
+    assert at.selectbox(key=keys.PRUNE_CRITERION).options == [criterion.label for criterion in pe.CRITERIA.values()]
     explained = " ".join(markdown.value for markdown in at.markdown)
     assert all(criterion.explanation in explained for criterion in pe.CRITERIA.values())
 
@@ -265,16 +260,16 @@ def test_criteria_come_from_the_engines_registry(app: AppTest) -> None:
 def test_a_large_model_waits_for_the_apply_button(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(prune_result, "AUTO_APPLY_MAX_PARAMS", 1_000)
     at = open_prune(app)
-    assert "pruned" not in at.session_state
+    assert keys.PRUNED not in at.session_state
     assert any("Nothing has been pruned yet" in info.value for info in at.info)
-    at.slider(key=GLOBAL).set_value(50).run()
-    assert "pruned" not in at.session_state
+    at.slider(key=keys.PRUNE_GLOBAL).set_value(50).run()
+    assert keys.PRUNED not in at.session_state
 
     at.button(key=keys.PRUNE_APPLY).click().run()
     assert not at.exception
-    assert at.session_state["pruned"].plan == plan_of(at)
+    assert at.session_state[keys.PRUNED].plan == plan_of(at)
     assert nonzero(at) < int(report_of(at)["nonzero_before"].sum())
-    at.slider(key=GLOBAL).set_value(60).run()
+    at.slider(key=keys.PRUNE_GLOBAL).set_value(60).run()
     assert any("earlier plan" in warning.value for warning in at.warning)
 
 

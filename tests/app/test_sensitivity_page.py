@@ -31,7 +31,7 @@ COMPARED = ["layer", "group", "ratio", "metric", "baseline", "drop", "params_sav
 
 def open_sensitivity(app: AppTest) -> AppTest:
     """The Sensitivity page on digits_mlp, scanning fc1 and fc2 at 30/60/90 % in this process."""
-    app.selectbox(key="model_sample_picker").select("digits_mlp").run()
+    app.selectbox(key=keys.MODEL_SAMPLE_PICKER).select("digits_mlp").run()
     at = app.switch_page(SENSITIVITY_PAGE).run()
     at.selectbox(key=keys.SENS_EXECUTOR).set_value("serial")
     at.multiselect(key=keys.SENS_RATIOS).set_value(RATIOS_PCT)
@@ -91,7 +91,7 @@ def test_a_scan_draws_the_heatmap_and_a_table_equal_to_the_engine_scan(app: AppT
 
 
 def test_a_channel_scan_leaves_the_output_layer_blank_and_says_why(app: AppTest) -> None:
-    app.selectbox(key="model_sample_picker").select("digits_cnn").run()
+    app.selectbox(key=keys.MODEL_SAMPLE_PICKER).select("digits_cnn").run()
     at = app.switch_page(SENSITIVITY_PAGE).run()
     at.selectbox(key=keys.SENS_EXECUTOR).set_value("serial")
     at.radio(key=keys.SENS_GRANULARITY).set_value("channel")

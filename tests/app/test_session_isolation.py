@@ -31,11 +31,11 @@ def original_title(at: AppTest) -> str:
 def two_sessions() -> tuple[AppTest, AppTest]:
     """Session A prunes digits_mlp's single weights at 60 %; session B digits_cnn's channels at 30 %, in turns."""
     first, second = start_app(), start_app()
-    second.selectbox(key="model_sample_picker").select("digits_cnn").run()
+    second.selectbox(key=keys.MODEL_SAMPLE_PICKER).select("digits_cnn").run()
     first.switch_page(PRUNE_PAGE).run()
     second.switch_page(PRUNE_PAGE).run()
-    first.slider(key="prune_global").set_value(60).run()
-    second.radio(key="prune_granularity").set_value("channel").run()
+    first.slider(key=keys.PRUNE_GLOBAL).set_value(60).run()
+    second.radio(key=keys.PRUNE_GRANULARITY).set_value("channel").run()
     return first.switch_page(COMPARE_PAGE).run(), second.switch_page(COMPARE_PAGE).run()
 
 
@@ -49,16 +49,16 @@ def test_two_sessions_each_compare_their_own_model_and_plan(two_sessions: tuple[
 
     first.run()  # after the other session's work, a rerun still shows this session's own
     assert pruned_title(first) == "##### Pruned · single weights · Magnitude \\(L1\\) · 60 % in every layer"
-    assert first.session_state["pruned"].base_fingerprint == first.session_state["current_model"].fingerprint
-    assert second.session_state["pruned"].base_fingerprint == second.session_state["current_model"].fingerprint
-    assert first.session_state["current_model"].fingerprint != second.session_state["current_model"].fingerprint
+    assert first.session_state[keys.PRUNED].base_fingerprint == first.session_state[keys.CURRENT_MODEL].fingerprint
+    assert second.session_state[keys.PRUNED].base_fingerprint == second.session_state[keys.CURRENT_MODEL].fingerprint
+    assert first.session_state[keys.CURRENT_MODEL].fingerprint != second.session_state[keys.CURRENT_MODEL].fingerprint
 
 
 def test_shared_originals_and_results_are_unchanged_after_pruning_and_measuring(
     two_sessions: tuple[AppTest, AppTest],
 ) -> None:
     for session in two_sessions:
-        loaded, pruned = session.session_state["current_model"], session.session_state["pruned"]
+        loaded, pruned = session.session_state[keys.CURRENT_MODEL], session.session_state[keys.PRUNED]
         assert loaded is caches.load_sample_model(loaded.name)  # the one object every session shares
         assert pe.model_fingerprint(loaded.bundle.model) == loaded.fingerprint
         assert loaded.fingerprint == LoadedModel.from_bundle(load_sample(loaded.name)).fingerprint
@@ -68,7 +68,7 @@ def test_shared_originals_and_results_are_unchanged_after_pruning_and_measuring(
 def test_fine_tuning_in_the_app_leaves_the_shared_original_unchanged_and_is_saved_as_a_run(
     app: AppTest, experiment_db: Path
 ) -> None:
-    loaded = app.session_state["current_model"]
+    loaded = app.session_state[keys.CURRENT_MODEL]
     at = app.switch_page(SENSITIVITY_PAGE).run()
     at.number_input(key=keys.SENS_STEPS).set_value(1)
     at.button(key=keys.SENS_RUN_ITERATIVE).click().run()
@@ -77,7 +77,7 @@ def test_fine_tuning_in_the_app_leaves_the_shared_original_unchanged_and_is_save
     assert not at.exception
 
     assert pe.model_fingerprint(caches.load_sample_model(loaded.name).bundle.model) == loaded.fingerprint
-    fine_tuned = at.session_state["pruned"]
+    fine_tuned = at.session_state[keys.PRUNED]
     runs = pe.ExperimentStore(experiment_db).list()
     assert runs["model_fingerprint"].tolist() == [loaded.fingerprint]
     assert runs["accuracy"].iloc[0] == pytest.approx(fine_tuned.result.history["accuracy"].iloc[-1], abs=1e-6)

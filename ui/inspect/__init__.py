@@ -1,1 +1,1 @@
-"""PKG."""
+"""The Inspect page: layers, weight histograms, channel norms and importance by every criterion."""

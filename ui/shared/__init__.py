@@ -1,1 +1,1 @@
-"""PKG."""
+"""What every page shares: session keys and state, caches, navigation, saving runs, widgets, charts and texts."""

@@ -1,13 +1,19 @@
-"""Cached engine calls.
+"""Every cache of the app, in one module, and which of them sessions share.
 
-Models are cached with `st.cache_resource` and therefore shared by every session:
-nothing may change a cached model in place (pruning works on copies). Tables, numbers
-and histograms are cached with `st.cache_data`, keyed by the model's content
-fingerprint; the model itself is passed as an unhashed `_model` argument.
+Shared by every session, read-only (`st.cache_resource`): sample models, plan previews,
+pruned models, iterative and sparsity-training results, the experiment store and the
+importance shelf. Nothing may change what they hold in place: pruning and training work on copies.
 
-Every cache is bounded (`max_entries`, and a time to live for pruned models and
-previews), so that a server used by many sessions keeps only the latest few results
-in memory; a session holds its own result in its session state, which goes when it ends.
+Shared by every session, copied on each read (`st.cache_data`): tables, numbers, histograms,
+outputs, scans and suggestions, keyed by the model's content fingerprint; the model itself is
+passed as an unhashed `_model` argument.
+
+Per session (`session_memo` in `st.session_state`, bounded by `put_latest`): latency
+measurements and which results were saved to the history.
+
+The engine keeps two caches of its own, both bounded: importance scores per (model, criterion)
+and finished sensitivity scans. Every cache here is bounded too (`max_entries`, and a time to
+live for pruned models and previews), so a server used by many sessions keeps only the latest few results.
 """
 
 from __future__ import annotations
