@@ -53,9 +53,9 @@ def test_two_sessions_at_once_each_compare_their_own_model_and_plan(two_pages: t
     mlp_original, mlp_pruned = sides(mlp)
     cnn_original, cnn_pruned = sides(cnn)
     expect(mlp_original).to_contain_text("Original · digits_mlp")
-    expect(mlp_pruned).to_contain_text("single weights · Magnitude (L1) · per layer · 31 %")
+    expect(mlp_pruned).to_contain_text("single weights · Magnitude (L1) · 31 % in every layer")
     expect(cnn_original).to_contain_text("Original · digits_cnn")
-    expect(cnn_pruned).to_contain_text("channels · Magnitude (L1) · per layer · 30 %")
+    expect(cnn_pruned).to_contain_text("whole channels · Magnitude (L1) · 30 % in every layer")
     for page in (mlp, cnn):
         expect(page.get_by_test_id("stPlotlyChart").filter(has_text="Latency of every timed block")).to_be_visible()
         wait_for_app(page)
