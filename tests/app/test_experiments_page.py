@@ -82,9 +82,9 @@ def test_each_applied_plan_is_saved_once_and_compare_adds_its_latency(two_runs: 
 def test_a_run_is_renamed_then_deleted_for_good(two_runs: AppTest, experiment_db: Path) -> None:
     run_id = runs_by_ratio(experiment_db)[0.5]
     at = select(two_runs, run_id)
-    at.text_input(key=f"experiments_name_{run_id}").set_value("half of it")
-    at.text_area(key=f"experiments_notes_{run_id}").set_value("tried in class")
-    at.button(key=f"experiments_save_{run_id}").click().run()
+    at.text_input(key=keys.experiments_name(str(run_id))).set_value("half of it")
+    at.text_area(key=keys.experiments_notes(str(run_id))).set_value("tried in class")
+    at.button(key=keys.experiments_save(str(run_id))).click().run()
     assert not at.exception
     assert f"Saved the name and notes of run #{run_id}." in at.success.values
     assert table(at).set_index("id").loc[run_id, ["name", "notes"]].tolist() == ["half of it", "tried in class"]

@@ -36,7 +36,7 @@ def channel_pruned_cnn_on_compare(app: AppTest) -> AppTest:
 
 def prepare(at: AppTest, kind: str) -> dict[str, bytes]:
     """Press "Prepare …" for `kind` and return the files the download buttons now offer."""
-    at.button(key=f"export_prepare_{kind}").click().run()
+    at.button(key=keys.export_prepare(kind)).click().run()
     assert not at.exception
     entry = at.session_state[keys.EXPORT_PREPARED][kind]
     assert entry.error is None, entry.error
@@ -117,7 +117,7 @@ def test_a_format_that_cannot_be_written_says_why_and_the_page_carries_on(
 
     monkeypatch.setattr(pe.export, "export_model", no_onnx)
     at = channel_pruned_cnn_on_compare(app)
-    at.button(key="export_prepare_onnx").click().run()
+    at.button(key=keys.export_prepare("onnx")).click().run()
     assert not at.exception
     assert [error.value for error in at.error] == [fmt.literal(ONNX_FAILURE)]
     assert "Predictions that changed" in [header.value for header in at.subheader]

@@ -204,7 +204,7 @@ def section(loaded: LoadedModel, pruned: PrunedModel, latency: pe.LatencyResult 
             "offline in any browser."
         )
         label = "Prepare it again (latest figures)" if SUMMARY in prepared else "Prepare the summary"
-        if st.button(label, key="export_prepare_summary", icon=":material/description:"):
+        if st.button(label, key=keys.export_prepare("summary"), icon=":material/description:"):
             _prepare(prepared, SUMMARY, pruned, lambda: summary_files(loaded, pruned, latency))
         _offer(SUMMARY, prepared.get(SUMMARY), "text/html")
 
@@ -229,7 +229,7 @@ def _format_box(loaded: LoadedModel, pruned: PrunedModel, fmt_name: str, prepare
         st.caption(info.use)
     if fmt_name not in prepared:
         slot = st.empty()
-        if slot.button(f"Prepare {info.title}", key=f"export_prepare_{fmt_name}", icon=":material/build:"):
+        if slot.button(f"Prepare {info.title}", key=keys.export_prepare(fmt_name), icon=":material/build:"):
             slot.empty()
             _prepare(prepared, fmt_name, pruned, lambda: model_files(loaded, pruned, fmt_name))
     _offer(fmt_name, prepared.get(fmt_name), "application/octet-stream")
@@ -262,7 +262,7 @@ def _download(label: str, data: str | bytes, file_name: str, mime: str, key: str
         data=data,
         file_name=file_name,
         mime=mime,
-        key=f"export_download_{key}",
+        key=keys.export_download(key),
         on_click="ignore",
         icon=":material/download:",
     )

@@ -6,14 +6,13 @@ import streamlit as st
 
 from ui.compare import export, view
 from ui.shared import navigation, runs, state
-from ui.shared.widgets import require_model
+from ui.shared.widgets import page_start
 from workbench import fmt
 
 
 def render() -> None:
     """Draw the page."""
-    st.title("Compare")
-    loaded_model = require_model()
+    loaded_model = page_start("Compare")
     pruned_model = state.current_pruned()
     if pruned_model is None:
         st.info(

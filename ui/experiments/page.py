@@ -6,17 +6,16 @@ import streamlit as st
 
 from ui.experiments import view
 from ui.shared import keys, navigation
-from ui.shared.widgets import require_model
+from ui.shared.widgets import page_start
 from workbench import fmt
 
 
 def render() -> None:
     """Draw the page."""
-    st.title("Experiments")
-    loaded_model = require_model()
-    st.markdown(
+    loaded_model = page_start(
+        "Experiments",
         "Every result you prune is saved here with what it measured, so you can come back to it, compare "
-        "trade-offs and pick up a plan again. The Compare page adds accuracy and latency to a result's run."
+        "trade-offs and pick up a plan again. The Compare page adds accuracy and latency to a result's run.",
     )
     with st.expander("What is a Pareto front?", icon=":material/school:"):
         st.markdown(view.PARETO_ABOUT)

@@ -297,11 +297,11 @@ def run_actions(run: pd.Series, loaded: LoadedModel) -> None:
     st.markdown(f"**Run #{run_id}** · {fmt.literal(run['plan'])} · {fmt.literal(run['model_name'])}")
     edit, act = st.columns([2, 1], gap="large")
     with edit.form(f"experiments_edit_{run_id}", border=False):
-        st.text_input("Name", value=_text(run["name"]), key=f"experiments_name_{run_id}", max_chars=200)
-        st.text_area("Notes", value=_text(run["notes"]), key=f"experiments_notes_{run_id}", height=80)
+        st.text_input("Name", value=_text(run["name"]), key=keys.experiments_name(str(run_id)), max_chars=200)
+        st.text_area("Notes", value=_text(run["notes"]), key=keys.experiments_notes(str(run_id)), height=80)
         st.form_submit_button(
             "Save name and notes",
-            key=f"experiments_save_{run_id}",
+            key=keys.experiments_save(str(run_id)),
             on_click=_on_save,
             args=(run_id,),
             icon=":material/save:",
@@ -348,8 +348,8 @@ def _sample_of(run: pd.Series) -> LoadedModel:
 
 
 def _on_save(run_id: int) -> None:
-    name = st.session_state.get(f"experiments_name_{run_id}", "").strip() or None
-    notes = st.session_state.get(f"experiments_notes_{run_id}", "").strip() or None
+    name = st.session_state.get(keys.experiments_name(str(run_id)), "").strip() or None
+    notes = st.session_state.get(keys.experiments_notes(str(run_id)), "").strip() or None
     try:
         store = caches.experiments()
         store.rename(run_id, name)

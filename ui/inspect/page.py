@@ -7,7 +7,7 @@ import streamlit as st
 
 from ui.inspect.importance import importance_section
 from ui.shared import caches, charts, keys
-from ui.shared.widgets import require_model
+from ui.shared.widgets import page_start
 from workbench import fmt
 from workbench.session import LoadedModel
 
@@ -67,11 +67,8 @@ def layer_charts(loaded: LoadedModel, layer: str, sort_channels: bool) -> None:
 
 def render() -> None:
     """Draw the page."""
-    st.title("Inspect")
-    loaded_model = require_model()
-    st.markdown(
-        f"Where the parameters of **{fmt.literal(loaded_model.name)}** sit, what its weights look like, "
-        "and which channels matter."
+    loaded_model = page_start(
+        "Inspect", "Where the parameters of {model} sit, what its weights look like, and which channels matter."
     )
     with st.expander("About these charts", icon=":material/school:"):
         st.markdown(ABOUT)

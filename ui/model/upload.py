@@ -19,6 +19,7 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 import prune_engine as pe
 from ui.shared import keys, state
+from ui.shared.widgets import choice
 from workbench import fmt
 
 MODEL_TYPES = ["safetensors", "pt", "pth", "bin", "ckpt", "pt2", "pkl"]
@@ -145,13 +146,8 @@ def _model_inputs() -> str | None:
 
 def _data_inputs() -> str:
     st.markdown("**Evaluation data**")
-    source = st.radio(
-        "Evaluation data",
-        list(DATA_CHOICES),
-        format_func=DATA_CHOICES.get,
-        key=keys.UPLOAD_DATA_SOURCE,
-        horizontal=True,
-        label_visibility="collapsed",
+    source = choice(
+        st, "Evaluation data", DATA_CHOICES, DATA_CHOICES, keys.UPLOAD_DATA_SOURCE, label_visibility="collapsed"
     )
     if source == "file":
         uploaded = st.file_uploader(

@@ -16,6 +16,7 @@ import dataclasses
 from collections.abc import Callable
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 import prune_engine as pe
 from ui.shared import caches, keys, state
@@ -225,6 +226,13 @@ def _nm_inputs(loaded: LoadedModel, plan: pe.PruningPlan) -> None:
     )  # fmt: skip
 
 
+def _percent_slider(
+    column: DeltaGenerator, label: str, top: int, key: str, on_change: Callable[[], None], help_text: str
+) -> None:
+    """A slider from 0 to `top` %, whose value lives in the session under `key`."""
+    column.slider(label, 0, top, key=key, format="%d%%", on_change=on_change, help=help_text)
+
+
 def global_controls(plan: pe.PruningPlan) -> None:
     """The global slider, the per-layer bounds under global scope, and Reset."""
     if plan.granularity == "n:m":
@@ -233,20 +241,19 @@ def global_controls(plan: pe.PruningPlan) -> None:
             f"Every chosen layer keeps **{plan.n} of every {plan.m}** consecutive input weights: "
             f"**{fmt.percent(1 - plan.n / plan.m, 0)}** of its weights are removed. Choose the layers below."
         )
-        right.button("Reset", key="prune_reset", on_click=_on_reset, icon=":material/restart_alt:")
+        right.button("Reset", key=keys.PRUNE_RESET, on_click=_on_reset, icon=":material/restart_alt:")
         return
     global_scope = plan.scope == "global"
     seed(keys.PRUNE_GLOBAL, percent(plan.global_ratio, GLOBAL_MAX_PCT))
     columns = st.columns([3, 2, 1] if global_scope else [5, 1], vertical_alignment="bottom")
     unit = {"channel": "channels", "head": "attention heads"}.get(plan.granularity, "weights")
-    columns[0].slider(
+    _percent_slider(
+        columns[0],
         "Global ratio",
-        0,
         GLOBAL_MAX_PCT,
-        key=keys.PRUNE_GLOBAL,
-        format="%d%%",
-        on_change=_on_global,
-        help=f"The share of {unit} removed from every unlocked layer"
+        keys.PRUNE_GLOBAL,
+        _on_global,
+        f"The share of {unit} removed from every unlocked layer"
         + (", ranked across all of them." if global_scope else ".")
         + " A locked layer keeps its own value.",
     )
@@ -254,18 +261,17 @@ def global_controls(plan: pe.PruningPlan) -> None:
         seed(
             keys.PRUNE_BOUNDS, (percent(plan.min_ratio), percent(plan.max_ratio if plan.max_ratio is not None else 1.0))
         )
-        columns[1].slider(
+        _percent_slider(
+            columns[1],
             "Bounds per layer",
-            0,
             LAYER_MAX_PCT,
-            key=keys.PRUNE_BOUNDS,
-            format="%d%%",
-            on_change=_on_bounds,
-            help="The global ranking gives no unlocked layer less than the lower or more than the upper bound.",
+            keys.PRUNE_BOUNDS,
+            _on_bounds,
+            "The global ranking gives no unlocked layer less than the lower or more than the upper bound.",
         )
     columns[-1].button(
         "Reset",
-        key="prune_reset",
+        key=keys.PRUNE_RESET,
         on_click=_on_reset,
         icon=":material/restart_alt:",
         help="Unlock every layer, drop the bounds and set the global ratio back to "

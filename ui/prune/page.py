@@ -7,8 +7,7 @@ import streamlit as st
 from ui.prune import controls, heads, layers, result
 from ui.prune import preview as plan_preview
 from ui.shared import explain
-from ui.shared.widgets import require_model
-from workbench import fmt
+from ui.shared.widgets import page_start
 from workbench.session import LoadedModel
 
 
@@ -32,11 +31,10 @@ def controls_and_results(loaded: LoadedModel) -> None:
 
 def render() -> None:
     """Draw the page."""
-    st.title("Prune")
-    loaded_model = require_model()
-    st.markdown(
-        f"Choose what to remove from **{fmt.literal(loaded_model.name)}**, and how much. "
-        "The original stays untouched: pruning always works on a copy."
+    loaded_model = page_start(
+        "Prune",
+        "Choose what to remove from {model}, and how much. "
+        "The original stays untouched: pruning always works on a copy.",
     )
     explain.what_is_this()
     with st.expander("Load a plan from a file", icon=":material/upload_file:"):

@@ -126,26 +126,13 @@ def accuracy_per_step(history: pd.DataFrame) -> go.Figure:
                 hoverinfo="skip",
                 showlegend=False,
             ),
-            go.Scatter(
-                x=[0],
-                y=[history["accuracy"].iloc[0] * 100],
-                name="original",
-                mode="markers",
-                marker={"color": ORIGINAL_COLOR, "size": 10},
-            ),
-            go.Scatter(
-                x=steps["step"],
-                y=steps["pruned_accuracy"] * 100,
-                name="after pruning",
-                mode="markers",
-                marker={"color": REMOVED_COLOR, "size": 10},
-            ),
-            go.Scatter(
-                x=steps["step"],
-                y=steps["accuracy"] * 100,
-                name="after fine-tuning",
-                mode="markers",
-                marker={"color": PARAMS_COLOR, "size": 10},
+            *(
+                go.Scatter(x=x, y=y, name=name, mode="markers", marker={"color": color, "size": 10})
+                for x, y, name, color in (
+                    ([0], [history["accuracy"].iloc[0] * 100], "original", ORIGINAL_COLOR),
+                    (steps["step"], steps["pruned_accuracy"] * 100, "after pruning", REMOVED_COLOR),
+                    (steps["step"], steps["accuracy"] * 100, "after fine-tuning", PARAMS_COLOR),
+                )
             ),
         ]
     )

@@ -14,6 +14,7 @@ from prune_engine.importance import ProgressFn
 from prune_engine.sensitivity import POOL_MIN_JOBS
 from ui.sensitivity import charts
 from ui.shared import background, caches, keys, navigation, state
+from ui.shared.widgets import choice
 from workbench import capabilities, fmt
 from workbench.session import LoadedModel
 from workbench.tasks import SCAN_GRANULARITIES, ScanOutcome, ScanRequest
@@ -85,12 +86,12 @@ def scan_settings(loaded: LoadedModel) -> ScanRequest:
     """The scan's widgets: granularity, criterion, where it runs, ratios and layers."""
     names = caches.layer_names(loaded)
     left, middle, right = st.columns([1.2, 1, 1])
-    granularity = left.radio(
+    granularity = choice(
+        left,
         "Granularity",
-        list(SCAN_GRANULARITIES),
-        key=keys.SENS_GRANULARITY,
-        format_func=SCAN_GRANULARITIES.get,
-        horizontal=True,
+        SCAN_GRANULARITIES,
+        SCAN_GRANULARITIES,
+        keys.SENS_GRANULARITY,
         help="N:M is not scanned: its pattern fixes the ratio (half of the weights for 2:4).",
     )
     criteria = capabilities.criteria(loaded)
@@ -252,12 +253,12 @@ def allocation_panel(loaded: LoadedModel) -> None:
         help="Of its non-zero parameters, or of its FLOPs (the work of one forward pass).",
     )
     budgets = list(BUDGETS) if outcome.request.granularity == "channel" else ["params"]
-    budget = middle.radio(
+    budget = choice(
+        middle,
         "Counted in",
         budgets,
-        key=keys.SENS_BUDGET,
-        format_func=BUDGETS.get,
-        horizontal=True,
+        BUDGETS,
+        keys.SENS_BUDGET,
         help="FLOPs only after a channel scan: zeroing single weights leaves the dense FLOPs as they are.",
     )
     limited = right.toggle("Limit each layer's drop", key=keys.SENS_LIMIT)

@@ -11,6 +11,7 @@ import prune_engine as pe
 from prune_engine.importance import ProgressFn
 from ui.sensitivity import charts
 from ui.shared import background, caches, keys, navigation, runs, state
+from ui.shared.widgets import choice
 from workbench import fmt, plans
 from workbench.session import LoadedModel, PrunedModel
 from workbench.tasks import (
@@ -41,9 +42,7 @@ def iterative_panel(loaded: LoadedModel) -> None:
     if problem is not None:
         st.info(problem, icon=":material/info:")
         return
-    source = st.radio(
-        "Plan to reach", list(PLAN_SOURCES), key=keys.SENS_PLAN_SOURCE, format_func=PLAN_SOURCES.get, horizontal=True
-    )
+    source = choice(st, "Plan to reach", PLAN_SOURCES, PLAN_SOURCES, keys.SENS_PLAN_SOURCE)
     plan = st.session_state.get(keys.SENS_SUGGESTION) if source == "suggestion" else state.current_plan()
     if source == "suggestion" and plan is None:
         st.info(
@@ -77,9 +76,7 @@ def iterative_settings(plan: pe.PruningPlan) -> IterativeRequest:
     """Steps, schedule, epochs per step and learning rate, with the schedule drawn."""
     settings, drawing = st.columns([1, 1.3])
     steps = settings.number_input("Steps", min_value=1, max_value=10, value=3, key=keys.SENS_STEPS)
-    schedule = settings.radio(
-        "Schedule", list(pe.SCHEDULES), key=keys.SENS_SCHEDULE, format_func=plans.SCHEDULE_LABELS.get, horizontal=True
-    )
+    schedule = choice(settings, "Schedule", pe.SCHEDULES, plans.SCHEDULE_LABELS, keys.SENS_SCHEDULE)
     epochs = settings.number_input(
         "Fine-tuning epochs per step", min_value=1, max_value=20, value=1, key=keys.SENS_EPOCHS
     )
@@ -144,7 +141,7 @@ def sparsity_panel(loaded: LoadedModel) -> None:
         "L1 strength λ",
         L1_LAMBDAS,
         value=default_lambda,
-        key=f"{keys.SENS_L1_LAMBDA}_{target}",
+        key=keys.sens_l1_lambda(target),
         format_func=lambda value: f"{value:g}",
         help="How hard values are pushed towards zero. Too strong costs accuracy before any pruning.",
     )
@@ -191,7 +188,7 @@ def sparsity_results(loaded: LoadedModel, outcome: SparseOutcome, request: Spars
         95,
         default_ratio,
         step=5,
-        key=f"{keys.SENS_L1_RATIO}_{shown.target}",
+        key=keys.sens_l1_ratio(shown.target),
         format="%d%%",
     )
     table = caches.pruned_accuracies(

@@ -6,6 +6,8 @@ Widget keys double as session keys (Streamlit stores a keyed widget's value unde
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 # --- Session -----------------------------------------------------------------------------------
 
 CURRENT_MODEL = "current_model"
@@ -62,6 +64,7 @@ PRUNE_UPLOAD = "prune_upload"
 PRUNE_ERROR = "prune_error"
 PRUNE_UPLOAD_MESSAGE = "prune_upload_message"
 PRUNE_FILTER = "prune_filter"
+PRUNE_RESET = "prune_reset"
 PRUNE_LAYER_PAGE = "prune_layer_page"
 PRUNE_HEAD_LAYER_PICKER = "prune_head_layer"
 PRUNE_PREVIEW_LAYER_PICKER = "prune_preview_layer"
@@ -113,9 +116,7 @@ SENS_ITERATIVE = "sens_iterative"
 """Session key: the `IterativeOutcome` last shown."""
 SENS_USE_PRUNED = "sens_use_pruned"
 SENS_SPARSE_TARGET = "sens_l1_target"
-SENS_L1_LAMBDA = "sens_l1_lambda"
 SENS_L1_EPOCHS = "sens_l1_epochs"
-SENS_L1_RATIO = "sens_l1_ratio"
 SENS_L1_LAYER = "sens_l1_layer"
 SENS_RUN_SPARSE = "sens_run_sparse"
 SENS_CANCEL_SPARSE = "sens_cancel_sparse"
@@ -150,36 +151,36 @@ INSPECT_OPEN_VIEW = "inspect_open_view"
 # --- Keys made per layer or per task ------------------------------------------------------------
 
 
-def prune_layer_ratio(layer: str) -> str:
-    """A layer's ratio slider on the Prune page."""
-    return f"prune_ratio:{layer}"
+def _keyed(prefix: str) -> Callable[[str], str]:
+    """A maker of keys for widgets drawn once per layer (or block, or task): `prefix:name`."""
+    return lambda name: f"{prefix}:{name}"
 
 
-def prune_layer_lock(layer: str) -> str:
-    """A layer's Lock checkbox on the Prune page."""
-    return f"prune_lock:{layer}"
-
-
-def prune_layer_nm(layer: str) -> str:
-    """A layer's N:M on/off toggle on the Prune page."""
-    return f"prune_nm:{layer}"
-
-
-def prune_group(label: str) -> str:
-    """Whether a block of layer sliders is open on the Prune page."""
-    return f"prune_group:{label}"
-
-
-def prune_head_ratio(layer: str) -> str:
-    """An attention layer's heads slider on the Prune page."""
-    return f"prune_heads_{layer}"
-
-
-def prune_head_lock(layer: str) -> str:
-    """An attention layer's Lock checkbox on the Prune page."""
-    return f"prune_heads_lock_{layer}"
-
-
-def notice(task_key: str) -> str:
-    """The message left for the next run when the background task under `task_key` was cancelled or stopped."""
-    return f"{task_key}_notice"
+prune_layer_ratio = _keyed("prune_ratio")
+"""A layer's ratio slider on the Prune page."""
+prune_layer_lock = _keyed("prune_lock")
+"""A layer's Lock checkbox on the Prune page."""
+prune_layer_nm = _keyed("prune_nm")
+"""A layer's N:M on/off toggle on the Prune page."""
+prune_group = _keyed("prune_group")
+"""Whether a block of layer sliders is open on the Prune page."""
+prune_head_ratio = _keyed("prune_heads")
+"""An attention layer's heads slider on the Prune page."""
+prune_head_lock = _keyed("prune_heads_lock")
+"""An attention layer's Lock checkbox on the Prune page."""
+export_prepare = _keyed("export_prepare")
+"""The Prepare button of one export format (or of the summary) on the Compare page."""
+export_download = _keyed("export_download")
+"""The download button of one prepared export on the Compare page."""
+experiments_name = _keyed("experiments_name")
+"""The Name field of one run on the Experiments page."""
+experiments_notes = _keyed("experiments_notes")
+"""The Notes field of one run on the Experiments page."""
+experiments_save = _keyed("experiments_save")
+"""The Save button of one run's name and notes on the Experiments page."""
+sens_l1_lambda = _keyed("sens_l1_lambda")
+"""The L1 strength slider of one sparsity target on the Sensitivity page."""
+sens_l1_ratio = _keyed("sens_l1_ratio")
+"""The pruning ratio slider of one sparsity target on the Sensitivity page."""
+notice = _keyed("notice")
+"""The message left for the next run when the background task under this key was cancelled or stopped."""

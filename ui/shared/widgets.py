@@ -3,11 +3,13 @@ and before/after figures drawn as metrics (Prune's summary and Compare's headlin
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 import prune_engine as pe
 from ui.shared import caches, navigation
@@ -48,6 +50,25 @@ def require_model() -> LoadedModel:
         st.info("No model is loaded yet. Pick one on the Model page first.", icon=":material/info:")
         st.page_link(navigation.MODEL_PAGE, label="Choose a model", icon=":material/arrow_forward:")
         st.stop()
+    return loaded
+
+
+def choice(
+    container: DeltaGenerator, label: str, options: Iterable[str], labels: Mapping[str, str], key: str, **kwargs: Any
+) -> str:
+    """A horizontal radio of `options` shown by their `labels` (an option without one shows as itself)."""
+    return container.radio(
+        label, list(options), key=key, format_func=lambda option: labels.get(option, option), horizontal=True, **kwargs
+    )
+
+
+def page_start(title: str, introduction: str = "") -> LoadedModel:
+    """The page's title and the current model (the page stops without one), then `introduction`,
+    in which `{model}` stands for the model's name."""
+    st.title(title)
+    loaded = require_model()
+    if introduction:
+        st.markdown(introduction.format(model=f"**{fmt.literal(loaded.name)}**"))
     return loaded
 
 
