@@ -25,7 +25,7 @@ import torch
 import prune_engine as pe
 from bench.common import peak_rss_mb, print_table, stopwatch
 from prune_engine.heads import attention_layers
-from prune_engine.pruning import GRANULARITIES
+from prune_engine.pruning import PRUNERS
 from sample_models import list_samples, load_sample
 
 STEPS = ("load", "stats", "summary", "unstructured", "head", "latency")
@@ -48,7 +48,7 @@ def weight_bytes(model: torch.nn.Module) -> int:
 
 def supports_heads(model: torch.nn.Module) -> bool:
     """Whether the engine has a `head` granularity and the model has attention it can prune."""
-    return "head" in GRANULARITIES and bool(attention_layers(model))
+    return "head" in PRUNERS and bool(attention_layers(model))
 
 
 def head_plan() -> pe.PruningPlan:

@@ -9,11 +9,16 @@ A plain library (no UI imports), usable from the app, a script or a notebook::
     plan = pe.PruningPlan(granularity="channel", global_ratio=0.3)
     result = pe.apply_plan(bundle.model, plan, bundle.example_input)
     pe.evaluate(result.model, bundle.eval_data)
+    result.report[["layer", "status", "blocked_by", "note"]]
+
+`__all__` holds what a script or notebook calls. App plumbing (caches, executors, format
+detection, upload helpers) is imported from its module, e.g.
+`from prune_engine.sensitivity import SerialExecutor`.
 """
 
 from .architectures import build_architecture, list_architectures, register_architecture
-from .calibration import has_batchnorm, recalibrate_batchnorm
-from .data import EvalData, ModelBundle, model_fingerprint
+from .calibration import recalibrate_batchnorm
+from .data import EvalData, ModelBundle
 from .embedding import (
     embedding_fidelity,
     embedding_metrics,
@@ -33,31 +38,12 @@ from .errors import (
     UnknownSampleError,
     UnsupportedModelError,
 )
-from .experiments import ExperimentRun, ExperimentStore, ExperimentStoreError, default_db_path, pareto_front, plan_diff
-from .export import EXPORT_FORMATS, ExportError, architecture_sidecar, export_bundle, export_model, rebuild_from_sidecar
-from .heads import HEAD_LEVEL_CRITERIA, AttentionLayer, ablation_scores, attention_layers, remove_heads
-from .importance import (
-    CRITERIA,
-    Criterion,
-    ImportanceCacheInfo,
-    ScoringContext,
-    clear_importance_cache,
-    get_criterion,
-    importance,
-    importance_cache_info,
-    register_criterion,
-)
+from .experiments import ExperimentRun, ExperimentStore, ExperimentStoreError, pareto_front, plan_diff
+from .export import EXPORT_FORMATS, ExportError, export_bundle, export_model
+from .heads import AttentionLayer, attention_layers, remove_heads
+from .importance import CRITERIA, Criterion, ScoringContext, get_criterion, importance, register_criterion
 from .layers import LayerInfo, channel_norms, get_layer, layer_stats, prunable_layers, weight_histogram
-from .loading import (
-    StateDictMismatchError,
-    check_data_fits,
-    code_loading_allowed,
-    csv_columns,
-    detect_format,
-    load_eval_data,
-    load_model,
-    random_eval_data,
-)
+from .loading import StateDictMismatchError, load_eval_data, load_model
 from .metrics import (
     LatencyResult,
     available_devices,
@@ -71,22 +57,16 @@ from .metrics import (
 )
 from .plan import GRANULARITIES, SCOPES, PruningPlan
 from .pruning import PlanPreview, PruneResult, apply_plan, preview_plan
+from .report import layer_report
 from .sensitivity import (
     DEFAULT_RATIOS,
-    RAY_ADDRESS_ENV,
-    SCAN_COLUMNS,
     ExecutorError,
-    ProcessExecutor,
-    RayExecutor,
     ScanCancelled,
-    ScanExecutor,
-    SerialExecutor,
     TargetUnreachableError,
-    clear_scan_cache,
-    default_executor,
     sensitivity_scan,
     suggest_ratios,
 )
+from .status import BlockedBy, LayerStatus
 from .training import SCHEDULES, fine_tune, iterative_prune, schedule_fractions, train_sparse
 
 __all__ = [
@@ -94,12 +74,10 @@ __all__ = [
     "DEFAULT_RATIOS",
     "EXPORT_FORMATS",
     "GRANULARITIES",
-    "HEAD_LEVEL_CRITERIA",
-    "RAY_ADDRESS_ENV",
-    "SCAN_COLUMNS",
     "SCHEDULES",
     "SCOPES",
     "AttentionLayer",
+    "BlockedBy",
     "Criterion",
     "CriterionError",
     "DataError",
@@ -109,44 +87,30 @@ __all__ = [
     "ExperimentStore",
     "ExperimentStoreError",
     "ExportError",
-    "ImportanceCacheInfo",
     "InvalidPlanError",
     "LatencyResult",
     "LayerInfo",
+    "LayerStatus",
     "ModelBundle",
     "ModelLoadError",
     "PlanPreview",
-    "ProcessExecutor",
     "PruneResult",
     "PruneScopeError",
     "PruningPlan",
-    "RayExecutor",
     "ScanCancelled",
-    "ScanExecutor",
     "ScoringContext",
-    "SerialExecutor",
     "StateDictMismatchError",
     "TargetUnreachableError",
     "UnknownLayerError",
     "UnknownSampleError",
     "UnsupportedModelError",
-    "ablation_scores",
     "apply_plan",
-    "architecture_sidecar",
     "attention_layers",
     "available_devices",
     "build_architecture",
     "channel_norms",
-    "check_data_fits",
-    "clear_importance_cache",
-    "clear_scan_cache",
-    "code_loading_allowed",
     "compare_latency",
     "count_flops",
-    "csv_columns",
-    "default_db_path",
-    "default_executor",
-    "detect_format",
     "embedding_fidelity",
     "embedding_metrics",
     "evaluate",
@@ -156,18 +120,16 @@ __all__ = [
     "fine_tune",
     "get_criterion",
     "get_layer",
-    "has_batchnorm",
     "importance",
-    "importance_cache_info",
     "is_embedding_model",
     "iterative_prune",
+    "layer_report",
     "layer_stats",
     "list_architectures",
     "load_eval_data",
     "load_model",
     "mean_cosine",
     "measure_latency",
-    "model_fingerprint",
     "model_outputs",
     "model_summary",
     "nearest_neighbours",
@@ -176,8 +138,6 @@ __all__ = [
     "plan_diff",
     "preview_plan",
     "prunable_layers",
-    "random_eval_data",
-    "rebuild_from_sidecar",
     "recalibrate_batchnorm",
     "register_architecture",
     "register_criterion",

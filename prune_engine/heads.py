@@ -31,9 +31,10 @@ its `forward` reads besides the head size, and it is updated with the slices.
 A ratio is the fraction of a layer's heads removed; at least one head always stays.
 Head scores come from any criterion's weight-level scores (l1, l2, random, taylor, …):
 a head's score is the sum of its scores over its q/k/v rows and output-projection columns.
-The `ablation` criterion registered here scores heads directly: how much the model's
-outputs change when that one head is switched off, measured on data. Its scores mean the
-same in every layer, so a global ranking compares them as they are.
+The `ablation` criterion (scored here, listed with the others in `importance.CRITERIA`)
+scores heads directly: how much the model's outputs change when that one head is switched
+off, measured on data. Its scores mean the same in every layer, so a global ranking
+compares them as they are.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -48,7 +50,9 @@ from torch import nn
 
 from .data import EvalData
 from .errors import CriterionError, UnsupportedModelError
-from .importance import Criterion, ScoringContext, register_criterion
+
+if TYPE_CHECKING:
+    from .importance import ScoringContext
 
 BERT_FORM = "bert"
 PLAIN_FORM = "plain"
@@ -294,7 +298,7 @@ def _flat_output(output: object) -> torch.Tensor:
     return output.float().reshape(len(output), -1)
 
 
-def _ablation_channel_scores(context: ScoringContext) -> dict[str, torch.Tensor]:
+def ablation_channel_scores(context: ScoringContext) -> dict[str, torch.Tensor]:
     """Each query/key/value output channel gets the ablation score of the head it belongs to."""
     assert context.data is not None
     owners = {}
@@ -311,23 +315,3 @@ def _ablation_channel_scores(context: ScoringContext) -> dict[str, torch.Tensor]
     scores = ablation_scores(context.model, layers, context.data, context.max_examples)
     context.report(1.0, "ablation: done")
     return {name: scores[owners[name].name].repeat_interleave(owners[name].head_dim) for name in names}
-
-
-register_criterion(
-    Criterion(
-        name="ablation",
-        label="Head ablation (data)",
-        explanation=(
-            "Switches off one attention head at a time and measures how much the model's outputs change on "
-            "the evaluation data (1 − cosine similarity with the unchanged outputs). Heads whose absence "
-            "changes almost nothing go first. It measures exactly what removing a head alone does, which "
-            "makes it the most faithful head criterion, but it runs the model once per head on 128 examples "
-            "(about a minute for MiniLM's 72 heads on one CPU core; later changes to the plan reuse the scores) "
-            "and ignores that removing two heads together may matter more than each "
-            "alone. It scores attention heads only: use it with head pruning."
-        ),
-        channel_scores=_ablation_channel_scores,
-        needs_data=True,
-        kind="data",
-    )
-)

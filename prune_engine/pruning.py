@@ -1,6 +1,6 @@
 """Apply a pruning plan: turn a model and a plan into a new, pruned model and a report.
 
-Each granularity is one `Granularity` in `GRANULARITIES`: `decide` works out what to
+Each granularity is one `Pruner` in `PRUNERS`: `decide` works out what to
 remove (ratios per layer, masks, channels or attention heads) without changing anything,
 `apply` does it. `preview_plan` runs only `decide`, which is what the app's live preview shows;
 `apply_plan` runs both on a deep copy, so the model passed in is never changed.
@@ -22,6 +22,7 @@ from .data import EvalData
 from .errors import InvalidPlanError, UnsupportedModelError
 from .heads import (
     HEAD_LEVEL_CRITERIA,
+    AttentionLayer,
     attention_layer,
     attention_layers,
     head_scores,
@@ -32,6 +33,8 @@ from .importance import LayerScoreImportance, ProgressFn, ScoringContext, get_cr
 from .layers import LayerInfo, get_layer, prunable_layers
 from .masks import STREAM_ABOVE, bounded_counts, count_mask, global_masks, layer_mask, nm_mask, streamed_global_masks
 from .plan import PruningPlan
+from .report import PREVIEW_COLUMNS, layer_figures, report_table, typed_status, typed_table
+from .status import PLAN_ERRORS, Blocked, BlockedBy
 from .structured import ChannelGraph, ChannelGroup, check_pruned_model
 
 
@@ -40,18 +43,38 @@ class Decision:
     """What a granularity will remove, layer by layer, before anything is changed.
 
     `ratios`: the fraction each layer will lose (its weights for masks, its output
-    channels for channel pruning); `scores`: the scores it was ranked by (per weight, or
-    per channel/unit); `skipped`: layers the plan targets that cannot be pruned, and why;
-    `notes`: how a layer is coupled to others or shares weights.
+    channels or heads otherwise); `scores`: the scores it was ranked by (per weight, or per
+    channel/unit/head); `blocked`: layers this granularity cannot prune, targeted or not,
+    and why; `notes`: how a layer is coupled to others or shares weights (for people);
+    `groups`: the layer whose channel group or attention heads a layer belongs to.
     """
 
     ratios: dict[str, float] = field(default_factory=dict)
     scores: dict[str, torch.Tensor] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
-    skipped: dict[str, str] = field(default_factory=dict)
-    masks: dict[str, torch.Tensor] = field(default_factory=dict)
-    removals: dict[str, torch.Tensor] = field(default_factory=dict)
+    blocked: dict[str, Blocked] = field(default_factory=dict)
     groups: dict[str, str] = field(default_factory=dict)
+
+    def blocked_by(self) -> dict[str, BlockedBy]:
+        """The typed cause of each blocked layer."""
+        return {layer: blocked.by for layer, blocked in self.blocked.items()}
+
+    def release(self) -> None:
+        """Let go of what was held to carry the decision out (nothing, unless a part holds it)."""
+
+
+@dataclass
+class MaskDecision(Decision):
+    """Unstructured and N:M: a keep-mask (1 = keep) per layer's weight."""
+
+    masks: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class ChannelDecision(Decision):
+    """Channel: per group root, the units (channels) to remove, and the graph that removes them."""
+
+    removals: dict[str, torch.Tensor] = field(default_factory=dict)
     graph: ChannelGraph | None = None
 
     def release(self) -> None:
@@ -61,17 +84,26 @@ class Decision:
             self.graph = None
 
 
+@dataclass
+class HeadDecision(Decision):
+    """Head: per attention layer, the heads to remove."""
+
+    removals: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
-class Granularity:
-    """One way of pruning: how to decide what goes, and how to remove it.
+class Pruner:
+    """One granularity: how to decide what goes, and how to remove it.
 
     `targets` names what a plan's ratios refer to (default: the prunable layers; for
-    head pruning, the attention layers) and raises when the model has none.
+    head pruning, the attention layers) and raises when the model has none; `unit` is
+    what a layer loses, in the notes of blocked layers ("cannot lose channels").
     """
 
     name: str
     decide: Callable[[nn.Module, PruningPlan, torch.Tensor, EvalData | None, ProgressFn | None], Decision]
     apply: Callable[[nn.Module, Decision, torch.Tensor], None]
+    unit: str
     targets: Callable[[nn.Module], list[str]] | None = None
 
 
@@ -79,8 +111,10 @@ class Granularity:
 class PruneResult:
     """A pruned copy of a model, the plan that made it, and a per-layer report.
 
-    `report` columns: layer, kind, target_ratio, assigned_ratio, achieved_ratio,
-    params/nonzero/channels before and after, and a note for skipped or coupled layers.
+    `report` has `report.REPORT_COLUMNS` (the same for every way of making a pruned model):
+    layer, kind, target/assigned/achieved ratio, params/weights/nonzero/channels before and
+    after, `status` (`LayerStatus`), `blocked_by` (`BlockedBy` or None) and a note.
+    `skipped`: layers the plan targets that cannot be pruned, and why (a sentence).
     `history`: one row per step when the plan was reached in steps (`iterative_prune`).
     """
 
@@ -93,7 +127,8 @@ class PruneResult:
 
 @dataclass(frozen=True)
 class PlanPreview:
-    """What a plan would do, without doing it: a per-layer table and the ranking scores."""
+    """What a plan would do, without doing it: a per-layer table (`report.PREVIEW_COLUMNS`)
+    and the ranking scores. A layer's status is `pruned` when it is assigned a ratio above 0."""
 
     table: pd.DataFrame
     scores: dict[str, torch.Tensor]
@@ -114,21 +149,21 @@ def apply_plan(
     model is a plain `nn.Module` (no pruning hooks, no `weight_orig`/`weight_mask`), so
     it saves and loads with a normal `state_dict`.
     """
-    granularity = _granularity(plan)
+    pruner = _pruner(plan)
     calibration_data = calibration_data if calibration_data is not None else data
     if plan.recalibrate_bn and calibration_data is None:
         raise InvalidPlanError(
             "The plan re-estimates BatchNorm statistics after pruning, which needs data; "
             "give calibration data (training examples) or turn recalibrate_bn off."
         )
-    layers = _checked_layers(model, plan, granularity)
-    before = {layer.name: _layer_figures(model, layer.name) for layer in layers}
+    layers = _checked_layers(model, plan, pruner)
+    before = {layer.name: (layer.kind, layer_figures(model, layer.name)) for layer in layers}
     working = _working_copy(model)
     _report(progress, 0.05, "Ranking weights and channels")
-    decision = granularity.decide(working, plan, example_input, data, _scaled(progress, 0.05, 0.8))
+    decision = pruner.decide(working, plan, example_input, data, _scaled(progress, 0.05, 0.8))
     _report(progress, 0.8, "Removing what the plan selects")
     try:
-        granularity.apply(working, decision, example_input)
+        pruner.apply(working, decision, example_input)
     finally:
         decision.release()
     if plan.recalibrate_bn and has_batchnorm(working):
@@ -136,8 +171,10 @@ def apply_plan(
         working = recalibrate_batchnorm(working, calibration_data)
     working.train(model.training)
     _report(progress, 1.0, "Done")
-    report = _report_table(layers, before, working, plan, decision)
-    return PruneResult(model=working, plan=plan, report=report, skipped=decision.skipped)
+    after = {name: layer_figures(working, name) for name in before}
+    notes = {name: _note(decision, name, plan, pruner) for name in before}
+    report = report_table(before, after, plan, decision.ratios, decision.blocked_by(), notes)
+    return PruneResult(model=working, plan=plan, report=report, skipped=_skipped(decision, plan, pruner))
 
 
 def preview_plan(
@@ -146,37 +183,40 @@ def preview_plan(
     example_input: torch.Tensor,
     data: EvalData | None = None,
 ) -> PlanPreview:
-    """The ratio each layer would get (under global scope, the one the ranking assigns)
-    and the scores behind it, computed on a copy without pruning anything."""
-    granularity = _granularity(plan)
-    layers = _checked_layers(model, plan, granularity)
-    decision = granularity.decide(_working_copy(model), plan, example_input, data, None)
+    """The ratio each layer would get (under global scope, the one the ranking assigns),
+    its status and the scores behind it, computed on a copy without pruning anything."""
+    pruner = _pruner(plan)
+    layers = _checked_layers(model, plan, pruner)
+    decision = pruner.decide(_working_copy(model), plan, example_input, data, None)
     decision.release()
+    blocked = decision.blocked_by()
     rows = []
     for layer in layers:
+        assigned = decision.ratios.get(layer.name, 0.0)
         rows.append(
             {
                 "layer": layer.name,
                 "kind": layer.kind,
                 "target_ratio": plan.target_ratio(layer.name),
-                "assigned_ratio": decision.ratios.get(layer.name, 0.0),
+                "assigned_ratio": assigned,
                 "group": decision.groups.get(layer.name, layer.name),
-                "note": _note(decision, layer.name),
+                **typed_status(layer.name, blocked, assigned > 0),
+                "note": _note(decision, layer.name, plan, pruner),
             }
         )
-    return PlanPreview(table=pd.DataFrame(rows), scores=decision.scores)
+    return PlanPreview(table=typed_table(rows, PREVIEW_COLUMNS), scores=decision.scores)
 
 
-def _granularity(plan: PruningPlan) -> Granularity:
+def _pruner(plan: PruningPlan) -> Pruner:
     plan.validate()
-    return GRANULARITIES[plan.granularity]
+    return PRUNERS[plan.granularity]
 
 
-def _checked_layers(model: nn.Module, plan: PruningPlan, granularity: Granularity) -> list[LayerInfo]:
+def _checked_layers(model: nn.Module, plan: PruningPlan, pruner: Pruner) -> list[LayerInfo]:
     layers = prunable_layers(model)
     if not layers:
         raise UnsupportedModelError("This model has no Linear or Conv layers, so there is nothing to prune.")
-    targets = granularity.targets(model) if granularity.targets is not None else [layer.name for layer in layers]
+    targets = pruner.targets(model) if pruner.targets is not None else [layer.name for layer in layers]
     plan.check_layers(targets)
     return layers
 
@@ -210,18 +250,45 @@ def _target_layers(model: nn.Module, plan: PruningPlan) -> list[str]:
     return [layer.name for layer in prunable_layers(model) if plan.target_ratio(layer.name) > 0]
 
 
-def _unique_weights(model: nn.Module, names: list[str], decision: Decision) -> list[str]:
-    """Drop layers whose weight is the same tensor as an earlier layer's (tied weights)."""
+def _note(decision: Decision, layer: str, plan: PruningPlan, pruner: Pruner) -> str:
+    """The sentence shown beside a layer: why it is blocked, else how it is coupled."""
+    blocked = decision.blocked.get(layer)
+    if blocked is None:
+        return decision.notes.get(layer, "")
+    if _targeted(decision, layer, plan, pruner):
+        return f"not pruned: {blocked.reason}"
+    return f"cannot lose {pruner.unit}: {blocked.reason}"
+
+
+def _skipped(decision: Decision, plan: PruningPlan, pruner: Pruner) -> dict[str, str]:
+    """Layers the plan targets that cannot be pruned, and why."""
+    return {
+        layer: blocked.reason for layer, blocked in decision.blocked.items() if _targeted(decision, layer, plan, pruner)
+    }
+
+
+def _targeted(decision: Decision, layer: str, plan: PruningPlan, pruner: Pruner) -> bool:
+    """Whether the plan asks `layer` to lose something (for head pruning: its attention layer)."""
+    if pruner.targets is None:
+        return plan.target_ratio(layer) > 0
+    owner = decision.groups.get(layer)
+    return owner is not None and plan.target_ratio(owner) > 0
+
+
+def _unique_weights(model: nn.Module, names: list[str], decision: Decision) -> tuple[list[str], dict[str, str]]:
+    """Layers whose weight is not the same tensor as an earlier layer's (tied weights), and
+    each tied layer mapped to the earlier layer that is pruned for both."""
     seen: dict[int, str] = {}
-    unique = []
+    unique, tied = [], {}
     for name in names:
         key = id(get_layer(model, name).weight)
         if key in seen:
             decision.notes[name] = f"shares its weight with {seen[key]!r}, which is pruned once for both"
+            tied[name] = seen[key]
             continue
         seen[key] = name
         unique.append(name)
-    return unique
+    return unique, tied
 
 
 def _bounds(plan: PruningPlan, size: int, cap: int) -> tuple[int, int]:
@@ -237,8 +304,8 @@ def _decide_unstructured(
     data: EvalData | None,
     progress: ProgressFn | None,
 ) -> Decision:
-    decision = Decision()
-    targets = _unique_weights(model, _target_layers(model, plan), decision)
+    decision = MaskDecision()
+    targets, tied = _unique_weights(model, _target_layers(model, plan), decision)
     if not targets:
         return decision
     scores = importance(model, plan.criterion, data, level="weight", layers=targets, progress=progress, seed=plan.seed)
@@ -261,6 +328,7 @@ def _decide_unstructured(
             decision.masks[name] = layer_mask(scores[name], plan.target_ratio(name))
     decision.scores = scores
     decision.ratios = {name: 1.0 - int(mask.count_nonzero()) / mask.numel() for name, mask in decision.masks.items()}
+    decision.ratios.update({name: decision.ratios[owner] for name, owner in tied.items()})
     return decision
 
 
@@ -271,24 +339,26 @@ def _decide_nm(
     data: EvalData | None,
     progress: ProgressFn | None,
 ) -> Decision:
-    decision = Decision()
-    targets = []
-    for name in _unique_weights(model, _target_layers(model, plan), decision):
-        weight = get_layer(model, name).weight
+    decision = MaskDecision()
+    for layer in prunable_layers(model):
+        weight = get_layer(model, layer.name).weight
         if weight.dim() < 2 or weight.shape[1] % plan.m:
-            decision.skipped[name] = f"its input size {weight.shape[1]} is not a multiple of m={plan.m}"
-        else:
-            targets.append(name)
+            size = weight.shape[1] if weight.dim() > 1 else 1
+            decision.blocked[layer.name] = Blocked(
+                BlockedBy.NM_SHAPE, f"its input size {size} is not a multiple of m={plan.m}"
+            )
+    wanted = [name for name in _target_layers(model, plan) if name not in decision.blocked]
+    targets, tied = _unique_weights(model, wanted, decision)
     if not targets:
         return decision
     scores = importance(model, plan.criterion, data, level="weight", layers=targets, progress=progress, seed=plan.seed)
     decision.masks = {name: nm_mask(scores[name], plan.n, plan.m) for name in targets}
     decision.scores = scores
-    decision.ratios = {name: 1.0 - plan.n / plan.m for name in targets}
+    decision.ratios = {name: 1.0 - plan.n / plan.m for name in [*targets, *tied]}
     return decision
 
 
-def _apply_masks(model: nn.Module, decision: Decision, example_input: torch.Tensor) -> None:
+def _apply_masks(model: nn.Module, decision: MaskDecision, example_input: torch.Tensor) -> None:
     with torch.no_grad():
         for name, mask in decision.masks.items():
             weight = get_layer(model, name).weight
@@ -304,22 +374,13 @@ def _decide_channel(
 ) -> Decision:
     graph = ChannelGraph(model, example_input, plan.ignored_layers)
     groups = _refuse_head_projections(model, graph.groups(_group_importance(model, plan, data, progress)))
-    decision = Decision(graph=graph)
+    decision = ChannelDecision(graph=graph)
     local: dict[str, float] = {}
     ranked: list[ChannelGroup] = []
     for group in groups:
-        for layer in group.layers:
-            decision.groups[layer] = group.root
-            if len(group.layers) > 1:
-                others = ", ".join(other for other in group.layers if other != layer)
-                decision.notes[layer] = f"coupled with {others}: they lose the same channels"
+        _describe_group(decision, group)
         if not group.prunable:
             _refuse_explicit(plan, group)
-            for layer in group.layers:
-                if plan.target_ratio(layer) > 0:
-                    decision.skipped[layer] = group.skip_reason or ""
-                else:
-                    decision.notes[layer] = f"cannot lose channels: {group.skip_reason}"
             continue
         decision.scores.update({layer: group.importance for layer in group.layers})
         explicit = [plan.ratios[layer] for layer in group.layers if layer in plan.ratios]
@@ -343,6 +404,17 @@ def _decide_channel(
     return decision
 
 
+def _describe_group(decision: Decision, group: ChannelGroup) -> None:
+    """Record each member's group, its coupled partners, and why the group is blocked, if it is."""
+    for layer in group.layers:
+        decision.groups[layer] = group.root
+        if len(group.layers) > 1:
+            others = ", ".join(other for other in group.layers if other != layer)
+            decision.notes[layer] = f"coupled with {others}: they lose the same channels"
+        if group.blocked is not None:
+            decision.blocked[layer] = group.blocked
+
+
 def _refuse_head_projections(model: nn.Module, groups: list[ChannelGroup]) -> list[ChannelGroup]:
     """Mark groups holding an attention layer's query/key/value projections as not prunable by channel:
     single channels would cut across heads (the heads' size no longer divides the width)."""
@@ -359,7 +431,7 @@ def _refuse_head_projections(model: nn.Module, groups: list[ChannelGroup]) -> li
                 f"it projects the heads of attention layer {owner!r}, and removing single channels would cut "
                 "across heads; remove whole heads instead (granularity 'head')"
             )
-            group = dataclasses.replace(group, skip_reason=reason)
+            group = dataclasses.replace(group, blocked=Blocked(BlockedBy.ATTENTION_PROJECTION, reason))
         marked.append(group)
     return marked
 
@@ -375,26 +447,32 @@ def _group_importance(model: nn.Module, plan: PruningPlan, data: EvalData | None
 
 
 def _refuse_explicit(plan: PruningPlan, group: ChannelGroup) -> None:
+    """An explicit ratio on a blocked group is an error: a plan mistake (InvalidPlanError) when
+    no model could lose those channels, otherwise a limit of PruneScope (UnsupportedModelError)."""
+    assert group.blocked is not None
     for layer in group.layers:
         if plan.ratios.get(layer, 0.0) > 0:
-            message = f"Layer {layer!r} cannot lose channels: {group.skip_reason}."
-            if "output" in (group.skip_reason or "") or "single channel" in (group.skip_reason or ""):
+            message = f"Layer {layer!r} cannot lose channels: {group.blocked.reason}."
+            if group.blocked.by in PLAN_ERRORS:
                 raise InvalidPlanError(message + " Set its ratio to 0.")
             raise UnsupportedModelError(message)
 
 
 def _refuse_ungrouped(model: nn.Module, plan: PruningPlan, decision: Decision) -> None:
-    """Targeted layers that no channel group reaches (e.g. inside a fused attention module)."""
-    reason = (
+    """Block the layers no channel group reaches (e.g. inside a fused attention module); an
+    explicit ratio on one is an error. Layers the plan ignores are left as they are."""
+    blocked = Blocked(
+        BlockedBy.NOT_REACHED,
         "no prunable channel group reaches it (it is coupled with an ignored layer, "
-        "or sits inside a fused module such as nn.MultiheadAttention)"
+        "or sits inside a fused module such as nn.MultiheadAttention)",
     )
-    for layer in _target_layers(model, plan):
-        if layer in decision.groups or layer in decision.skipped:
+    for layer in prunable_layers(model):
+        name = layer.name
+        if name in decision.groups or name in plan.ignored_layers:
             continue
-        if plan.ratios.get(layer, 0.0) > 0:
-            raise UnsupportedModelError(f"Layer {layer!r} cannot lose channels: {reason}.")
-        decision.skipped[layer] = reason
+        if plan.ratios.get(name, 0.0) > 0:
+            raise UnsupportedModelError(f"Layer {name!r} cannot lose channels: {blocked.reason}.")
+        decision.blocked[name] = blocked
 
 
 def _rounded_removal(units: int, remove: int, plan: PruningPlan) -> int:
@@ -422,7 +500,7 @@ def _global_channel_counts(groups: list[ChannelGroup], plan: PruningPlan) -> dic
     return {group.root: _rounded_removal(group.units, counts[group.root], plan) for group in groups}
 
 
-def _apply_channels(model: nn.Module, decision: Decision, example_input: torch.Tensor) -> None:
+def _apply_channels(model: nn.Module, decision: ChannelDecision, example_input: torch.Tensor) -> None:
     if decision.graph is None or not decision.removals:
         return
     with torch.no_grad():
@@ -439,50 +517,15 @@ def _decide_heads(
     data: EvalData | None,
     progress: ProgressFn | None,
 ) -> Decision:
-    """Score each head and choose the lowest per layer or, under global scope, across layers.
-
-    Magnitude-like scores (summed over a head's q/k/v rows and output columns) are divided
-    by their layer's mean before a global ranking, as channel scores are; head-level
-    criteria (ablation) are compared as they are.
-    """
+    """Score each head and choose the lowest per layer or, under global scope, across layers."""
     attention = require_attention_layers(model)
-    decision = Decision()
-    targets = [layer for layer in attention if plan.target_ratio(layer.name) > 0]
-    for layer in attention:
-        for projection in layer.projections:
-            decision.groups[projection] = layer.name
-            decision.notes[projection] = f"loses whole heads of {layer.name!r} ({layer.heads} heads)"
+    decision = HeadDecision()
+    _describe_heads(model, attention, decision)
+    targets = [layer for layer in attention if plan.target_ratio(layer.name) > 0 and layer.heads > 1]
     if not targets:
         return decision
-    head_level = plan.criterion in HEAD_LEVEL_CRITERIA
-    if head_level:
-        queries = importance(
-            model, plan.criterion, data, layers=[layer.query for layer in targets], progress=progress, seed=plan.seed
-        )
-        scores = {layer.name: queries[layer.query].reshape(layer.heads, -1).mean(dim=1) for layer in targets}
-    else:
-        projections = [name for layer in targets for name in layer.projections]
-        weight_scores = importance(
-            model, plan.criterion, data, level="weight", layers=projections, progress=progress, seed=plan.seed
-        )
-        scores = {layer.name: head_scores(layer, weight_scores) for layer in targets}
-    ranked = [layer for layer in targets if plan.is_global_ranked(layer.name)]
-    counts = {
-        layer.name: _rounded_removal(layer.heads, round(plan.target_ratio(layer.name) * layer.heads), plan)
-        for layer in targets
-        if layer not in ranked
-    }
-    if ranked:
-        normalised = {
-            layer.name: scores[layer.name]
-            if head_level
-            else scores[layer.name] / scores[layer.name].mean().clamp(min=1e-12)
-            for layer in ranked
-        }
-        bounds = {layer.name: _bounds(plan, layer.heads, layer.heads - 1) for layer in ranked}
-        total = round((plan.global_ratio or 0.0) * sum(layer.heads for layer in ranked))
-        low, high = {n: b[0] for n, b in bounds.items()}, {n: b[1] for n, b in bounds.items()}
-        counts.update(bounded_counts(normalised, total, low, high))
+    scores = _head_scores(model, plan, data, progress, targets)
+    counts = _head_counts(plan, targets, scores)
     for layer in targets:
         count = counts[layer.name]
         decision.scores[layer.name] = scores[layer.name]
@@ -493,7 +536,67 @@ def _decide_heads(
     return decision
 
 
-def _apply_heads(model: nn.Module, decision: Decision, example_input: torch.Tensor) -> None:
+def _describe_heads(model: nn.Module, attention: list[AttentionLayer], decision: Decision) -> None:
+    """Group each projection under its attention layer; block layers no head removal can touch."""
+    for layer in attention:
+        for projection in layer.projections:
+            decision.groups[projection] = layer.name
+            decision.notes[projection] = f"loses whole heads of {layer.name!r} ({layer.heads} heads)"
+            if layer.heads < 2:
+                decision.blocked[projection] = Blocked(
+                    BlockedBy.SINGLE_CHANNEL, f"{layer.name!r} has a single head, and a layer's last head stays"
+                )
+    not_attention = Blocked(BlockedBy.NOT_ATTENTION, "it is not a projection of an attention layer")
+    for layer in prunable_layers(model):
+        if layer.name not in decision.groups:
+            decision.blocked[layer.name] = not_attention
+
+
+def _head_scores(
+    model: nn.Module,
+    plan: PruningPlan,
+    data: EvalData | None,
+    progress: ProgressFn | None,
+    targets: list[AttentionLayer],
+) -> dict[str, torch.Tensor]:
+    """One score per head of each target layer: from a head-level criterion (ablation) as it is,
+    else the sum of a head's weight scores over its q/k/v rows and output-projection columns."""
+    if plan.criterion in HEAD_LEVEL_CRITERIA:
+        queries = importance(
+            model, plan.criterion, data, layers=[layer.query for layer in targets], progress=progress, seed=plan.seed
+        )
+        return {layer.name: queries[layer.query].reshape(layer.heads, -1).mean(dim=1) for layer in targets}
+    projections = [name for layer in targets for name in layer.projections]
+    weight_scores = importance(
+        model, plan.criterion, data, level="weight", layers=projections, progress=progress, seed=plan.seed
+    )
+    return {layer.name: head_scores(layer, weight_scores) for layer in targets}
+
+
+def _head_counts(plan: PruningPlan, targets: list[AttentionLayer], scores: dict[str, torch.Tensor]) -> dict[str, int]:
+    """Heads removed per layer: its own ratio, or its share of a global ranking. Magnitude-like
+    scores are divided by their layer's mean first, as channel scores are; head-level
+    criteria (ablation) mean the same in every layer and are compared as they are."""
+    ranked = [layer for layer in targets if plan.is_global_ranked(layer.name)]
+    counts = {
+        layer.name: _rounded_removal(layer.heads, round(plan.target_ratio(layer.name) * layer.heads), plan)
+        for layer in targets
+        if layer not in ranked
+    }
+    if ranked:
+        head_level = plan.criterion in HEAD_LEVEL_CRITERIA
+        normalised = {
+            name: scores[name] if head_level else scores[name] / scores[name].mean().clamp(min=1e-12)
+            for name in (layer.name for layer in ranked)
+        }
+        bounds = {layer.name: _bounds(plan, layer.heads, layer.heads - 1) for layer in ranked}
+        total = round((plan.global_ratio or 0.0) * sum(layer.heads for layer in ranked))
+        low, high = {n: b[0] for n, b in bounds.items()}, {n: b[1] for n, b in bounds.items()}
+        counts.update(bounded_counts(normalised, total, low, high))
+    return counts
+
+
+def _apply_heads(model: nn.Module, decision: HeadDecision, example_input: torch.Tensor) -> None:
     if not decision.removals:
         return
     with torch.no_grad():
@@ -508,61 +611,10 @@ def _attention_names(model: nn.Module) -> list[str]:
     return [layer.name for layer in require_attention_layers(model)]
 
 
-GRANULARITIES: dict[str, Granularity] = {
-    "unstructured": Granularity("unstructured", _decide_unstructured, _apply_masks),
-    "n:m": Granularity("n:m", _decide_nm, _apply_masks),
-    "channel": Granularity("channel", _decide_channel, _apply_channels),
-    "head": Granularity("head", _decide_heads, _apply_heads, _attention_names),
+PRUNERS: dict[str, Pruner] = {
+    "unstructured": Pruner("unstructured", _decide_unstructured, _apply_masks, unit="weights"),
+    "n:m": Pruner("n:m", _decide_nm, _apply_masks, unit="weights to N:M sparsity"),
+    "channel": Pruner("channel", _decide_channel, _apply_channels, unit="channels"),
+    "head": Pruner("head", _decide_heads, _apply_heads, unit="heads", targets=_attention_names),
 }
-
-
-def _layer_figures(model: nn.Module, name: str) -> tuple[int, int, int, int]:
-    module = get_layer(model, name)
-    weight = module.weight.detach()
-    bias = getattr(module, "bias", None)
-    params = weight.numel() + (bias.numel() if isinstance(bias, torch.Tensor) else 0)
-    return params, weight.numel(), int(torch.count_nonzero(weight)), int(weight.shape[0])
-
-
-def _note(decision: Decision, layer: str) -> str:
-    if layer in decision.skipped:
-        return f"not pruned: {decision.skipped[layer]}"
-    return decision.notes.get(layer, "")
-
-
-def _report_table(
-    layers: list[LayerInfo],
-    before: dict[str, tuple[int, int, int, int]],
-    pruned: nn.Module,
-    plan: PruningPlan,
-    decision: Decision,
-) -> pd.DataFrame:
-    rows = []
-    for layer in layers:
-        _, weights_before, nonzero_before, _ = before[layer.name]
-        params_after, weights_after, nonzero_after, channels_after = _layer_figures(pruned, layer.name)
-        if plan.granularity == "channel":
-            achieved = 1.0 - channels_after / layer.out_channels
-        elif plan.granularity == "head":
-            achieved = 1.0 - weights_after / max(weights_before, 1)
-        else:
-            achieved = 1.0 - nonzero_after / max(weights_before, 1)
-        rows.append(
-            {
-                "layer": layer.name,
-                "kind": layer.kind,
-                "target_ratio": plan.target_ratio(layer.name),
-                "assigned_ratio": decision.ratios.get(layer.name, 0.0),
-                "achieved_ratio": achieved,
-                "params_before": layer.params,
-                "params_after": params_after,
-                "weights_before": weights_before,
-                "weights_after": weights_after,
-                "nonzero_before": nonzero_before,
-                "nonzero_after": nonzero_after,
-                "channels_before": layer.out_channels,
-                "channels_after": channels_after,
-                "note": _note(decision, layer.name),
-            }
-        )
-    return pd.DataFrame(rows)
+"""Granularity name (see `plan.GRANULARITIES`) → the pruner that carries it out."""

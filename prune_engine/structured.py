@@ -21,6 +21,7 @@ from torch import nn
 
 from .errors import UnsupportedModelError
 from .layers import layer_kind
+from .status import Blocked, BlockedBy
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +35,8 @@ class ChannelGroup:
 
     `layers` are the prunable layers whose output channels the group removes (more than
     one when a residual addition or similar couples them); `units` the number of
-    decisions (channels, or channels per group for grouped convolutions); `skip_reason`
-    says why the group must not be pruned, if so.
+    decisions (channels, or channels per group for grouped convolutions); `blocked` says
+    why the group must not be pruned, if so.
     """
 
     root: str
@@ -43,11 +44,11 @@ class ChannelGroup:
     units: int
     channel_groups: int
     importance: torch.Tensor | None = None
-    skip_reason: str | None = None
+    blocked: Blocked | None = None
 
     @property
     def prunable(self) -> bool:
-        return self.skip_reason is None
+        return self.blocked is None
 
 
 class ChannelGraph:
@@ -88,12 +89,12 @@ class ChannelGraph:
                 layers=members,
                 units=units,
                 channel_groups=channel_groups,
-                skip_reason=self._skip_reason(group, units),
+                blocked=self._blocked(group, units),
             )
             if importance is not None and info.prunable:
                 scores = importance(group)
                 if scores is None:
-                    info.skip_reason = "the criterion gives no score for these channels"
+                    info.blocked = Blocked(BlockedBy.NO_SCORE, "the criterion gives no score for these channels")
                 else:
                     scores = scores.detach().float().cpu()
                     info.importance = scores.view(channel_groups, -1).mean(dim=0) if channel_groups > 1 else scores
@@ -143,26 +144,35 @@ class ChannelGraph:
                     members.append(name)
         return tuple(members)
 
-    def _skip_reason(self, group: tp.dependency.Group, units: int) -> str | None:
+    def _blocked(self, group: tp.dependency.Group, units: int) -> Blocked | None:
         if units < 2:
-            return "it has a single channel, and a layer's last channel is never removed"
+            return Blocked(
+                BlockedBy.SINGLE_CHANNEL, "it has a single channel, and a layer's last channel is never removed"
+            )
         for item in group:
             module = item.dep.target.module
             name = self.names.get(module, type(module).__name__)
             out_pruning = self.graph.is_out_channel_pruning_fn(item.dep.handler)
             if isinstance(module, tp.ops._OutputOp):
-                return "its channels are the model's output"
+                return Blocked(BlockedBy.OUTPUT_LAYER, "its channels are the model's output")
             if out_pruning and module in self.graph.module2node and not self.graph.module2node[module].outputs:
-                return f"{name!r} produces the model's output"
+                return Blocked(BlockedBy.OUTPUT_LAYER, f"{name!r} produces the model's output")
             if isinstance(module, nn.MultiheadAttention):
-                return (
+                return Blocked(
+                    BlockedBy.PACKED_ATTENTION,
                     f"it is coupled to {name!r}, whose packed query/key/value in-projection cannot lose "
-                    "model-dimension channels; prune the feed-forward layers instead"
+                    "model-dimension channels; prune the feed-forward layers instead",
                 )
             if isinstance(module, _RECURRENT) and out_pruning:
-                return f"it would shrink the hidden state of the recurrent layer {name!r}, which is not supported"
+                return Blocked(
+                    BlockedBy.RECURRENT_HIDDEN,
+                    f"it would shrink the hidden state of the recurrent layer {name!r}, which is not supported",
+                )
             if module in self._shared:
-                return f"{name!r} shares its weights with {self._shared[module]!r}; removing channels would untie them"
+                return Blocked(
+                    BlockedBy.TIED_WEIGHTS,
+                    f"{name!r} shares its weights with {self._shared[module]!r}; removing channels would untie them",
+                )
         return None
 
     def _detect_channel_groups(self) -> dict[nn.Module, int]:

@@ -29,6 +29,7 @@ from .layers import LayerInfo, get_layer, prunable_layers
 from .metrics import count_parameters, evaluate
 from .plan import PruningPlan
 from .pruning import PruneResult, apply_plan
+from .report import layer_report
 
 Penalty = Callable[[nn.Module], torch.Tensor]
 
@@ -241,7 +242,8 @@ def iterative_prune(
     channels follows the schedule: a layer's own ratio exactly (by channel counts), a
     global ratio up to rounding (step ratio = (c_t − c_{t−1}) / (1 − c_{t−1})).
 
-    The result's `report` compares the final model with `model`; its `history` has one
+    The result's `report` compares the final model with `model` (the columns of
+    `apply_plan`'s; assigned ratios are NaN, as no single ranking made it); its `history` has one
     row per step (step 0 = the original): step, ratio_fraction, pruned_accuracy (before
     fine-tuning), accuracy (after), params and nonzero.
     """
@@ -256,7 +258,7 @@ def iterative_prune(
     example_input = eval_data.inputs[:1] if example_input is None else example_input
     original = {layer.name: layer for layer in prunable_layers(model)}
     plan.check_layers(original)
-    current, previous, skipped = model, 0.0, {}
+    current, previous, skipped, last_step = model, 0.0, {}, None
     history = [_history_row(0, 0.0, model, eval_data, None)]
     for step, fraction in enumerate(fractions, start=1):
         report = _step_progress(progress, step, len(fractions))
@@ -265,6 +267,7 @@ def iterative_prune(
             report(0.0, "pruning")
         pruned = apply_plan(current, step_plan, example_input, data=train_data)
         skipped.update(pruned.skipped)
+        last_step = pruned.report
         pruned_accuracy = evaluate(pruned.model, eval_data)["accuracy"]
         current = fine_tune(
             pruned.model, train_data, epochs=epochs_per_step, lr=lr, seed=plan.seed + step, progress=report
@@ -274,7 +277,7 @@ def iterative_prune(
     return PruneResult(
         model=current,
         plan=plan,
-        report=_final_report(model, current, plan, original),
+        report=_final_report(model, current, plan, last_step),
         skipped=skipped,
         history=pd.DataFrame(history),
     )
@@ -326,29 +329,9 @@ def _history_row(
     }
 
 
-def _final_report(
-    model: nn.Module, pruned: nn.Module, plan: PruningPlan, original: dict[str, LayerInfo]
-) -> pd.DataFrame:
-    rows = []
-    for name, layer in original.items():
-        before, after = get_layer(model, name).weight.detach(), get_layer(pruned, name).weight.detach()
-        nonzero_before, nonzero_after = int(torch.count_nonzero(before)), int(torch.count_nonzero(after))
-        if plan.granularity == "channel":
-            achieved = 1.0 - after.shape[0] / before.shape[0]
-        else:
-            achieved = 1.0 - nonzero_after / max(before.numel(), 1)
-        rows.append(
-            {
-                "layer": name,
-                "kind": layer.kind,
-                "target_ratio": plan.target_ratio(name),
-                "achieved_ratio": achieved,
-                "weights_before": before.numel(),
-                "weights_after": after.numel(),
-                "nonzero_before": nonzero_before,
-                "nonzero_after": nonzero_after,
-                "channels_before": before.shape[0],
-                "channels_after": after.shape[0],
-            }
-        )
-    return pd.DataFrame(rows)
+def _final_report(model: nn.Module, pruned: nn.Module, plan: PruningPlan, last_step: pd.DataFrame) -> pd.DataFrame:
+    """The report comparing the final model with the original; blocked layers and notes come
+    from the last step (what stayed blocked then stays blocked)."""
+    step = last_step.set_index("layer")
+    blocked = {layer: by for layer, by in step["blocked_by"].items() if by is not None}
+    return layer_report(model, pruned, plan, blocked=blocked, notes=step["note"].to_dict())

@@ -8,6 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import prune_engine as pe
+from prune_engine.data import model_fingerprint
+from prune_engine.heads import ablation_scores
 from sample_models import load_sample
 from sample_models.large import CausalSelfAttention
 
@@ -73,13 +75,13 @@ def minilm() -> pe.ModelBundle:
 
 
 def test_head_pruning_minilm_keeps_shapes_consistent_and_outputs_finite(minilm: pe.ModelBundle) -> None:
-    before = pe.model_fingerprint(minilm.model)
+    before = model_fingerprint(minilm.model)
     layers = pe.attention_layers(minilm.model)
     plan = pe.PruningPlan(granularity="head", global_ratio=0.25)
 
     result = pe.apply_plan(minilm.model, plan, minilm.example_input)
 
-    assert pe.model_fingerprint(minilm.model) == before, "the loaded model is never changed"
+    assert model_fingerprint(minilm.model) == before, "the loaded model is never changed"
     pruned_layers = pe.attention_layers(result.model)
     assert [layer.heads for layer in pruned_layers] == [9] * 6
     for layer in pruned_layers:
@@ -143,7 +145,7 @@ def test_ablation_scores_a_switched_off_head_as_unimportant() -> None:
         attention.out_proj.weight[:, 2 * attention.head_dim : 3 * attention.head_dim] = 0
     data = pe.EvalData(torch.randn(16, 5, WIDTH))
 
-    scores = pe.ablation_scores(model, pe.attention_layers(model), data)
+    scores = ablation_scores(model, pe.attention_layers(model), data)
 
     assert scores["blocks.1.attn"][2] == 0
     assert bool((scores["blocks.1.attn"][[0, 1, 3, 4, 5]] > 0).all())

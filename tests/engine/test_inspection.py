@@ -9,6 +9,7 @@ from model_zoo import ZOO_BY_NAME
 from torch import nn
 
 import prune_engine as pe
+from prune_engine.data import model_fingerprint
 
 
 def test_prunable_layers_finds_nested_linear_and_conv_layers_by_module_path() -> None:
@@ -120,11 +121,11 @@ def test_eval_data_validates_label_count_and_batches() -> None:
 
 def test_model_fingerprint_changes_with_any_weight() -> None:
     model = ZOO_BY_NAME["mlp"].build()
-    before = pe.model_fingerprint(model)
-    assert pe.model_fingerprint(ZOO_BY_NAME["mlp"].build()) == before
+    before = model_fingerprint(model)
+    assert model_fingerprint(ZOO_BY_NAME["mlp"].build()) == before
     with torch.no_grad():
         model.fc2.weight[0, 0] += 1e-3
-    assert pe.model_fingerprint(model) != before
+    assert model_fingerprint(model) != before
 
 
 def test_model_summary_counts_nonzeros_flops_and_sparse_bytes() -> None:

@@ -27,6 +27,7 @@ from prune_engine.loading import (
     StateDictMismatchError,
     check_data_fits,
     code_loading_allowed,
+    csv_columns,
     detect_format,
     load_eval_data,
     load_model,
@@ -487,7 +488,7 @@ def test_csv_float_labels_stay_float_and_headerless_csv_works():
     [(b"a,b,t\n1,2,0.5\n", ["a", "b", "t"]), (b"1,2,3\n4,5,6\n", ["0", "1", "2"]), (b"", [])],
 )
 def test_csv_columns_are_the_names_a_label_column_can_take(content, columns):
-    assert pe.csv_columns(content) == columns
+    assert csv_columns(content) == columns
     for column in columns:
         labelled = load_eval_data(content, filename="d.csv", label_column=column)
         assert labelled.inputs.shape[1] == len(columns) - 1

@@ -130,10 +130,12 @@ def test_global_scope_leaves_layers_with_their_own_ratio_out_of_the_ranking() ->
 def test_nm_keeps_at_most_n_in_every_m_consecutive_input_weights(entry) -> None:
     model = entry.build()
     result = pe.apply_plan(model, pe.PruningPlan(granularity="n:m", n=2, m=4), entry.example_input())
+    blocked_by = dict(zip(result.report["layer"], result.report["blocked_by"], strict=True))
     for layer in pe.prunable_layers(model):
         weight = pe.get_layer(result.model, layer.name).weight.detach()
         if layer.name in result.skipped:
             assert "multiple of m=4" in result.skipped[layer.name]
+            assert blocked_by[layer.name] == pe.BlockedBy.NM_SHAPE
             assert torch.equal(weight, pe.get_layer(model, layer.name).weight.detach())
             continue
         groups = (weight.movedim(1, -1) if weight.dim() > 2 else weight).reshape(-1, 4)
@@ -287,6 +289,7 @@ def test_channel_pruning_reports_skipped_parts_under_a_global_ratio() -> None:
         entry.build(), pe.PruningPlan(granularity="channel", global_ratio=0.5), entry.example_input()
     )
     assert "packed query/key/value" in result.skipped["encoder.layers.1.linear2"]
+    assert result.report.set_index("layer").loc["encoder.layers.1.linear2", "blocked_by"] == "packed_attention"
     pruned = result.model.encoder.layers[0]
     assert pruned.linear1.out_features == 32 and pruned.linear2.in_features == 32, "feed-forward layers shrink"
     assert pruned.linear2.out_features == 32 and pruned.self_attn.embed_dim == 32, "model dimension stays"

@@ -23,6 +23,7 @@ from prune_engine.sensitivity import (
     SerialExecutor,
     TargetUnreachableError,
     default_executor,
+    executors,
     sensitivity_scan,
     suggest_ratios,
 )
@@ -167,7 +168,7 @@ def test_process_pool_gives_the_same_rows_as_the_serial_executor(cnn: pe.ModelBu
 def test_default_executor_follows_the_ray_address_and_the_job_count(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(sensitivity.RAY_ADDRESS_ENV, raising=False)
     assert isinstance(default_executor(3), SerialExecutor)
-    monkeypatch.setattr(sensitivity.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(executors.os, "cpu_count", lambda: 2)
     assert isinstance(default_executor(100), ProcessExecutor)
     monkeypatch.setenv(sensitivity.RAY_ADDRESS_ENV, "ray://head:10001")
     executor = default_executor(3)

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 import prune_engine as pe
+from prune_engine.data import model_fingerprint
 from sample_models import list_samples, load_sample, sample_info
 from sample_models.large import (
     LARGE_SAMPLES,
@@ -69,7 +70,7 @@ def test_weights_are_seeded_and_leave_the_global_random_state_alone() -> None:
     state = torch.random.get_rng_state()
     first, second = tiny_gpt2(), tiny_gpt2()
     assert torch.equal(torch.random.get_rng_state(), state)
-    assert pe.model_fingerprint(first) == pe.model_fingerprint(second)
+    assert model_fingerprint(first) == model_fingerprint(second)
     assert first.lm_head.weight is first.wte.weight
     assert float(first.h[0].attn.q_proj.weight.detach().std()) == pytest.approx(0.02, rel=0.1)
 
@@ -113,4 +114,4 @@ def test_tiny_mlp_from_the_same_builder_is_seeded() -> None:
     def build() -> nn.Module:
         return WideMLP(input_shape=(4,), width=8, hidden_layers=2, classes=3)
 
-    assert pe.model_fingerprint(materialise(build, init_mlp)) == pe.model_fingerprint(materialise(build, init_mlp))
+    assert model_fingerprint(materialise(build, init_mlp)) == model_fingerprint(materialise(build, init_mlp))

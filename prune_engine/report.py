@@ -1,0 +1,150 @@
+"""The per-layer report of a pruned model: one schema for every way of making one.
+
+`apply_plan`, `iterative_prune` and `layer_report` (for a fine-tuned or sparsity-trained
+model) all give a table with `REPORT_COLUMNS`, so whatever reads one reads them all.
+Figures come from the weights as they are; `status` and `blocked_by` are typed values
+(see `status.py`) and `note` is a sentence for people only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+from torch import nn
+
+from .layers import get_layer, prunable_layers
+from .plan import PruningPlan
+from .status import BlockedBy, LayerStatus
+
+REPORT_COLUMNS = (
+    "layer",
+    "kind",
+    "target_ratio",
+    "assigned_ratio",
+    "achieved_ratio",
+    "params_before",
+    "params_after",
+    "weights_before",
+    "weights_after",
+    "nonzero_before",
+    "nonzero_after",
+    "channels_before",
+    "channels_after",
+    "status",
+    "blocked_by",
+    "note",
+)
+"""Columns of every pruned model's report. `target_ratio`: what the plan asks of the layer;
+`assigned_ratio`: what its ranking gave it (NaN when no single ranking made the model,
+e.g. after pruning in steps); `achieved_ratio`: what it lost (output channels for channel
+pruning, weights for head pruning, non-zero weights otherwise); `status`: a `LayerStatus`;
+`blocked_by`: a `BlockedBy`, None unless blocked; `note`: for people only."""
+
+PREVIEW_COLUMNS = ("layer", "kind", "target_ratio", "assigned_ratio", "group", "status", "blocked_by", "note")
+"""Columns of `preview_plan`'s table; `group`: the layer whose channel group (or the
+attention layer whose heads) it belongs to, itself when it stands alone."""
+
+TYPED_COLUMNS = ("status", "blocked_by")
+
+
+@dataclass(frozen=True)
+class LayerFigures:
+    """Counts of one layer's parameters as they are: all, weights, non-zero weights, output channels."""
+
+    params: int
+    weights: int
+    nonzero: int
+    channels: int
+
+
+def layer_figures(model: nn.Module, name: str) -> LayerFigures:
+    """The figures of layer `name` of `model`, read from its weight and bias."""
+    module = get_layer(model, name)
+    weight = module.weight.detach()
+    bias = getattr(module, "bias", None)
+    params = weight.numel() + (bias.numel() if isinstance(bias, torch.Tensor) else 0)
+    return LayerFigures(params, weight.numel(), int(torch.count_nonzero(weight)), int(weight.shape[0]))
+
+
+def layer_report(
+    original: nn.Module,
+    pruned: nn.Module,
+    plan: PruningPlan,
+    *,
+    assigned: Mapping[str, float] | None = None,
+    blocked: Mapping[str, BlockedBy] | None = None,
+    notes: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """The report (`REPORT_COLUMNS`) comparing `pruned` with `original`, layer by layer.
+
+    Works for any pair whose prunable layers have the same module paths: an applied plan,
+    a model pruned in steps, fine-tuned or trained for sparsity. Status is `pruned` when
+    the counts show a loss, else `unchanged`, unless `blocked` names the layer. `assigned`
+    (the ratios a ranking gave), `blocked` and `notes` come from the decision when there
+    was one; without them assigned ratios are NaN and notes empty.
+    """
+    before = {layer.name: (layer.kind, layer_figures(original, layer.name)) for layer in prunable_layers(original)}
+    after = {name: layer_figures(pruned, name) for name in before}
+    return report_table(before, after, plan, assigned, blocked or {}, notes or {})
+
+
+def report_table(
+    before: Mapping[str, tuple[str, LayerFigures]],
+    after: Mapping[str, LayerFigures],
+    plan: PruningPlan,
+    assigned: Mapping[str, float] | None,
+    blocked: Mapping[str, BlockedBy],
+    notes: Mapping[str, str],
+) -> pd.DataFrame:
+    """Rows of `REPORT_COLUMNS` from each layer's (kind, figures) before and its figures after."""
+    rows = []
+    for name, (kind, old) in before.items():
+        new = after[name]
+        lost = new.params < old.params or new.nonzero < old.nonzero
+        rows.append(
+            {
+                "layer": name,
+                "kind": kind,
+                "target_ratio": plan.target_ratio(name),
+                "assigned_ratio": math.nan if assigned is None else assigned.get(name, 0.0),
+                "achieved_ratio": _achieved(plan.granularity, old, new),
+                "params_before": old.params,
+                "params_after": new.params,
+                "weights_before": old.weights,
+                "weights_after": new.weights,
+                "nonzero_before": old.nonzero,
+                "nonzero_after": new.nonzero,
+                "channels_before": old.channels,
+                "channels_after": new.channels,
+                **typed_status(name, blocked, lost),
+                "note": notes.get(name, ""),
+            }
+        )
+    return typed_table(rows, REPORT_COLUMNS)
+
+
+def _achieved(granularity: str, old: LayerFigures, new: LayerFigures) -> float:
+    if granularity == "channel":
+        return 1.0 - new.channels / max(old.channels, 1)
+    if granularity == "head":
+        return 1.0 - new.weights / max(old.weights, 1)
+    return 1.0 - new.nonzero / max(old.weights, 1)
+
+
+def typed_status(name: str, blocked: Mapping[str, BlockedBy], loses: bool) -> dict[str, object]:
+    """The `status` and `blocked_by` cells of one row: blocked wins, then whether it loses something."""
+    if name in blocked:
+        return {"status": LayerStatus.BLOCKED, "blocked_by": blocked[name]}
+    return {"status": LayerStatus.PRUNED if loses else LayerStatus.UNCHANGED, "blocked_by": None}
+
+
+def typed_table(rows: list[dict[str, object]], columns: tuple[str, ...]) -> pd.DataFrame:
+    """A table whose typed columns keep their enum members and None (pandas would make them plain text)."""
+    table = pd.DataFrame(rows, columns=list(columns))
+    for column in TYPED_COLUMNS:
+        table[column] = pd.Series([row[column] for row in rows], index=table.index, dtype=object)
+    return table
