@@ -172,7 +172,7 @@ def apply_plan(
     working.train(model.training)
     _report(progress, 1.0, "Done")
     after = {name: layer_figures(working, name) for name in before}
-    notes = {name: _note(decision, name, plan, pruner) for name in before}
+    notes = {name: _note(decision, name, pruner) for name in before}
     report = report_table(before, after, plan, decision.ratios, decision.blocked_by(), notes)
     return PruneResult(model=working, plan=plan, report=report, skipped=_skipped(decision, plan, pruner))
 
@@ -201,7 +201,7 @@ def preview_plan(
                 "assigned_ratio": assigned,
                 "group": decision.groups.get(layer.name, layer.name),
                 **typed_status(layer.name, blocked, assigned > 0),
-                "note": _note(decision, layer.name, plan, pruner),
+                "note": _note(decision, layer.name, pruner),
             }
         )
     return PlanPreview(table=typed_table(rows, PREVIEW_COLUMNS), scores=decision.scores)
@@ -250,13 +250,11 @@ def _target_layers(model: nn.Module, plan: PruningPlan) -> list[str]:
     return [layer.name for layer in prunable_layers(model) if plan.target_ratio(layer.name) > 0]
 
 
-def _note(decision: Decision, layer: str, plan: PruningPlan, pruner: Pruner) -> str:
+def _note(decision: Decision, layer: str, pruner: Pruner) -> str:
     """The sentence shown beside a layer: why it is blocked, else how it is coupled."""
     blocked = decision.blocked.get(layer)
     if blocked is None:
         return decision.notes.get(layer, "")
-    if _targeted(decision, layer, plan, pruner):
-        return f"not pruned: {blocked.reason}"
     return f"cannot lose {pruner.unit}: {blocked.reason}"
 
 

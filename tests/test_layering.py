@@ -76,7 +76,9 @@ def test_the_engine_imports_neither_the_ui_nor_the_streamlit_free_layer() -> Non
 
 
 def test_the_streamlit_free_layer_imports_no_streamlit_and_no_ui() -> None:
-    assert _violations(_python_files(ROOT / "workbench"), UI_NAMES) == []
+    files = _python_files(ROOT / "workbench")
+    assert files
+    assert _violations(files, UI_NAMES) == []
 
 
 def _page_packages() -> list[Path]:
@@ -86,8 +88,15 @@ def _page_packages() -> list[Path]:
     return sorted(path for path in ui.iterdir() if path.is_dir() and path.name not in {"shared", *SKIPPED_DIRS})
 
 
+def test_the_shared_core_imports_no_page_package() -> None:
+    pages = tuple(f"ui.{page.name}" for page in _page_packages())
+    assert pages
+    assert _violations(_python_files(ROOT / "ui" / "shared"), pages) == []
+
+
 def test_no_page_package_imports_another_page_package() -> None:
     pages = _page_packages()
+    assert len(pages) == 6
     found = []
     for page in pages:
         others = tuple(f"ui.{other.name}" for other in pages if other != page)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import prune_engine as pe
+from prune_engine.calibration import has_batchnorm
 from workbench.session import LoadedModel
 
 
 def can_recalibrate(loaded: LoadedModel) -> bool:
     """Whether BatchNorm statistics can be re-estimated: the model has BatchNorm and training examples."""
-    return loaded.bundle.train_data is not None and pe.has_batchnorm(loaded.bundle.model)
+    return loaded.bundle.train_data is not None and has_batchnorm(loaded.bundle.model)
 
 
 def criteria(loaded: LoadedModel) -> list[str]:

@@ -27,8 +27,6 @@ GRANULARITY_LABELS = {
 }
 SCOPE_LABELS = {"layer": "Per layer", "global": "Global ranking"}
 SCHEDULE_LABELS = {"agp": "AGP (gradual)", "linear": "Linear", "one_shot": "One shot"}
-BLOCKED_PREFIXES = ("not pruned: ", "cannot lose channels: ")
-"""How the engine's preview notes start for a layer that cannot lose channels."""
 
 
 def default_plan() -> pe.PruningPlan:
@@ -86,12 +84,9 @@ def weight_share(channel_ratio: float) -> float:
     return 1.0 - (1.0 - channel_ratio) ** 2
 
 
-def blocked_reason(note: str) -> str | None:
-    """Why the engine will not remove a layer's channels, from its preview note; None if it can."""
-    for prefix in BLOCKED_PREFIXES:
-        if note.startswith(prefix):
-            return note.removeprefix(prefix)
-    return None
+def is_blocked(row: pd.Series | None) -> bool:
+    """Whether the engine's preview row says the layer cannot be pruned by this granularity."""
+    return row is not None and row["status"] == pe.LayerStatus.BLOCKED
 
 
 def coupled_layers(name: str, table: pd.DataFrame | None) -> tuple[str, ...]:

@@ -12,6 +12,7 @@ from typing import Literal
 from torch import nn
 
 import prune_engine as pe
+from prune_engine.data import model_fingerprint
 
 ModelSource = Literal["sample", "upload"]
 
@@ -34,7 +35,7 @@ class LoadedModel:
         data = bundle.eval_data
         return cls(
             bundle=bundle,
-            fingerprint=pe.model_fingerprint(bundle.model),
+            fingerprint=model_fingerprint(bundle.model),
             data_fingerprint=None if data is None else data.fingerprint(),
             source=source,
         )
@@ -66,7 +67,7 @@ class PrunedModel:
 
     @classmethod
     def from_result(cls, result: pe.PruneResult, base: LoadedModel) -> PrunedModel:
-        return cls(result=result, fingerprint=pe.model_fingerprint(result.model), base_fingerprint=base.fingerprint)
+        return cls(result=result, fingerprint=model_fingerprint(result.model), base_fingerprint=base.fingerprint)
 
 
 RunKey = tuple[str, str, str]

@@ -16,6 +16,7 @@ from streamlit.runtime.scriptrunner_utils.script_requests import RerunData
 from streamlit.testing.v1 import AppTest
 
 import prune_engine as pe
+from prune_engine.sensitivity import RAY_ADDRESS_ENV, SerialExecutor, clear_scan_cache
 from sample_models import load_sample
 from tests.app.helpers import chart_spec, chart_titles
 from ui.shared import caches, keys
@@ -69,10 +70,10 @@ def warnings(at: AppTest) -> str:
 def test_a_scan_draws_the_heatmap_and_a_table_equal_to_the_engine_scan(app: AppTest) -> None:
     at = run_scan(open_sensitivity(app))
 
-    pe.clear_scan_cache()
+    clear_scan_cache()
     bundle = load_sample("digits_mlp")
     direct = pe.sensitivity_scan(
-        bundle.model, bundle.eval_data, (0.3, 0.6, 0.9), layers=LAYERS, executor=pe.SerialExecutor()
+        bundle.model, bundle.eval_data, (0.3, 0.6, 0.9), layers=LAYERS, executor=SerialExecutor()
     )
     shown = table_with(at, "params_saved")
     pd.testing.assert_frame_equal(
@@ -241,7 +242,7 @@ def test_cancel_stops_a_scan_mid_way_and_keeps_nothing(app: AppTest, cancel_afte
 
 
 def test_the_page_says_a_scan_runs_on_the_ray_cluster_configured(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(pe.RAY_ADDRESS_ENV, "ray://head:10001")
+    monkeypatch.setenv(RAY_ADDRESS_ENV, "ray://head:10001")
     at = app.switch_page(SENSITIVITY_PAGE).run()
     captions = " ".join(caption.value for caption in at.caption).replace("\\", "")
     assert "27 job(s), one per layer and ratio · runs on the Ray cluster at ray://head:10001." in captions

@@ -11,6 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import prune_engine as pe
+from prune_engine.data import model_fingerprint
 from sample_models import load_sample
 from tests.app.helpers import start_app
 from ui.shared import caches, keys
@@ -60,9 +61,9 @@ def test_shared_originals_and_results_are_unchanged_after_pruning_and_measuring(
     for session in two_sessions:
         loaded, pruned = session.session_state[keys.CURRENT_MODEL], session.session_state[keys.PRUNED]
         assert loaded is caches.load_sample_model(loaded.name)  # the one object every session shares
-        assert pe.model_fingerprint(loaded.bundle.model) == loaded.fingerprint
+        assert model_fingerprint(loaded.bundle.model) == loaded.fingerprint
         assert loaded.fingerprint == LoadedModel.from_bundle(load_sample(loaded.name)).fingerprint
-        assert pe.model_fingerprint(pruned.model) == pruned.fingerprint
+        assert model_fingerprint(pruned.model) == pruned.fingerprint
 
 
 def test_fine_tuning_in_the_app_leaves_the_shared_original_unchanged_and_is_saved_as_a_run(
@@ -76,7 +77,7 @@ def test_fine_tuning_in_the_app_leaves_the_shared_original_unchanged_and_is_save
     at.switch_page(COMPARE_PAGE).run()
     assert not at.exception
 
-    assert pe.model_fingerprint(caches.load_sample_model(loaded.name).bundle.model) == loaded.fingerprint
+    assert model_fingerprint(caches.load_sample_model(loaded.name).bundle.model) == loaded.fingerprint
     fine_tuned = at.session_state[keys.PRUNED]
     runs = pe.ExperimentStore(experiment_db).list()
     assert runs["model_fingerprint"].tolist() == [loaded.fingerprint]

@@ -17,6 +17,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 import prune_engine as pe
+from prune_engine.data import model_fingerprint
 from sample_models import digits_data, load_sample
 from tests.app.helpers import metrics, sidebar_text
 from ui.model import upload
@@ -91,7 +92,7 @@ def test_a_state_dict_and_a_csv_with_a_label_column_become_the_current_model(app
     loaded = current(at)
     assert loaded.source == "upload"
     assert loaded.name == "my_mlp.pt"
-    assert loaded.fingerprint == pe.model_fingerprint(mlp)
+    assert loaded.fingerprint == model_fingerprint(mlp)
     data = loaded.bundle.eval_data
     assert len(data) == CSV_EXAMPLES and data.has_labels
     expected = pe.evaluate(mlp, digits_data()[1].subset(CSV_EXAMPLES))["accuracy"]

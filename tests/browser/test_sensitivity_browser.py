@@ -7,6 +7,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 import prune_engine as pe
+from prune_engine.sensitivity import SerialExecutor
 from sample_models import load_sample
 from tests.browser.helpers import open_app, open_page, save_screenshot, select_option, wait_for_app
 
@@ -36,7 +37,7 @@ def test_a_small_scan_draws_its_heatmap_and_its_suggestion_reaches_the_prune_sli
     page.get_by_role("tab", name="Suggested ratios").click()
     expect(page.get_by_test_id("stMetric").filter(has_text="Predicted drop")).to_be_visible()
     bundle = load_sample("digits_mlp")
-    scan = pe.sensitivity_scan(bundle.model, bundle.eval_data, executor=pe.SerialExecutor())
+    scan = pe.sensitivity_scan(bundle.model, bundle.eval_data, executor=SerialExecutor())
     expected = pe.suggest_ratios(scan, TARGET, model=bundle.model, example_input=bundle.example_input)
     page.get_by_role("button", name="Send to the Prune sliders").click()
 

@@ -18,6 +18,7 @@ import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 import prune_engine as pe
+from prune_engine.loading import check_data_fits, code_loading_allowed, csv_columns, detect_format, random_eval_data
 from ui.shared import keys, state
 from ui.shared.widgets import choice
 from workbench import fmt
@@ -137,7 +138,7 @@ def _model_inputs() -> str | None:
             help="Exported next to a channel-pruned model: it records the smaller layer shapes so the "
             "architecture can be rebuilt to fit the weights.",
         )
-    if pe.code_loading_allowed():
+    if code_loading_allowed():
         st.warning(CODE_ALLOWED, icon=":material/warning:")
     else:
         st.caption(CODE_REFUSED)
@@ -158,7 +159,7 @@ def _data_inputs() -> str:
             "named inputs (or x) and, optionally, labels (or y); .npy: inputs only.",
         )
         if uploaded is not None and uploaded.name.lower().endswith(".csv"):
-            columns = pe.csv_columns(uploaded.getvalue())
+            columns = csv_columns(uploaded.getvalue())
             guess = next((name for name in columns if name.lower() in LABEL_NAMES), NO_LABELS)
             options = [NO_LABELS, *columns]
             st.selectbox(
@@ -209,13 +210,13 @@ def _bundle(model_file: UploadedFile, architecture: str | None, source: str) -> 
     model = pe.load_model(
         content,
         architecture=architecture,
-        allow_code=pe.code_loading_allowed(),
+        allow_code=code_loading_allowed(),
         max_bytes=limit,
         sidecar=_sidecar(),
     )
     data, data_text = _data(source, shape, limit)
-    pe.check_data_fits(model, data)
-    file_format = pe.detect_format(content, max_bytes=limit)
+    check_data_fits(model, data)
+    file_format = detect_format(content, max_bytes=limit)
     labels = data.labels
     return pe.ModelBundle(
         name=model_file.name,
@@ -249,7 +250,7 @@ def _data(source: str, shape: tuple[int, ...] | None, limit: int) -> tuple[pe.Ev
     if source == "random":
         if shape is None:
             raise pe.DataError("Random inputs need the shape of one example: fill in “Shape of one example”.")
-        return pe.random_eval_data(shape, count=RANDOM_EXAMPLES), f"{RANDOM_EXAMPLES} random inputs"
+        return random_eval_data(shape, count=RANDOM_EXAMPLES), f"{RANDOM_EXAMPLES} random inputs"
     uploaded: UploadedFile | None = st.session_state.get(keys.UPLOAD_DATA_FILE)
     if uploaded is None:
         raise pe.DataError("Choose an evaluation data file, or pick “No data: random inputs”.")

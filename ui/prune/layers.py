@@ -156,7 +156,7 @@ def _layer_control(
         st.toggle(fmt.literal(name), key=keys.prune_layer_nm(name), on_change=on_nm_layer, args=(loaded, name))
         st.caption(fmt.literal(note) if note else f"{stats['kind']} · {int(stats['weights']):,} weights")
         return
-    blocked = edits.blocked_reason(note) if plan.granularity == "channel" else None
+    blocked = edits.is_blocked(row)
     partners = edits.coupled_layers(name, rows) if plan.granularity == "channel" else (name,)
     locked = name in plan.ratios
     assigned = float(row["assigned_ratio"]) if row is not None else plan.target_ratio(name)
@@ -170,7 +170,7 @@ def _layer_control(
         LAYER_MAX_PCT,
         key=keys.prune_layer_ratio(name),
         format="%d%%",
-        disabled=blocked is not None,
+        disabled=blocked,
         on_change=on_layer,
         args=(name, partners),
         help="Moving this slider locks the layer at its value; untick Lock to let it follow the global slider.",
@@ -178,7 +178,7 @@ def _layer_control(
     lock.checkbox(
         "Lock",
         key=keys.prune_layer_lock(name),
-        disabled=blocked is not None,
+        disabled=blocked,
         on_change=on_lock,
         args=(name, partners),
     )
@@ -186,11 +186,11 @@ def _layer_control(
 
 
 def layer_meaning(
-    plan: pe.PruningPlan, name: str, stats: pd.Series, assigned: float, blocked: str | None, note: str, locked: bool
+    plan: pe.PruningPlan, name: str, stats: pd.Series, assigned: float, blocked: bool, note: str, locked: bool
 ) -> str:
     """A layer's ratio in its own unit, how it is set (locked, global slider, ranking) and its coupling (Markdown)."""
-    if blocked is not None:
-        return f":material/block: Cannot lose channels: {fmt.literal(blocked)}."
+    if blocked:
+        return f":material/block: {fmt.literal(note[:1].upper() + note[1:])}."
     if plan.granularity == "channel":
         channels = int(stats["out_channels"])
         kept = channels - round(assigned * channels)

@@ -11,7 +11,7 @@ import prune_engine as pe
 from ui.prune import result as prune_result
 from ui.shared import caches, charts, keys
 from workbench import fmt
-from workbench.plans import blocked_reason, criterion_label
+from workbench.plans import criterion_label, is_blocked
 from workbench.session import LoadedModel
 
 HISTOGRAM_BINS = 80
@@ -35,9 +35,7 @@ def ratio_table(plan: pe.PruningPlan, preview: pe.PlanPreview) -> pd.DataFrame:
     table = preview.table
 
     def status(row: pd.Series) -> str:
-        if row["note"].startswith("not pruned") or (
-            plan.granularity == "channel" and blocked_reason(row["note"]) is not None
-        ):
+        if is_blocked(row):
             return "cannot be pruned"
         if plan.granularity == "n:m":
             return "pruned with N:M" if row["assigned_ratio"] > 0 else "left dense"

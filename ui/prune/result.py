@@ -59,9 +59,19 @@ def plan_only_preview(loaded: LoadedModel, plan: pe.PruningPlan) -> pe.PlanPrevi
     table["assigned_ratio"] = table["target_ratio"]
     table["group"] = table["layer"]
     table["note"] = ""
+    table["blocked_by"] = None
     if applied is not None:
         table["assigned_ratio"] = applied["assigned_ratio"].reindex(table["layer"]).fillna(0.0).to_numpy()
         table["note"] = applied["note"].reindex(table["layer"]).fillna("").to_numpy()
+        table["blocked_by"] = applied["blocked_by"].reindex(table["layer"]).to_numpy()
+    table["status"] = [
+        pe.LayerStatus.BLOCKED
+        if blocked_by is not None
+        else pe.LayerStatus.PRUNED
+        if ratio > 0
+        else pe.LayerStatus.UNCHANGED
+        for ratio, blocked_by in zip(table["assigned_ratio"], table["blocked_by"], strict=True)
+    ]
     return pe.PlanPreview(table=table, scores={})
 
 

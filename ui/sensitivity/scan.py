@@ -11,7 +11,15 @@ import streamlit as st
 
 import prune_engine as pe
 from prune_engine.importance import ProgressFn
-from prune_engine.sensitivity import POOL_MIN_JOBS
+from prune_engine.sensitivity import (
+    POOL_MIN_JOBS,
+    RAY_ADDRESS_ENV,
+    ProcessExecutor,
+    RayExecutor,
+    ScanExecutor,
+    SerialExecutor,
+    default_executor,
+)
 from ui.sensitivity import charts
 from ui.shared import background, caches, keys, navigation, state
 from ui.shared.widgets import choice
@@ -27,20 +35,20 @@ DEFAULT_TARGET_PCT = 50
 DEFAULT_MAX_DROP_PTS = 2.0
 
 
-def make_executor(choice: str, jobs: int) -> pe.ScanExecutor:
+def make_executor(choice: str, jobs: int) -> ScanExecutor:
     """The executor a scan of `jobs` jobs runs on; "auto" is the engine's own choice."""
     if choice == "serial":
-        return pe.SerialExecutor()
+        return SerialExecutor()
     if choice == "processes":
-        return pe.ProcessExecutor()
-    return pe.default_executor(jobs)
+        return ProcessExecutor()
+    return default_executor(jobs)
 
 
-def describe_executor(executor: pe.ScanExecutor) -> str:
+def describe_executor(executor: ScanExecutor) -> str:
     """Where a scan runs, in words."""
-    if isinstance(executor, pe.RayExecutor):
+    if isinstance(executor, RayExecutor):
         return f"the Ray cluster at {executor.address}"
-    if isinstance(executor, pe.ProcessExecutor):
+    if isinstance(executor, ProcessExecutor):
         return f"a local pool of {executor.workers} worker processes"
     return "this server process, one job after another"
 
@@ -102,9 +110,9 @@ def scan_settings(loaded: LoadedModel) -> ScanRequest:
         format_func=lambda name: pe.CRITERIA[name].label,
         help="How importance is scored inside each layer: the least important go first.",
     )
-    address = os.environ.get(pe.RAY_ADDRESS_ENV)
+    address = os.environ.get(RAY_ADDRESS_ENV)
     automatic = (
-        f"the Ray cluster at {address} ({pe.RAY_ADDRESS_ENV} is set)"
+        f"the Ray cluster at {address} ({RAY_ADDRESS_ENV} is set)"
         if address
         else f"a local process pool for {POOL_MIN_JOBS} jobs or more, else this process"
     )
@@ -114,7 +122,7 @@ def scan_settings(loaded: LoadedModel) -> ScanRequest:
         key=keys.SENS_EXECUTOR,
         format_func=EXECUTORS.get,
         help=f"Automatic: {automatic}. Jobs are independent, so several worker processes (or a cluster, "
-        f"set {pe.RAY_ADDRESS_ENV} to its address) finish a big scan sooner; every choice gives the same numbers.",
+        f"set {RAY_ADDRESS_ENV} to its address) finish a big scan sooner; every choice gives the same numbers.",
     )
     if keys.SENS_RATIOS not in st.session_state:
         st.session_state[keys.SENS_RATIOS] = [round(ratio * 100) for ratio in pe.DEFAULT_RATIOS]
@@ -140,7 +148,7 @@ def scan_settings(loaded: LoadedModel) -> ScanRequest:
     )
 
 
-def run_scan(loaded: LoadedModel, request: ScanRequest, executor: pe.ScanExecutor, ran_on: str) -> None:
+def run_scan(loaded: LoadedModel, request: ScanRequest, executor: ScanExecutor, ran_on: str) -> None:
     """Scan with progress and Cancel; keep the table in the session only when the scan finished."""
 
     def work(progress: ProgressFn, cancel: threading.Event) -> pd.DataFrame:

@@ -8,6 +8,7 @@ import threading
 import streamlit as st
 
 import prune_engine as pe
+from prune_engine.calibration import has_batchnorm
 from prune_engine.importance import ProgressFn
 from ui.sensitivity import charts
 from ui.shared import background, caches, keys, navigation, runs, state
@@ -127,7 +128,7 @@ def sparsity_panel(loaded: LoadedModel) -> None:
     if problem is not None:
         st.info(problem, icon=":material/info:")
         return
-    targets = [target for target in SPARSE_TARGETS if target == "weights" or pe.has_batchnorm(loaded.bundle.model)]
+    targets = [target for target in SPARSE_TARGETS if target == "weights" or has_batchnorm(loaded.bundle.model)]
     left, middle, right = st.columns(3)
     target = left.radio(
         "Penalise",

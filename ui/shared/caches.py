@@ -31,7 +31,10 @@ import torch
 from torch import nn
 
 import prune_engine as pe
+from prune_engine.data import model_fingerprint
+from prune_engine.experiments import default_db_path
 from prune_engine.importance import ProgressFn
+from prune_engine.sensitivity import ScanExecutor
 from sample_models import load_sample
 from workbench.session import LoadedModel, PrunedModel
 from workbench.tasks import L1_LEARNING_RATE, IterativeRequest, SparseRequest, SparseRun, slimming_plan
@@ -217,7 +220,7 @@ def experiment_store(path: str) -> pe.ExperimentStore:
 
 def experiments() -> pe.ExperimentStore:
     """The experiment database the app records into: `$PRUNESCOPE_DB`, else `.prunescope/experiments.db`."""
-    return experiment_store(str(pe.default_db_path()))
+    return experiment_store(str(default_db_path()))
 
 
 # --- Sensitivity page: scans, suggestions and trainings ------------------------------------
@@ -232,7 +235,7 @@ def scan_table(
     criterion: str,
     layers: tuple[str, ...],
     _loaded: LoadedModel,
-    _executor: pe.ScanExecutor,
+    _executor: ScanExecutor,
     _progress: ProgressFn,
     _cancel: threading.Event,
 ) -> pd.DataFrame:
@@ -311,7 +314,7 @@ def sparse_run(
         lr=L1_LEARNING_RATE,
         progress=lambda done, message: _progress(0.5 + done / 2, f"With L1: {message}"),
     )
-    return SparseRun(plain, sparse, pe.model_fingerprint(sparse))
+    return SparseRun(plain, sparse, model_fingerprint(sparse))
 
 
 @st.cache_data(show_spinner="Pruning both models…", max_entries=32)
