@@ -24,7 +24,7 @@ def sparse_mlp(bias: bool = True, sparsity: float = 0.95) -> nn.Module:
 
 
 @pytest.mark.parametrize("bias", [True, False])
-@pytest.mark.parametrize("shape", [(5, 32), (3, 7, 32), (32,)])
+@pytest.mark.parametrize("shape", [(5, 32), (3, 7, 32), (1, 32), (32,)])
 def test_sparse_runtime_gives_the_dense_outputs(bias: bool, shape: tuple[int, ...]) -> None:
     model = sparse_mlp(bias)
     runtime = sparse_runtime(model, min_sparsity=0.9)
