@@ -49,6 +49,11 @@ SPEEDUP_PRECISION = 0.10
 """Rounds are added until each speed-up's interval half-width is within this fraction of the speed-up."""
 SPEEDUP_CONFIDENCE = 0.95
 """Coverage of the speed-up interval."""
+MEASURABLE_CHANGE = 0.05
+"""A speed-up is significant only when its whole interval lies beyond ±5 % of 1. Two copies of one
+model (the same work) measured in one run here differed by 2.2 % with an interval of 1.002–1.034:
+memory placement and the like, which the rounds of one run cannot average out, so an interval that
+merely excludes 1 would call such a copy "faster"."""
 BOOTSTRAP_RESAMPLES = 2000
 """Bootstrap resamples of the rounds behind each interval (seeded, so a result is reproducible)."""
 
@@ -247,17 +252,19 @@ def model_summary(model: nn.Module, example_input: torch.Tensor) -> dict[str, fl
 class SpeedupInterval:
     """A speed-up (the baseline's median time ÷ the model's) and its bootstrap interval.
 
-    `significant` when the interval excludes 1: only then did the model measurably get
-    faster (`low > 1`) or slower (`high < 1`); otherwise the change is within the noise.
+    `significant` when the whole interval lies beyond ±`margin` of 1: only then did the
+    model measurably get faster (`low > 1 + margin`) or slower (`high < 1 / (1 + margin)`);
+    otherwise there is no measurable change.
     """
 
     speedup: float
     low: float
     high: float
+    margin: float = MEASURABLE_CHANGE
 
     @property
     def significant(self) -> bool:
-        return self.low > 1.0 or self.high < 1.0
+        return self.low > 1.0 + self.margin or self.high < 1.0 / (1.0 + self.margin)
 
     @property
     def relative_half_width(self) -> float:
@@ -272,6 +279,7 @@ def speedup_interval(
     confidence: float = SPEEDUP_CONFIDENCE,
     resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = 0,
+    margin: float = MEASURABLE_CHANGE,
 ) -> SpeedupInterval:
     """Speed-up of a model over the baseline with a paired bootstrap interval.
 
@@ -279,7 +287,8 @@ def speedup_interval(
     interleaved run; resampling whole rounds keeps each pair together, so a slow spell of
     the machine that hit both stays in the same resample. The speed-up is the ratio of
     the medians; the interval is the percentile interval of that ratio over `resamples`
-    resamples drawn with a generator seeded by `seed`.
+    resamples drawn with a generator seeded by `seed`; `margin` sets the band around 1
+    that counts as no measurable change (see `MEASURABLE_CHANGE`).
     """
     baseline, model = np.asarray(baseline_ms, dtype=float), np.asarray(model_ms, dtype=float)
     if baseline.shape != model.shape or baseline.ndim != 1 or len(baseline) == 0:
@@ -289,7 +298,7 @@ def speedup_interval(
     ratios = np.median(baseline[picks], axis=1) / np.median(model[picks], axis=1)
     tail = (1.0 - confidence) / 2 * 100
     low, high = np.percentile(ratios, [tail, 100 - tail])
-    return SpeedupInterval(speedup=speedup, low=float(min(low, speedup)), high=float(max(high, speedup)))
+    return SpeedupInterval(speedup=speedup, low=float(min(low, speedup)), high=float(max(high, speedup)), margin=margin)
 
 
 @dataclass(frozen=True)
@@ -297,7 +306,8 @@ class LatencyResult:
     """Latency of several models measured in one interleaved run.
 
     `table` has one row per model (median, IQR, speed-up vs the first model with its
-    interval `speedup_low`…`speedup_high` and whether it is `significant`);
+    interval `speedup_low`…`speedup_high` and whether it is `significant`, i.e. wholly
+    beyond ±`MEASURABLE_CHANGE` of 1);
     `samples` one row per timed block (model, round, ms per call) for plots.
     `precise` says whether every interval reached ±`precision` of its speed-up (at
     `confidence`) before the time budget or `MAX_LATENCY_ROUNDS` ended the run.
@@ -507,7 +517,8 @@ def compare_latency(
 ) -> pd.DataFrame:
     """Interleaved latency table: one row per model with median_ms, iqr_ms and speedup
     relative to the first model, the speed-up's interval (`speedup_low`, `speedup_high`)
-    and whether it excludes 1 (`significant`; otherwise there is no measurable change),
+    and whether it lies wholly beyond ±5 % of 1 (`significant`; otherwise there is no
+    measurable change),
     plus the batch size, thread count and device used."""
     return measure_latency(
         models,

@@ -46,6 +46,14 @@ def test_a_clear_slow_down_is_significant_below_one() -> None:
     assert interval.significant and interval.high < 1.0
 
 
+def test_a_precise_change_of_two_percent_is_no_measurable_change() -> None:
+    baseline, model = noisy_times(10.2, 40, 0.005, seed=10), noisy_times(10.0, 40, 0.005, seed=11)
+    interval = speedup_interval(baseline, model)
+    assert interval.low > 1.0, "the interval excludes 1 ..."
+    assert not interval.significant, "... but lies within the ±5 % two copies of one model can differ by"
+    assert speedup_interval(baseline, model, margin=0.0).significant
+
+
 def test_the_interval_is_reproducible_for_a_seed() -> None:
     baseline, model = noisy_times(18.0, 25, 0.2, seed=7), noisy_times(15.0, 25, 0.2, seed=8)
     assert speedup_interval(baseline, model, seed=3) == speedup_interval(baseline, model, seed=3)
