@@ -34,8 +34,9 @@ class SparseLinear(nn.Module):
 
     The CSR parts are stored as ordinary buffers (`crow_indices`, `col_indices`, `values`)
     so the module copies, moves and saves like any other (a CSR tensor itself cannot be
-    deep-copied); the sparse matrix is assembled from them at each call, which costs no
-    copy. Indices are int32 where they fit: the product ran ~10–25 % faster than with int64.
+    deep-copied); the sparse matrix is a view of them, assembled at the first call (6 µs
+    a call, as much as the whole product of a 256×128 layer at 95 % sparsity). Indices
+    are int32 where they fit: the product ran ~10–25 % faster than with int64.
     """
 
     def __init__(self, linear: nn.Linear) -> None:
@@ -50,9 +51,15 @@ class SparseLinear(nn.Module):
         self.register_buffer("values", csr.values().clone())
         bias = linear.bias
         self.bias = None if bias is None else nn.Parameter(bias.detach().clone(), requires_grad=bias.requires_grad)
+        self._csr: torch.Tensor | None = None
 
     def weight_csr(self) -> torch.Tensor:
-        """The weight as a sparse CSR tensor of shape (out_features, in_features)."""
+        """The weight as a sparse CSR tensor of shape (out_features, in_features), a view of the buffers."""
+        if self._csr is None:
+            self._csr = self._assemble()
+        return self._csr
+
+    def _assemble(self) -> torch.Tensor:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
             return torch.sparse_csr_tensor(
@@ -77,6 +84,16 @@ class SparseLinear(nn.Module):
         else:
             output = torch.addmm(self.bias.unsqueeze(1), weight, flat.T.contiguous()).T
         return output.reshape(*inputs.shape[:-1], self.out_features)
+
+    def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
+        """Moving or casting the buffers (`.to`, `.cuda`, `.double`) makes new tensors: assemble again."""
+        self._csr = None
+        return super()._apply(fn, recurse)
+
+    def __getstate__(self) -> dict[str, object]:
+        """A CSR tensor cannot be copied or pickled; the buffers are, and the view is assembled again."""
+        state = super().__getstate__()
+        return {**state, "_csr": None}
 
     def extra_repr(self) -> str:
         return (

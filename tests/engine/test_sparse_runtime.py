@@ -65,11 +65,15 @@ def test_the_original_model_is_untouched() -> None:
     assert runtime[0].values.data_ptr() != model[0].weight.data_ptr()
 
 
-def test_the_sparse_copy_can_be_copied_and_its_state_saved() -> None:
+def test_the_sparse_copy_can_be_copied_cast_and_its_state_saved_after_running() -> None:
     runtime = sparse_runtime(sparse_mlp())
-    again = copy.deepcopy(runtime)
     inputs = torch.randn(2, 32)
-    torch.testing.assert_close(again(inputs), runtime(inputs))
+    expected = runtime(inputs)
+    again = copy.deepcopy(runtime)
+    torch.testing.assert_close(again(inputs), expected)
+    doubled = copy.deepcopy(runtime).double()
+    torch.testing.assert_close(doubled(inputs.double()), expected.double(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(runtime(inputs), expected, msg="casting a copy leaves the original as it was")
     assert {"0.crow_indices", "0.col_indices", "0.values", "0.bias"} <= set(runtime.state_dict())
 
 
