@@ -57,8 +57,8 @@ merely excludes 1 would call such a copy "faster"."""
 BOOTSTRAP_RESAMPLES = 2000
 """Bootstrap resamples of the rounds behind each interval (seeded, so a result is reproducible)."""
 
-BlockTimer = Callable[[nn.Module, torch.Tensor, int, int, str], float]
-"""`(model, inputs, number, threads, device) -> seconds per call` of `number` back-to-back forward passes."""
+BlockTimer = Callable[[nn.Module, torch.Tensor, int, int, str], np.ndarray]
+"""`(model, inputs, number, threads, device) -> seconds of each` of `number` back-to-back forward passes."""
 
 
 @contextlib.contextmanager
@@ -352,14 +352,15 @@ def measure_latency(
     """Time each model's forward pass, interleaved, after a warm-up.
 
     Each round times one block of calls per model (about `block_seconds` long), the
-    order of models rotating between rounds; the per-call times of all rounds give the
-    median and the inter-quartile range. `rounds` are timed first (cut to no fewer than
-    `MIN_LATENCY_ROUNDS` when they would take longer than `max_seconds`, so a model whose
-    forward pass takes seconds is measured in bounded time); then rounds are added while
-    a speed-up's interval is wider than ±`precision` of it and the budget (timed seconds)
-    and `max_rounds` allow. The table's `rounds` column says how many ran. Models on
-    another device are copies; the given models are not moved or changed. `timer`
-    replaces the clock (tests feed it known times).
+    order of models rotating between rounds; each block gives its median time per call,
+    and the blocks of all rounds give the median and the inter-quartile range. `rounds`
+    are timed first (cut to no fewer than `MIN_LATENCY_ROUNDS` when they would take
+    longer than `max_seconds`, so a model whose forward pass takes seconds is measured
+    in bounded time); then rounds are added while a speed-up's interval is wider than
+    ±`precision` of it and the budget (timed seconds) and `max_rounds` allow. The
+    table's `rounds` column says how many ran. Models on another device are copies; the
+    given models are not moved or changed. `timer` replaces the clock (tests feed it
+    known times).
     """
     if not models:
         raise PruneScopeError("Give at least one model to measure.")
@@ -367,7 +368,7 @@ def measure_latency(
         raise PruneScopeError(f"Device {device!r} is not available here; use one of {available_devices()}.")
     if rounds < 1 or threads < 1 or max_rounds < 1:
         raise PruneScopeError("Rounds and threads must be at least 1.")
-    timer = timer or _seconds_per_call
+    timer = timer or _call_seconds
     inputs = batch_of(example_input, batch_size).to(device)
     names = list(models)
     with contextlib.ExitStack() as stack:
@@ -403,10 +404,10 @@ def _warm_up(
     """Run each model once or twice and choose its calls per block; returns them and the seconds per round."""
     numbers, per_round = {}, 0.0
     for name, model in ready.items():
-        first = timer(model, inputs, 1, threads, device)
+        first = float(np.mean(timer(model, inputs, 1, threads, device)))
         numbers[name] = max(1, int(block_seconds / first))
         if numbers[name] > 1:
-            first = timer(model, inputs, numbers[name], threads, device)
+            first = float(np.mean(timer(model, inputs, numbers[name], threads, device)))
         per_round += first * numbers[name]
     return numbers, per_round
 
@@ -435,9 +436,9 @@ class _TimingSession:
         for _ in range(count):
             shift = self.rounds % len(self.names)
             for name in self.names[shift:] + self.names[:shift]:
-                seconds = self.timer(self.ready[name], self.inputs, self.numbers[name], self.threads, self.device)
-                self.seconds += seconds * self.numbers[name]
-                self.records.append({"model": name, "round": self.rounds, "ms": seconds * 1e3})
+                calls = self.timer(self.ready[name], self.inputs, self.numbers[name], self.threads, self.device)
+                self.seconds += float(np.sum(calls))
+                self.records.append({"model": name, "round": self.rounds, "ms": float(np.median(calls)) * 1e3})
             self.rounds += 1
 
     def samples(self) -> pd.DataFrame:
@@ -459,23 +460,30 @@ def _precise(samples: pd.DataFrame, names: list[str], precision: float) -> bool:
     return all(interval.relative_half_width <= precision for interval in _intervals(samples, names).values())
 
 
-def _seconds_per_call(model: nn.Module, inputs: torch.Tensor, number: int, threads: int, device: str) -> float:
-    """Mean seconds of `number` back-to-back forward passes on `threads` torch threads.
+def _call_seconds(model: nn.Module, inputs: torch.Tensor, number: int, threads: int, device: str) -> np.ndarray:
+    """Seconds of each of `number` back-to-back forward passes on `threads` torch threads.
 
-    Timed directly, as `torch.utils.benchmark.Timer` does inside, but without the two
-    hidden warm-up calls `Timer.timeit` makes before every block: on a model whose
-    forward pass takes seconds they tripled the time a measurement took.
+    Each call is timed on its own on the CPU, so a block's median ignores the calls that
+    another process pre-empted (on a busy 2-core machine the block means of a 1.7 ms
+    digits_cnn call ranged up to 22 ms); on CUDA the block is timed as a whole, between two synchronisations,
+    and each call gets the mean. Timed directly, as `torch.utils.benchmark.Timer` does
+    inside, but without the two hidden warm-up calls `Timer.timeit` makes before every
+    block: on a model whose forward pass takes seconds they tripled the time a measurement took.
     """
-    synchronize = torch.cuda.synchronize if device == "cuda" else None
     with benchmark.utils.common.set_torch_threads(threads):
-        if synchronize is not None:
-            synchronize()
-        start = time.perf_counter()
-        for _ in range(number):
+        if device == "cuda":
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            for _ in range(number):
+                model(inputs)
+            torch.cuda.synchronize()
+            return np.full(number, max(time.perf_counter() - start, 1e-9) / number)
+        seconds = np.empty(number)
+        for index in range(number):
+            start = time.perf_counter()
             model(inputs)
-        if synchronize is not None:
-            synchronize()
-        return max(time.perf_counter() - start, 1e-9) / number
+            seconds[index] = time.perf_counter() - start
+        return np.maximum(seconds, 1e-9)
 
 
 def _latency_table(samples: pd.DataFrame, names: list[str], batch: int, threads: int, device: str) -> pd.DataFrame:
