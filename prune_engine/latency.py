@@ -140,7 +140,7 @@ def predict_latency(
     if dense_kernels_unchanged:
         pruned_modules: dict[str, nn.Module] = {}
     else:
-        plan_input = example_input.to(_device_of(profile.model))
+        plan_input = _cast_like(example_input.to(_device_of(profile.model)), profile.model)
         pruned = apply_plan(profile.model, plan, plan_input, data=data).model
         pruned_modules = {info.name: get_layer(pruned, info.name) for info in prunable_layers(pruned)}
     rows = []

@@ -73,10 +73,12 @@ def test_profile_restores_threads_hooks_and_mode_and_leaves_the_model_unchanged(
         assert torch.equal(value, before[key]), key
 
 
-def test_profile_follows_the_models_dtype() -> None:
+def test_profile_and_prediction_follow_the_models_dtype() -> None:
     model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4)).double()
     profile = latency_profile(model, torch.randn(3, 16))
     assert len(profile) == 3
+    prediction = predict_latency(model, PruningPlan(granularity="channel", global_ratio=0.5), torch.randn(3, 16))
+    assert prediction["layers"].set_index("layer").loc["0", "out_after"] == 16
 
 
 def test_unstructured_and_nm_plans_predict_no_change_on_dense_kernels() -> None:
