@@ -77,9 +77,10 @@ def latency_profile(
     """One row per prunable layer, and one "(other)" row for the rest, of where a forward pass spends its time.
 
     Columns: `layer`, `kind`, `ms` (median of the layer's own time inside the running model),
-    `share` (of the whole forward pass's median, timed without hooks), `flops` (per forward
-    pass, None when the model cannot be counted), `params`. The "(other)" row holds the whole
-    forward pass minus the layers (never negative). The model runs on `device` (a copy when
+    `share` (of the whole forward pass's median, timed without hooks; of the layers' sum when
+    hooks made that larger), `flops` (per forward pass, None when the model cannot be
+    counted), `params`. The "(other)" row holds the whole forward pass minus the layers
+    (never negative). The model runs on `device` (a copy when
     it lives elsewhere; the model itself is not changed), the input cast to its dtype,
     repeated to `batch_size` rows if given, on `threads` torch threads.
     """
