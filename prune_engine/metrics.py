@@ -3,6 +3,11 @@
 Latency is timed in blocks of calls on a fixed thread count (`torch.utils.benchmark`'s
 thread setting), every model warmed up first and the models interleaved round by round
 in one run, so that a busy machine slows them all alike; the rounds fit a time budget.
+Each speed-up (ratio of median times against the first model) comes with a bootstrap
+interval over the paired rounds, and rounds are added until that interval is within
+±10 % of the ratio or the budget ends: one noisy run once showed an unstructured 20 %
+digits_cnn as "1.97× faster" (the original's IQR, 20.2 ms, exceeded its median, 18.2 ms),
+a change the interval shows to be indistinguishable from none.
 FLOPs come from `torch.utils.flop_counter` and count dense work: zeros in a weight do
 not make a dense kernel cheaper, so an unstructured result keeps its FLOPs and the gain
 shows up in `sparse_bytes` instead.
@@ -15,7 +20,7 @@ import copy
 import io
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +43,22 @@ LATENCY_BUDGET_S = 20.0
 """Rounds of a latency measurement are cut to fit about this many seconds (after warm-up)."""
 MIN_LATENCY_ROUNDS = 3
 """Fewest rounds timed, whatever the budget: a median and a spread need a few."""
+MAX_LATENCY_ROUNDS = 200
+"""Most rounds timed, however wide the speed-up intervals still are."""
+SPEEDUP_PRECISION = 0.10
+"""Rounds are added until each speed-up's interval half-width is within this fraction of the speed-up."""
+SPEEDUP_CONFIDENCE = 0.95
+"""Coverage of the speed-up interval."""
+MEASURABLE_CHANGE = 0.05
+"""A speed-up is significant only when its whole interval lies beyond ±5 % of 1. Two copies of one
+model (the same work) measured in one run here differed by 2.2 % with an interval of 1.002–1.034:
+memory placement and the like, which the rounds of one run cannot average out, so an interval that
+merely excludes 1 would call such a copy "faster"."""
+BOOTSTRAP_RESAMPLES = 2000
+"""Bootstrap resamples of the rounds behind each interval (seeded, so a result is reproducible)."""
+
+BlockTimer = Callable[[nn.Module, torch.Tensor, int, int, str], np.ndarray]
+"""`(model, inputs, number, threads, device) -> seconds of each` of `number` back-to-back forward passes."""
 
 
 @contextlib.contextmanager
@@ -228,15 +249,75 @@ def model_summary(model: nn.Module, example_input: torch.Tensor) -> dict[str, fl
 
 
 @dataclass(frozen=True)
+class SpeedupInterval:
+    """A speed-up (the baseline's median time ÷ the model's) and its bootstrap interval.
+
+    `significant` when the whole interval lies beyond ±`margin` of 1: only then did the
+    model measurably get faster (`low > 1 + margin`) or slower (`high < 1 / (1 + margin)`);
+    otherwise there is no measurable change.
+    """
+
+    speedup: float
+    low: float
+    high: float
+    margin: float = MEASURABLE_CHANGE
+
+    @property
+    def significant(self) -> bool:
+        return self.low > 1.0 + self.margin or self.high < 1.0 / (1.0 + self.margin)
+
+    @property
+    def relative_half_width(self) -> float:
+        """Half the interval's width as a fraction of the speed-up."""
+        return (self.high - self.low) / 2 / self.speedup
+
+
+def speedup_interval(
+    baseline_ms: np.ndarray | list[float],
+    model_ms: np.ndarray | list[float],
+    *,
+    confidence: float = SPEEDUP_CONFIDENCE,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+    margin: float = MEASURABLE_CHANGE,
+) -> SpeedupInterval:
+    """Speed-up of a model over the baseline with a paired bootstrap interval.
+
+    `baseline_ms[i]` and `model_ms[i]` are the two models' times in round `i` of one
+    interleaved run; resampling whole rounds keeps each pair together, so a slow spell of
+    the machine that hit both stays in the same resample. The speed-up is the ratio of
+    the medians; the interval is the percentile interval of that ratio over `resamples`
+    resamples drawn with a generator seeded by `seed`; `margin` sets the band around 1
+    that counts as no measurable change (see `MEASURABLE_CHANGE`).
+    """
+    baseline, model = np.asarray(baseline_ms, dtype=float), np.asarray(model_ms, dtype=float)
+    if baseline.shape != model.shape or baseline.ndim != 1 or len(baseline) == 0:
+        raise PruneScopeError("A speed-up interval needs the same number of rounds (at least one) for both models.")
+    speedup = float(np.median(baseline) / np.median(model))
+    picks = np.random.default_rng(seed).integers(0, len(baseline), size=(resamples, len(baseline)))
+    ratios = np.median(baseline[picks], axis=1) / np.median(model[picks], axis=1)
+    tail = (1.0 - confidence) / 2 * 100
+    low, high = np.percentile(ratios, [tail, 100 - tail])
+    return SpeedupInterval(speedup=speedup, low=float(min(low, speedup)), high=float(max(high, speedup)), margin=margin)
+
+
+@dataclass(frozen=True)
 class LatencyResult:
     """Latency of several models measured in one interleaved run.
 
-    `table` has one row per model (median, IQR, speed-up vs the first model);
+    `table` has one row per model (median, IQR, speed-up vs the first model with its
+    interval `speedup_low`…`speedup_high` and whether it is `significant`, i.e. wholly
+    beyond ±`MEASURABLE_CHANGE` of 1);
     `samples` one row per timed block (model, round, ms per call) for plots.
+    `precise` says whether every interval reached ±`precision` of its speed-up (at
+    `confidence`) before the time budget or `MAX_LATENCY_ROUNDS` ended the run.
     """
 
     table: pd.DataFrame
     samples: pd.DataFrame
+    confidence: float = SPEEDUP_CONFIDENCE
+    precision: float = SPEEDUP_PRECISION
+    precise: bool = True
 
 
 def batch_of(example_input: torch.Tensor, batch_size: int | None) -> torch.Tensor:
@@ -264,77 +345,167 @@ def measure_latency(
     rounds: int = 15,
     block_seconds: float = 0.02,
     max_seconds: float = LATENCY_BUDGET_S,
+    max_rounds: int = MAX_LATENCY_ROUNDS,
+    precision: float = SPEEDUP_PRECISION,
+    timer: BlockTimer | None = None,
 ) -> LatencyResult:
     """Time each model's forward pass, interleaved, after a warm-up.
 
     Each round times one block of calls per model (about `block_seconds` long), the
-    order of models rotating between rounds; the per-call times of all rounds give the
-    median and the inter-quartile range. Rounds are cut (to no fewer than
-    `MIN_LATENCY_ROUNDS`) when `rounds` of them would take longer than `max_seconds`, so
-    a model whose forward pass takes seconds is measured in bounded time; the table's
-    `rounds` column says how many ran. Models on another device are copies; the given
-    models are not moved or changed.
+    order of models rotating between rounds; each block gives its median time per call,
+    and the blocks of all rounds give the median and the inter-quartile range. `rounds`
+    are timed first (cut to no fewer than `MIN_LATENCY_ROUNDS` when they would take
+    longer than `max_seconds`, so a model whose forward pass takes seconds is measured
+    in bounded time); then rounds are added while a speed-up's interval is wider than
+    ±`precision` of it and the budget (timed seconds) and `max_rounds` allow. The
+    table's `rounds` column says how many ran. Models on another device are copies; the
+    given models are not moved or changed. `timer` replaces the clock (tests feed it
+    known times).
     """
     if not models:
         raise PruneScopeError("Give at least one model to measure.")
     if device not in available_devices():
         raise PruneScopeError(f"Device {device!r} is not available here; use one of {available_devices()}.")
-    if rounds < 1 or threads < 1:
+    if rounds < 1 or threads < 1 or max_rounds < 1:
         raise PruneScopeError("Rounds and threads must be at least 1.")
+    timer = timer or _call_seconds
     inputs = batch_of(example_input, batch_size).to(device)
     names = list(models)
-    numbers, per_round = {}, 0.0
     with contextlib.ExitStack() as stack:
         ready = {}
         for name in names:
             model = models[name] if device == "cpu" else copy.deepcopy(models[name]).to(device)
             ready[name] = stack.enter_context(eval_mode(model))
         with torch.inference_mode():
-            for name in names:
-                first = _seconds_per_call(ready[name], inputs, 1, threads, device)
-                numbers[name] = max(1, int(block_seconds / first))
-                if numbers[name] > 1:
-                    first = _seconds_per_call(ready[name], inputs, numbers[name], threads, device)
-                per_round += first * numbers[name]
-            rounds = min(rounds, max(MIN_LATENCY_ROUNDS, int(max_seconds / per_round)))
-            records = []
-            for round_index in range(rounds):
-                shift = round_index % len(names)
-                for name in names[shift:] + names[:shift]:
-                    seconds = _seconds_per_call(ready[name], inputs, numbers[name], threads, device)
-                    records.append({"model": name, "round": round_index, "ms": seconds * 1e3})
-    samples = pd.DataFrame(records)
+            numbers, per_round = _warm_up(ready, inputs, threads, device, block_seconds, timer)
+            rounds = min(rounds, max_rounds, max(MIN_LATENCY_ROUNDS, int(max_seconds / per_round)))
+            session = _TimingSession(ready, inputs, numbers, threads, device, timer)
+            session.run(rounds)
+            while (
+                len(names) > 1
+                and session.rounds < max_rounds
+                and session.seconds + per_round <= max_seconds
+                and not _precise(session.samples(), names, precision)
+            ):
+                session.run(min(max(MIN_LATENCY_ROUNDS, session.rounds // 2), max_rounds - session.rounds))
+    samples = session.samples()
     table = _latency_table(samples, names, inputs.shape[0], threads, device)
-    return LatencyResult(table=table, samples=samples)
+    return LatencyResult(table=table, samples=samples, precision=precision, precise=_precise(samples, names, precision))
 
 
-def _seconds_per_call(model: nn.Module, inputs: torch.Tensor, number: int, threads: int, device: str) -> float:
-    """Mean seconds of `number` back-to-back forward passes on `threads` torch threads.
+def _warm_up(
+    ready: dict[str, nn.Module],
+    inputs: torch.Tensor,
+    threads: int,
+    device: str,
+    block_seconds: float,
+    timer: BlockTimer,
+) -> tuple[dict[str, int], float]:
+    """Run each model once or twice and choose its calls per block; returns them and the seconds per round."""
+    numbers, per_round = {}, 0.0
+    for name, model in ready.items():
+        first = float(np.mean(timer(model, inputs, 1, threads, device)))
+        numbers[name] = max(1, int(block_seconds / first))
+        if numbers[name] > 1:
+            first = float(np.mean(timer(model, inputs, numbers[name], threads, device)))
+        per_round += first * numbers[name]
+    return numbers, per_round
 
-    Timed directly, as `torch.utils.benchmark.Timer` does inside, but without the two
-    hidden warm-up calls `Timer.timeit` makes before every block: on a model whose
-    forward pass takes seconds they tripled the time a measurement took.
+
+class _TimingSession:
+    """Interleaved rounds of timed blocks, the order of models rotating between rounds."""
+
+    def __init__(
+        self,
+        ready: dict[str, nn.Module],
+        inputs: torch.Tensor,
+        numbers: dict[str, int],
+        threads: int,
+        device: str,
+        timer: BlockTimer,
+    ) -> None:
+        self.ready, self.inputs, self.numbers = ready, inputs, numbers
+        self.threads, self.device, self.timer = threads, device, timer
+        self.names = list(ready)
+        self.records: list[dict[str, object]] = []
+        self.rounds = 0
+        self.seconds = 0.0
+
+    def run(self, count: int) -> None:
+        """Time `count` more rounds."""
+        for _ in range(count):
+            shift = self.rounds % len(self.names)
+            for name in self.names[shift:] + self.names[:shift]:
+                calls = self.timer(self.ready[name], self.inputs, self.numbers[name], self.threads, self.device)
+                self.seconds += float(np.sum(calls))
+                self.records.append({"model": name, "round": self.rounds, "ms": float(np.median(calls)) * 1e3})
+            self.rounds += 1
+
+    def samples(self) -> pd.DataFrame:
+        return pd.DataFrame(self.records)
+
+
+def _paired_times(samples: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """One row per round, one column per model (ms per call)."""
+    return samples.pivot(index="round", columns="model", values="ms")[names]
+
+
+def _intervals(samples: pd.DataFrame, names: list[str]) -> dict[str, SpeedupInterval]:
+    paired = _paired_times(samples, names)
+    baseline = paired[names[0]].to_numpy()
+    return {name: speedup_interval(baseline, paired[name].to_numpy()) for name in names[1:]}
+
+
+def _precise(samples: pd.DataFrame, names: list[str], precision: float) -> bool:
+    return all(interval.relative_half_width <= precision for interval in _intervals(samples, names).values())
+
+
+def _call_seconds(model: nn.Module, inputs: torch.Tensor, number: int, threads: int, device: str) -> np.ndarray:
+    """Seconds of each of `number` back-to-back forward passes on `threads` torch threads.
+
+    Each call is timed on its own on the CPU, so a block's median ignores the calls that
+    another process pre-empted (on a busy 2-core machine the block means of a 1.7 ms
+    digits_cnn call ranged up to 22 ms); on CUDA the block is timed as a whole, between two synchronisations,
+    and each call gets the mean. Timed directly, as `torch.utils.benchmark.Timer` does
+    inside, but without the two hidden warm-up calls `Timer.timeit` makes before every
+    block: on a model whose forward pass takes seconds they tripled the time a measurement took.
     """
-    synchronize = torch.cuda.synchronize if device == "cuda" else None
     with benchmark.utils.common.set_torch_threads(threads):
-        if synchronize is not None:
-            synchronize()
-        start = time.perf_counter()
-        for _ in range(number):
+        if device == "cuda":
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            for _ in range(number):
+                model(inputs)
+            torch.cuda.synchronize()
+            return np.full(number, max(time.perf_counter() - start, 1e-9) / number)
+        seconds = np.empty(number)
+        for index in range(number):
+            start = time.perf_counter()
             model(inputs)
-        if synchronize is not None:
-            synchronize()
-        return max(time.perf_counter() - start, 1e-9) / number
+            seconds[index] = time.perf_counter() - start
+        return np.maximum(seconds, 1e-9)
 
 
 def _latency_table(samples: pd.DataFrame, names: list[str], batch: int, threads: int, device: str) -> pd.DataFrame:
     rows = []
+    intervals = _intervals(samples, names)
     for name in names:
         times = samples.loc[samples["model"] == name, "ms"].to_numpy()
         q25, median, q75 = np.percentile(times, [25, 50, 75])
-        rows.append({"model": name, "median_ms": median, "iqr_ms": q75 - q25, "min_ms": times.min()})
+        interval = intervals.get(name, SpeedupInterval(1.0, 1.0, 1.0))
+        rows.append(
+            {
+                "model": name,
+                "median_ms": median,
+                "iqr_ms": q75 - q25,
+                "min_ms": times.min(),
+                "speedup_low": interval.low,
+                "speedup_high": interval.high,
+                "significant": interval.significant,
+            }
+        )
     table = pd.DataFrame(rows)
-    table["speedup"] = table["median_ms"].iloc[0] / table["median_ms"]
+    table.insert(4, "speedup", table["median_ms"].iloc[0] / table["median_ms"])
     table["batch_size"] = batch
     table["threads"] = threads
     table["device"] = device
@@ -350,9 +521,19 @@ def compare_latency(
     threads: int = 1,
     device: str = "cpu",
     rounds: int = 15,
+    max_seconds: float = LATENCY_BUDGET_S,
 ) -> pd.DataFrame:
     """Interleaved latency table: one row per model with median_ms, iqr_ms and speedup
-    relative to the first model, plus the batch size, thread count and device used."""
+    relative to the first model, the speed-up's interval (`speedup_low`, `speedup_high`)
+    and whether it lies wholly beyond ±5 % of 1 (`significant`; otherwise there is no
+    measurable change),
+    plus the batch size, thread count and device used."""
     return measure_latency(
-        models, example_input, batch_size=batch_size, threads=threads, device=device, rounds=rounds
+        models,
+        example_input,
+        batch_size=batch_size,
+        threads=threads,
+        device=device,
+        rounds=rounds,
+        max_seconds=max_seconds,
     ).table

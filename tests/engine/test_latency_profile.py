@@ -1,0 +1,140 @@
+"""Per-layer latency profile and the latency a plan would give, predicted before applying it.
+
+Timings on a shared machine are noisy, so these tests check structure (rows, columns, FLOPs,
+shapes, what is restored) exactly and times only within loose bounds.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from model_zoo import ZOO_BY_NAME
+from torch import nn
+
+from prune_engine.latency import OTHER, latency_profile, predict_latency
+from prune_engine.layers import prunable_layers
+from prune_engine.metrics import measure_latency
+from prune_engine.plan import PruningPlan
+from prune_engine.pruning import apply_plan
+
+
+class WideCNN(nn.Module):
+    """Wide enough that halving its channels saves most of its time on one CPU thread."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
+            nn.Conv2d(64, 128, 3, padding=1), nn.BatchNorm2d(128), nn.ReLU(),
+            nn.Conv2d(128, 128, 3, padding=1), nn.BatchNorm2d(128), nn.ReLU(),
+        )  # fmt: skip
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(128, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.pool(self.features(x)).flatten(1))
+
+
+def wide_cnn() -> tuple[nn.Module, torch.Tensor]:
+    torch.manual_seed(0)
+    return WideCNN().eval(), torch.randn(1, 3, 16, 16)
+
+
+def test_profile_has_one_row_per_prunable_layer_and_one_for_the_rest() -> None:
+    model = ZOO_BY_NAME["residual_cnn"].build()
+    example = ZOO_BY_NAME["residual_cnn"].example_input()
+    profile = latency_profile(model, example)
+    names = [layer.name for layer in prunable_layers(model)]
+    assert list(profile["layer"]) == [*names, OTHER]
+    assert list(profile.columns) == ["layer", "kind", "ms", "share", "flops", "params"]
+    assert (profile["ms"] >= 0).all() and (profile["share"] >= 0).all()
+    assert profile["share"].sum() <= 1.0 + 1e-9
+    assert profile["params"].sum() == sum(p.numel() for p in model.parameters())
+
+
+def test_profile_counts_each_layers_flops() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 5))
+    profile = latency_profile(model, torch.randn(2, 3, 6, 6), batch_size=4).set_index("layer")
+    assert profile.loc["0", "flops"] == 2 * 4 * 8 * 6 * 6 * 3 * 3 * 3
+    assert profile.loc["3", "flops"] == 2 * 4 * 288 * 5
+    assert profile.loc[OTHER, "flops"] == 0
+    assert profile.loc["0", "kind"] == "Conv2d" and profile.loc["3", "kind"] == "Linear"
+
+
+def test_profile_restores_threads_hooks_and_mode_and_leaves_the_model_unchanged() -> None:
+    model = ZOO_BY_NAME["plain_cnn"].build().train()
+    before = {key: value.clone() for key, value in model.state_dict().items()}
+    threads = torch.get_num_threads()
+    latency_profile(model, ZOO_BY_NAME["plain_cnn"].example_input(), threads=1)
+    assert torch.get_num_threads() == threads
+    assert model.training
+    assert all(not module._forward_hooks and not module._forward_pre_hooks for module in model.modules())
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+
+
+def test_profile_and_prediction_follow_the_models_dtype() -> None:
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4)).double()
+    profile = latency_profile(model, torch.randn(3, 16))
+    assert len(profile) == 3
+    prediction = predict_latency(model, PruningPlan(granularity="channel", global_ratio=0.5), torch.randn(3, 16))
+    assert prediction["layers"].set_index("layer").loc["0", "out_after"] == 16
+
+
+def test_unstructured_and_nm_plans_predict_no_change_on_dense_kernels() -> None:
+    model, example = wide_cnn()
+    for plan in (PruningPlan(granularity="unstructured", global_ratio=0.5), PruningPlan(granularity="n:m")):
+        prediction = predict_latency(model, plan, example)
+        assert prediction["dense_kernels_unchanged"] is True
+        assert prediction["predicted_speedup"] == pytest.approx(1.0)
+        layers = prediction["layers"].iloc[:-1]
+        assert (layers["in_before"] == layers["in_after"]).all() and (layers["out_before"] == layers["out_after"]).all()
+
+
+def test_channel_plan_prediction_shows_the_pruned_shapes_and_honours_round_to() -> None:
+    model, example = wide_cnn()
+    prediction = predict_latency(
+        model, PruningPlan(granularity="channel", global_ratio=0.3, round_to=16), example, batch_size=2
+    )
+    layers = prediction["layers"].set_index("layer")
+    assert prediction["dense_kernels_unchanged"] is False
+    assert list(layers.index) == ["features.0", "features.3", "features.6", "classifier", OTHER]
+    assert layers.loc["features.3", "out_before"] == 128
+    assert layers.loc["features.3", "out_after"] % 16 == 0 and layers.loc["features.3", "out_after"] < 128
+    assert layers.loc["features.3", "in_after"] == layers.loc["features.0", "out_after"]
+    assert layers.loc["classifier", "out_after"] == 10, "the output units are never removed"
+    assert prediction["batch_size"] == 2 and prediction["threads"] == 1
+    saved = layers["dense_ms"].sum() - layers["predicted_ms"].sum()
+    assert prediction["predicted_ms"] == pytest.approx(prediction["dense_ms"] - saved)
+    other = layers.loc[OTHER]
+    assert other["predicted_ms"] < other["dense_ms"] or other["dense_ms"] == 0, (
+        "normalisation and activations work on fewer channels"
+    )
+
+
+def test_channel_plan_prediction_agrees_loosely_with_a_measured_comparison() -> None:
+    model, example = wide_cnn()
+    plan = PruningPlan(granularity="channel", global_ratio=0.5)
+    prediction = predict_latency(model, plan, example, batch_size=8)
+    pruned = apply_plan(model, plan, example).model
+    measured = measure_latency(
+        {"dense": model, "pruned": pruned}, example, batch_size=8, rounds=5, max_seconds=3.0
+    ).table.set_index("model")
+    assert prediction["predicted_speedup"] > 1.0
+    ratio = prediction["predicted_speedup"] / measured.loc["pruned", "speedup"]
+    assert 0.5 < ratio < 2.0, (prediction["predicted_speedup"], measured.loc["pruned", "speedup"])
+
+
+@pytest.mark.parametrize(
+    "name", ["mlp", "residual_cnn", "mobilenet_like", "two_branch_concat", "grouped_conv", "conv1d"]
+)
+def test_channel_prediction_runs_on_coupled_grouped_and_1d_layers(name: str) -> None:
+    entry = ZOO_BY_NAME[name]
+    model, example = entry.build(), entry.example_input()
+    prediction = predict_latency(model, PruningPlan(granularity="channel", global_ratio=0.5), example)
+    pruned = apply_plan(model, PruningPlan(granularity="channel", global_ratio=0.5), example).model
+    layers = prediction["layers"].set_index("layer")
+    for info in prunable_layers(pruned):
+        assert layers.loc[info.name, "out_after"] == info.out_channels, info.name
+        assert layers.loc[info.name, "in_after"] == info.in_channels, info.name
+    assert prediction["predicted_ms"] > 0
