@@ -34,6 +34,7 @@ from .errors import (
     InvalidPlanError,
     ModelLoadError,
     PruneScopeError,
+    SparseRuntimeError,
     UnknownLayerError,
     UnknownSampleError,
     UnsupportedModelError,
@@ -42,10 +43,13 @@ from .experiments import ExperimentRun, ExperimentStore, ExperimentStoreError, p
 from .export import EXPORT_FORMATS, ExportError, export_bundle, export_model
 from .heads import AttentionLayer, attention_layers, remove_heads
 from .importance import CRITERIA, Criterion, ScoringContext, get_criterion, importance, register_criterion
+from .latency import latency_profile, predict_latency
 from .layers import LayerInfo, channel_norms, get_layer, layer_stats, prunable_layers, weight_histogram
 from .loading import StateDictMismatchError, load_eval_data, load_model
 from .metrics import (
+    MEASURABLE_CHANGE,
     LatencyResult,
+    SpeedupInterval,
     available_devices,
     compare_latency,
     count_flops,
@@ -54,6 +58,7 @@ from .metrics import (
     measure_latency,
     model_outputs,
     model_summary,
+    speedup_interval,
 )
 from .plan import GRANULARITIES, SCOPES, PruningPlan
 from .pruning import PlanPreview, PruneResult, apply_plan, preview_plan
@@ -66,6 +71,7 @@ from .sensitivity import (
     sensitivity_scan,
     suggest_ratios,
 )
+from .sparse_runtime import SparseLinear, sparse_runtime, sparse_runtime_report
 from .status import BlockedBy, LayerStatus
 from .training import SCHEDULES, fine_tune, iterative_prune, schedule_fractions, train_sparse
 
@@ -74,6 +80,7 @@ __all__ = [
     "DEFAULT_RATIOS",
     "EXPORT_FORMATS",
     "GRANULARITIES",
+    "MEASURABLE_CHANGE",
     "SCHEDULES",
     "SCOPES",
     "AttentionLayer",
@@ -99,6 +106,9 @@ __all__ = [
     "PruningPlan",
     "ScanCancelled",
     "ScoringContext",
+    "SparseLinear",
+    "SparseRuntimeError",
+    "SpeedupInterval",
     "StateDictMismatchError",
     "TargetUnreachableError",
     "UnknownLayerError",
@@ -123,6 +133,7 @@ __all__ = [
     "importance",
     "is_embedding_model",
     "iterative_prune",
+    "latency_profile",
     "layer_report",
     "layer_stats",
     "list_architectures",
@@ -136,6 +147,7 @@ __all__ = [
     "paraphrase_accuracy",
     "pareto_front",
     "plan_diff",
+    "predict_latency",
     "preview_plan",
     "prunable_layers",
     "recalibrate_batchnorm",
@@ -145,6 +157,9 @@ __all__ = [
     "retrieval_agreement",
     "schedule_fractions",
     "sensitivity_scan",
+    "sparse_runtime",
+    "sparse_runtime_report",
+    "speedup_interval",
     "suggest_ratios",
     "train_sparse",
     "weight_histogram",

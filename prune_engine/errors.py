@@ -45,3 +45,7 @@ class UnknownSampleError(_KeyLikeError):
 
 class UnknownLayerError(_KeyLikeError):
     """A layer name is not a prunable layer of the model."""
+
+
+class SparseRuntimeError(PruneScopeError, ValueError):
+    """A sparse-runtime setting is out of range."""

@@ -17,16 +17,12 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .errors import PruneScopeError, UnsupportedModelError
+from .errors import SparseRuntimeError, UnsupportedModelError
 
 SPARSE_DTYPES = (torch.float32, torch.float64)
 """Weight dtypes the CSR matrix multiply handles on every device."""
 FUSED_PARENTS = (nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
 """Modules that read their Linear layers' weights directly (fused kernels), so those layers must stay dense."""
-
-
-class SparseRuntimeError(PruneScopeError, ValueError):
-    """A sparse-runtime setting is out of range."""
 
 
 class SparseLinear(nn.Module):
