@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from ui.shared import keys
 from ui.shared.navigation import INSPECT_PAGE, MODEL_PAGE
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
@@ -48,3 +50,9 @@ def table_layers(at: AppTest) -> list[str]:
 def sidebar_text(at: AppTest) -> str:
     """Everything the sidebar says, as one string."""
     return " ".join([*at.sidebar.markdown.values, *at.sidebar.caption.values, *(w.value for w in at.sidebar.warning)])
+
+
+def layer_key(at: AppTest, make: Callable[[str, int], str], layer: str) -> str:
+    """The key of one of the Prune page's per-layer widgets as the app last drew it (`keys.prune_layer_*`)."""
+    generation = at.session_state.get(keys.PRUNE_GENERATION, 0)
+    return make(layer, generation)

@@ -12,7 +12,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from sample_models import list_samples
-from tests.app.helpers import INSPECT_PAGE, metrics, start_app, table_layers
+from tests.app.helpers import INSPECT_PAGE, layer_key, metrics, start_app, table_layers
 from ui.model import picker as model_picker
 from ui.shared import keys
 from ui.shared.navigation import COMPARE_PAGE, PRUNE_PAGE
@@ -79,7 +79,7 @@ def test_the_gpt2_shaped_sample_goes_through_every_page(app: AppTest) -> None:
     boxes = [expander.label for expander in app.expander if "layers" in expander.label]
     assert boxes == [f"h\\.{block} · 6 layers" for block in range(6)]
     run(pages.set_value(2))
-    assert [slider.key for slider in app.slider][-1] == keys.prune_layer_ratio("lm_head")
+    assert [slider.key for slider in app.slider][-1] == layer_key(app, keys.prune_layer_ratio, "lm_head")
     assert keys.PRUNED not in app.session_state, "nothing is pruned before Apply"
     assert any("ranked only when the plan is applied" in caption.value for caption in app.caption)
     run(app.radio(key=keys.PRUNE_SCOPE).set_value("global"))

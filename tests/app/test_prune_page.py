@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 import prune_engine as pe
 from sample_models import load_sample
-from tests.app.helpers import chart_titles
+from tests.app.helpers import chart_titles, layer_key
 from ui.prune import controls as prune_controls
 from ui.prune import result as prune_result
 from ui.shared import keys
@@ -38,7 +38,7 @@ def nonzero(at: AppTest) -> int:
 
 
 def layer_slider(at: AppTest, layer: str):
-    return at.slider(key=keys.prune_layer_ratio(layer))
+    return at.slider(key=layer_key(at, keys.prune_layer_ratio, layer))
 
 
 def captions(at: AppTest) -> str:
@@ -78,7 +78,7 @@ def test_a_layer_slider_locks_its_layer_at_its_value(app: AppTest) -> None:
     at = open_prune(app)
     layer_slider(at, "fc2").set_value(80).run()
     assert plan_of(at).ratios == {"fc2": pytest.approx(0.8)}
-    assert at.checkbox(key=keys.prune_layer_lock("fc2")).value
+    assert at.checkbox(key=layer_key(at, keys.prune_layer_lock, "fc2")).value
     report = report_of(at)
     assert report.loc["fc2", "nonzero_after"] == round(0.2 * report.loc["fc2", "weights_before"])
     assert report.loc["fc1", "nonzero_after"] == round(0.7 * report.loc["fc1", "weights_before"])
@@ -92,7 +92,7 @@ def test_a_locked_layer_keeps_its_value_when_the_global_slider_moves(app: AppTes
     assert layer_slider(at, "fc1").value == 10
     assert plan_of(at).ratios == {"fc2": pytest.approx(0.8)}
 
-    at.checkbox(key=keys.prune_layer_lock("fc2")).uncheck().run()
+    at.checkbox(key=layer_key(at, keys.prune_layer_lock, "fc2")).uncheck().run()
     assert plan_of(at).ratios == {}
     assert layer_slider(at, "fc2").value == 10
 
@@ -150,20 +150,22 @@ def test_a_deep_model_shows_its_blocks_closed_and_builds_their_sliders_when_open
     ]
     assert [slider.key for slider in at.slider] == [
         keys.PRUNE_GLOBAL,
-        keys.prune_layer_ratio("conv1"),
-        keys.prune_layer_ratio("fc"),
+        layer_key(at, keys.prune_layer_ratio, "conv1"),
+        layer_key(at, keys.prune_layer_ratio, "fc"),
     ]
     at.session_state[keys.prune_group("layer2")] = True
     at.run()
     assert layer_slider(at, "layer2.0.downsample.0").value == 30
     layer_slider(at, "layer2.0.downsample.0").set_value(60).run()
-    assert any(expander.label == "layer2 · 5 layers · 1 locked" for expander in at.expander)
+    assert "layer2 · 5 layers" in [expander.label for expander in at.expander]
+    assert layer_slider(at, "layer2.0.downsample.0").value == 60, "the block stays open when a layer in it locks"
+    assert at.checkbox(key=layer_key(at, keys.prune_layer_lock, "layer2.0.downsample.0")).value
 
 
 def test_the_filter_finds_layers_by_name(app: AppTest) -> None:
     at = open_prune(app, "digits_resnet")
     at.text_input(key=keys.PRUNE_FILTER).input("downsample").run()
-    assert [slider.key for slider in at.slider][1:] == [keys.prune_layer_ratio("layer2.0.downsample.0")]
+    assert [slider.key for slider in at.slider][1:] == [layer_key(at, keys.prune_layer_ratio, "layer2.0.downsample.0")]
     at.text_input(key=keys.PRUNE_FILTER).input("nothing like this").run()
     assert "No layer name contains" in captions(at)
 
@@ -173,7 +175,7 @@ def test_n_m_selects_layers_and_keeps_n_of_every_m(app: AppTest) -> None:
     at.radio(key=keys.PRUNE_GRANULARITY).set_value("n:m").run()
     at.number_input(key=keys.PRUNE_N).set_value(1).run()
     assert (plan_of(at).n, plan_of(at).m) == (1, 4)
-    at.toggle(key=keys.prune_layer_nm("fc3")).set_value(False).run()
+    at.toggle(key=layer_key(at, keys.prune_layer_nm, "fc3")).set_value(False).run()
     assert not at.exception
     assert plan_of(at).target_ratio("fc3") == 0
     report = report_of(at)
@@ -196,7 +198,7 @@ def test_a_downloaded_plan_uploads_back_into_the_sliders(app: AppTest, downloads
     assert plan_of(at) == saved
     assert at.slider(key=keys.PRUNE_GLOBAL).value == 45
     assert layer_slider(at, "fc1").value == 70
-    assert at.checkbox(key=keys.prune_layer_lock("fc1")).value
+    assert at.checkbox(key=layer_key(at, keys.prune_layer_lock, "fc1")).value
 
 
 @pytest.mark.parametrize(
@@ -237,7 +239,7 @@ def test_a_plan_sent_from_another_page_loads_into_the_controls(app: AppTest) -> 
     assert at.radio(key=keys.PRUNE_GRANULARITY).value == "channel"
     assert at.slider(key=keys.PRUNE_GLOBAL).value == 50
     assert layer_slider(at, "fc1").value == 20
-    assert at.checkbox(key=keys.prune_layer_lock("fc1")).value
+    assert at.checkbox(key=layer_key(at, keys.prune_layer_lock, "fc1")).value
     assert report_of(at).loc["fc1", "channels_after"] == 205
 
 

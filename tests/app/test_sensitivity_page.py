@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 import prune_engine as pe
 from prune_engine.sensitivity import RAY_ADDRESS_ENV, SerialExecutor, clear_scan_cache
 from sample_models import load_sample
-from tests.app.helpers import chart_spec, chart_titles
+from tests.app.helpers import chart_spec, chart_titles, layer_key
 from ui.shared import caches, keys
 from ui.shared.navigation import SENSITIVITY_PAGE
 from workbench import tasks
@@ -143,7 +143,9 @@ def test_a_suggestion_sent_to_the_sliders_becomes_the_prune_pages_plan(app: AppT
     assert at.title[0].value == "Prune"
     assert at.session_state[keys.PLAN] == suggestion
     for layer in LAYERS:
-        assert at.slider(key=keys.prune_layer_ratio(layer)).value == round(suggestion.ratios.get(layer, 0.0) * 100)
+        assert at.slider(key=layer_key(at, keys.prune_layer_ratio, layer)).value == round(
+            suggestion.ratios.get(layer, 0.0) * 100
+        )
 
 
 def test_pruning_in_steps_charts_each_step_and_becomes_the_sessions_pruned_model(app: AppTest) -> None:

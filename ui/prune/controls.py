@@ -55,6 +55,7 @@ def current_plan(loaded: LoadedModel) -> pe.PruningPlan:
         try:
             incoming.check_layers(plan_layer_names(loaded, incoming))
             state.set_plan(incoming)
+            state.resync_layer_controls()
         except pe.PruneScopeError as error:
             st.session_state[keys.PRUNE_ERROR] = str(error)
     plan = state.current_plan()
@@ -67,8 +68,11 @@ def current_plan(loaded: LoadedModel) -> pe.PruningPlan:
 # --- callbacks: widget value → new plan ------------------------------------------------
 
 
-def update_plan(change: Callable[[pe.PruningPlan], pe.PruningPlan]) -> None:
-    """(A widget callback) Replace the session's plan by `change(plan)`; an impossible plan leaves it and says why."""
+def update_plan(change: Callable[[pe.PruningPlan], pe.PruningPlan], from_layer_widget: bool = False) -> None:
+    """(A widget callback) Replace the session's plan by `change(plan)`; an impossible plan leaves it and says why.
+
+    A change that does not come from a per-layer widget starts a new generation of those widgets.
+    """
     plan = state.current_plan()
     if plan is None:
         return
@@ -76,6 +80,9 @@ def update_plan(change: Callable[[pe.PruningPlan], pe.PruningPlan]) -> None:
         state.set_plan(change(plan))
     except pe.PruneScopeError as error:
         st.session_state[keys.PRUNE_ERROR] = str(error)
+        return
+    if not from_layer_widget:
+        state.resync_layer_controls()
 
 
 def _on_granularity(loaded: LoadedModel) -> None:

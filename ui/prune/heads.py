@@ -13,7 +13,7 @@ import streamlit as st
 
 import prune_engine as pe
 from ui.prune.controls import seed, update_plan
-from ui.shared import charts, keys
+from ui.shared import charts, keys, state
 from workbench import fmt
 from workbench import plans as edits
 from workbench.plans import criterion_label
@@ -44,17 +44,16 @@ def attention(loaded: LoadedModel) -> list[pe.AttentionLayer]:
     return pe.attention_layers(loaded.bundle.model)
 
 
-def _on_slider(layer: pe.AttentionLayer) -> None:
-    removed = st.session_state[keys.prune_head_ratio(layer.name)]
-    update_plan(lambda plan: edits.with_layers(plan, [layer.name], removed / layer.heads))
+def _on_slider(layer: pe.AttentionLayer, generation: int) -> None:
+    removed = st.session_state[keys.prune_head_ratio(layer.name, generation)]
+    update_plan(lambda plan: edits.with_layers(plan, [layer.name], removed / layer.heads), from_layer_widget=True)
 
 
-def _on_lock(layer: pe.AttentionLayer) -> None:
-    if st.session_state[keys.prune_head_lock(layer.name)]:
-        removed = st.session_state[keys.prune_head_ratio(layer.name)]
-        update_plan(lambda plan: edits.with_layers(plan, [layer.name], removed / layer.heads))
+def _on_lock(layer: pe.AttentionLayer, generation: int) -> None:
+    if st.session_state[keys.prune_head_lock(layer.name, generation)]:
+        _on_slider(layer, generation)
     else:
-        update_plan(lambda plan: edits.without_layers(plan, [layer.name]))
+        update_plan(lambda plan: edits.without_layers(plan, [layer.name]), from_layer_widget=True)
 
 
 def removed_heads(plan: pe.PruningPlan, layer: pe.AttentionLayer, preview: pe.PlanPreview | None) -> int:
@@ -92,19 +91,22 @@ def section(loaded: LoadedModel, plan: pe.PruningPlan, preview: pe.PlanPreview |
 def _layer_slider(plan: pe.PruningPlan, layer: pe.AttentionLayer, preview: pe.PlanPreview | None) -> None:
     locked = layer.name in plan.ratios
     removed = removed_heads(plan, layer, preview)
-    seed(keys.prune_head_ratio(layer.name), removed)
-    seed(keys.prune_head_lock(layer.name), locked)
+    generation = state.controls_generation()
+    seed(keys.prune_head_ratio(layer.name, generation), removed)
+    seed(keys.prune_head_lock(layer.name, generation), locked)
     slider, lock = st.columns([3, 1], vertical_alignment="bottom")
     slider.slider(
         fmt.literal(layer.name),
         0,
         layer.heads - 1,
-        key=keys.prune_head_ratio(layer.name),
+        key=keys.prune_head_ratio(layer.name, generation),
         on_change=_on_slider,
-        args=(layer,),
+        args=(layer, generation),
         help=f"Heads removed from this layer, out of {layer.heads}; one always stays.",
     )
-    lock.checkbox("Lock", key=keys.prune_head_lock(layer.name), on_change=_on_lock, args=(layer,))
+    lock.checkbox(
+        "Lock", key=keys.prune_head_lock(layer.name, generation), on_change=_on_lock, args=(layer, generation)
+    )
     st.caption(
         f"keeps {layer.heads - removed} / {layer.heads} heads · {fmt.count(removed * layer.head_params)} "
         "parameters removed"

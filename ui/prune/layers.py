@@ -17,7 +17,7 @@ from streamlit.delta_generator import DeltaGenerator
 import prune_engine as pe
 from ui.prune import result as prune_result
 from ui.prune.controls import LAYER_MAX_PCT, percent, seed, update_plan
-from ui.shared import caches, keys
+from ui.shared import caches, keys, state
 from workbench import fmt
 from workbench import plans as edits
 from workbench.session import LoadedModel
@@ -32,27 +32,27 @@ GROUPS_PER_PAGE = 6
 """Models with more blocks than this show them a page at a time (a GPT-2-sized model has 13)."""
 
 
-def on_layer(layer: str, partners: tuple[str, ...]) -> None:
-    ratio = st.session_state[keys.prune_layer_ratio(layer)] / 100
-    update_plan(lambda plan: edits.with_layers(plan, partners, ratio))
+def on_layer(layer: str, partners: tuple[str, ...], generation: int) -> None:
+    ratio = st.session_state[keys.prune_layer_ratio(layer, generation)] / 100
+    update_plan(lambda plan: edits.with_layers(plan, partners, ratio), from_layer_widget=True)
 
 
-def on_lock(layer: str, partners: tuple[str, ...]) -> None:
-    if st.session_state[keys.prune_layer_lock(layer)]:
-        on_layer(layer, partners)
+def on_lock(layer: str, partners: tuple[str, ...], generation: int) -> None:
+    if st.session_state[keys.prune_layer_lock(layer, generation)]:
+        on_layer(layer, partners, generation)
     else:
-        update_plan(lambda plan: edits.without_layers(plan, partners))
+        update_plan(lambda plan: edits.without_layers(plan, partners), from_layer_widget=True)
 
 
-def on_nm_layer(loaded: LoadedModel, layer: str) -> None:
+def on_nm_layer(loaded: LoadedModel, layer: str, generation: int) -> None:
     layers = caches.layer_names(loaded)
-    keep = st.session_state[keys.prune_layer_nm(layer)]
+    keep = st.session_state[keys.prune_layer_nm(layer, generation)]
 
     def change(plan: pe.PruningPlan) -> pe.PruningPlan:
         selected = {name for name in layers if plan.target_ratio(name) > 0}
         return edits.nm_selection(plan, layers, selected | {layer} if keep else selected - {layer})
 
-    update_plan(change)
+    update_plan(change, from_layer_widget=True)
 
 
 def sliders(loaded: LoadedModel, plan: pe.PruningPlan, preview: pe.PlanPreview | None) -> None:
@@ -90,7 +90,7 @@ def sliders(loaded: LoadedModel, plan: pe.PruningPlan, preview: pe.PlanPreview |
             continue
         shown += len(members)
         if grouped and len(layers) > 1:
-            box = _group_box(label, members, plan, opened=bool(query))
+            box = _group_box(label, members, opened=bool(query))
             if not box.open:
                 continue
         else:
@@ -129,16 +129,17 @@ def _page_label(page: list[tuple[str, list[str]]]) -> str:
     return fmt.literal(first if first == last else f"{first} – {last}")
 
 
-def _group_box(label: str, members: list[str], plan: pe.PruningPlan, opened: bool) -> DeltaGenerator:
+def _group_box(label: str, members: list[str], opened: bool) -> DeltaGenerator:
     """An expander for one block of layers whose sliders are only built while it is open.
 
     A deep model's sliders all change when the global slider moves, and drawing them all at
     every step is what makes the page slow; a closed block costs nothing.
+    Its title stays the same while sliders move and locks change: Streamlit tells expanders apart
+    by their label too, and a new label would close an open block.
     """
     if opened:
         st.session_state[keys.prune_group(label)] = True
-    locked = sum(name in plan.ratios for name in members)
-    title = f"{fmt.literal(label)} · {len(members)} layers" + (f" · {locked} locked" if locked else "")
+    title = f"{fmt.literal(label)} · {len(members)} layers"
     return st.expander(title, key=keys.prune_group(label), on_change="rerun", icon=":material/layers:")
 
 
@@ -151,9 +152,15 @@ def _layer_control(
 ) -> None:
     row = rows.loc[name] if rows is not None and name in rows.index else None
     note = str(row["note"]) if row is not None else ""
+    generation = state.controls_generation()
     if plan.granularity == "n:m":
-        seed(keys.prune_layer_nm(name), plan.target_ratio(name) > 0)
-        st.toggle(fmt.literal(name), key=keys.prune_layer_nm(name), on_change=on_nm_layer, args=(loaded, name))
+        seed(keys.prune_layer_nm(name, generation), plan.target_ratio(name) > 0)
+        st.toggle(
+            fmt.literal(name),
+            key=keys.prune_layer_nm(name, generation),
+            on_change=on_nm_layer,
+            args=(loaded, name, generation),
+        )
         st.caption(fmt.literal(note) if note else f"{stats['kind']} · {int(stats['weights']):,} weights")
         return
     blocked = edits.is_blocked(row)
@@ -161,26 +168,26 @@ def _layer_control(
     locked = name in plan.ratios
     assigned = float(row["assigned_ratio"]) if row is not None else plan.target_ratio(name)
     shown = plan.ratios[name] if locked else assigned if plan.is_global_ranked(name) else plan.target_ratio(name)
-    seed(keys.prune_layer_ratio(name), 0 if blocked else percent(shown))
-    seed(keys.prune_layer_lock(name), locked)
+    seed(keys.prune_layer_ratio(name, generation), 0 if blocked else percent(shown))
+    seed(keys.prune_layer_lock(name, generation), locked)
     slider, lock = st.columns([3, 1], vertical_alignment="bottom")
     slider.slider(
         fmt.literal(name),
         0,
         LAYER_MAX_PCT,
-        key=keys.prune_layer_ratio(name),
+        key=keys.prune_layer_ratio(name, generation),
         format="%d%%",
         disabled=blocked,
         on_change=on_layer,
-        args=(name, partners),
+        args=(name, partners, generation),
         help="Moving this slider locks the layer at its value; untick Lock to let it follow the global slider.",
     )
     lock.checkbox(
         "Lock",
-        key=keys.prune_layer_lock(name),
+        key=keys.prune_layer_lock(name, generation),
         disabled=blocked,
         on_change=on_lock,
-        args=(name, partners),
+        args=(name, partners, generation),
     )
     st.caption(layer_meaning(plan, name, stats, assigned, blocked, note, locked))
 

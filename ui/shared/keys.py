@@ -65,6 +65,8 @@ PRUNE_ERROR = "prune_error"
 PRUNE_UPLOAD_MESSAGE = "prune_upload_message"
 PRUNE_FILTER = "prune_filter"
 PRUNE_RESET = "prune_reset"
+PRUNE_GENERATION = "prune_generation"
+"""How many times the per-layer widgets were set from outside themselves (see `_per_layer`)."""
 PRUNE_LAYER_PAGE = "prune_layer_page"
 PRUNE_HEAD_LAYER_PICKER = "prune_head_layer"
 PRUNE_PREVIEW_LAYER_PICKER = "prune_preview_layer"
@@ -156,18 +158,8 @@ def _keyed(prefix: str) -> Callable[[str], str]:
     return lambda name: f"{prefix}:{name}"
 
 
-prune_layer_ratio = _keyed("prune_ratio")
-"""A layer's ratio slider on the Prune page."""
-prune_layer_lock = _keyed("prune_lock")
-"""A layer's Lock checkbox on the Prune page."""
-prune_layer_nm = _keyed("prune_nm")
-"""A layer's N:M on/off toggle on the Prune page."""
 prune_group = _keyed("prune_group")
 """Whether a block of layer sliders is open on the Prune page."""
-prune_head_ratio = _keyed("prune_heads")
-"""An attention layer's heads slider on the Prune page."""
-prune_head_lock = _keyed("prune_heads_lock")
-"""An attention layer's Lock checkbox on the Prune page."""
 export_prepare = _keyed("export_prepare")
 """The Prepare button of one export format (or of the summary) on the Compare page."""
 export_download = _keyed("export_download")
@@ -183,4 +175,27 @@ sens_l1_lambda = _keyed("sens_l1_lambda")
 sens_l1_ratio = _keyed("sens_l1_ratio")
 """The pruning ratio slider of one sparsity target on the Sensitivity page."""
 notice = _keyed("notice")
+
+
+def _per_layer(prefix: str) -> Callable[[str, int], str]:
+    """A maker of keys for the Prune page's per-layer widgets, in one generation of the controls.
+
+    The generation (`PRUNE_GENERATION`) changes whenever something other than a layer's own widget
+    sets what those widgets show (the global slider, a loaded plan, Reset). A value the browser still
+    sends for an older generation's widget, while a rerun is under way, then belongs to no widget of
+    the page, so it can never be taken for the user moving that layer.
+    """
+    return lambda layer, generation: f"{prefix}:{generation}:{layer}"
+
+
+prune_layer_ratio = _per_layer("prune_ratio")
+"""A layer's ratio slider on the Prune page."""
+prune_layer_lock = _per_layer("prune_lock")
+"""A layer's Lock checkbox on the Prune page."""
+prune_layer_nm = _per_layer("prune_nm")
+"""A layer's N:M on/off toggle on the Prune page."""
+prune_head_ratio = _per_layer("prune_heads")
+"""An attention layer's heads slider on the Prune page."""
+prune_head_lock = _per_layer("prune_heads_lock")
+"""An attention layer's Lock checkbox on the Prune page."""
 """The message left for the next run when the background task under this key was cancelled or stopped."""

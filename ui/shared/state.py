@@ -59,6 +59,17 @@ def set_plan(plan: pe.PruningPlan) -> None:
     st.session_state[keys.PLAN] = plan
 
 
+def controls_generation() -> int:
+    """The generation of the Prune page's per-layer widgets (see `keys.prune_layer_ratio`)."""
+    return st.session_state.get(keys.PRUNE_GENERATION, 0)
+
+
+def resync_layer_controls() -> None:
+    """Start a new generation of per-layer widgets: they show the plan afresh, and what the browser still
+    sends for the old ones is ignored."""
+    st.session_state[keys.PRUNE_GENERATION] = controls_generation() + 1
+
+
 def send_plan_to_sliders(plan: pe.PruningPlan) -> None:
     """Ask the Prune page to load `plan` into its controls the next time it runs."""
     st.session_state[keys.INCOMING_PLAN] = plan
