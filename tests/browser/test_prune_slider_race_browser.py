@@ -1,4 +1,4 @@
-"""Quick key presses on the Prune page's global slider: layers follow it and none locks by itself.
+"""The Prune page's per-layer controls under quick key presses: only a layer's own slider locks it, and an open block stays open.
 
 A layer locks only when its own slider is moved. Before, three ArrowRight presses without pauses
 left conv1–conv3 of digits_cnn locked at 31 % while the global slider showed 33 %: the browser
@@ -41,3 +41,22 @@ def test_quick_presses_on_the_global_slider_lock_no_layer(page: Page) -> None:
     assert locks.count() >= len(LAYERS)
     for index in range(locks.count()):
         expect(locks.nth(index)).not_to_be_checked()
+
+
+def test_an_open_block_stays_open_when_a_layer_in_it_locks(page: Page) -> None:
+    open_app(page)
+    select_option(page, "Sample model", "digits_resnet")
+    open_page(page, "Prune")
+    page.get_by_text("layer2 · 5 layers").click()
+    layer = page.get_by_test_id("stSlider").filter(has_text="layer2.0.downsample.0")
+    handle = layer.locator('input[type="range"]')
+    handle.wait_for(state="attached")
+    handle.focus()
+    handle.press("ArrowRight")
+    expect(layer.get_by_test_id("stSliderThumbValue")).to_have_text("31%")
+    wait_for_app(page)
+    expect(layer).to_be_visible()
+    handle.press("ArrowRight")
+    expect(layer.get_by_test_id("stSliderThumbValue")).to_have_text("32%")
+    wait_for_app(page)
+    expect(layer).to_be_visible()
