@@ -203,16 +203,27 @@ def sparse_bytes(model: nn.Module) -> int:
     """Estimated storage with each prunable weight in CSR form where that is smaller.
 
     CSR keeps the non-zero values, one int32 column index per value and one int32 row
-    pointer per row; other tensors stay dense. A tensor shared by several entries (tied
-    weights) is counted once, as `torch.save` stores it once.
+    pointer per row; other tensors stay dense. Counted like `dense_bytes`, so on a model
+    without zeros the two are equal.
     """
+    return _tensor_bytes(model, sparse=True)
+
+
+def dense_bytes(model: nn.Module) -> int:
+    """Bytes of the model's tensors (`state_dict`) stored dense, without any file format's overhead."""
+    return _tensor_bytes(model, sparse=False)
+
+
+def _tensor_bytes(model: nn.Module, sparse: bool) -> int:
+    """Tensor storage of the `state_dict`; a tensor shared by several entries (tied weights) is counted once,
+    as `torch.save` stores it once."""
     total, seen = 0, set()
     for tensor in model.state_dict().values():
         if tensor.numel() and tensor.data_ptr() in seen:
             continue
         seen.add(tensor.data_ptr())
         dense = tensor.numel() * tensor.element_size()
-        if tensor.dim() < 2 or not tensor.dtype.is_floating_point:
+        if not sparse or tensor.dim() < 2 or not tensor.dtype.is_floating_point:
             total += dense
             continue
         nonzero = int(torch.count_nonzero(tensor))
@@ -234,8 +245,9 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
 def model_summary(model: nn.Module, example_input: torch.Tensor) -> dict[str, float | int | None]:
     """Parameters, non-zero parameters, FLOPs per forward on `example_input`, and bytes.
 
-    `size_bytes` is the serialized dense size; `sparse_bytes` estimates storage with
-    sparse weights in CSR form, which is where unstructured pruning pays off.
+    `size_bytes` is the size of the saved file (`torch.save` of the state_dict);
+    `dense_bytes` the tensors alone, and `sparse_bytes` the same tensors with sparse
+    weights in CSR form, which is where unstructured pruning pays off.
     """
     params, nonzero = count_parameters(model)
     return {
@@ -244,6 +256,7 @@ def model_summary(model: nn.Module, example_input: torch.Tensor) -> dict[str, fl
         "sparsity": 1.0 - nonzero / params if params else 0.0,
         "flops": count_flops(model, example_input),
         "size_bytes": serialized_bytes(model),
+        "dense_bytes": dense_bytes(model),
         "sparse_bytes": sparse_bytes(model),
     }
 

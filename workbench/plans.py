@@ -160,9 +160,22 @@ def describe_plan(plan: pe.PruningPlan) -> str:
     return " · ".join(parts)
 
 
-def describe_stored_plan(plan_json: str) -> str:
-    """`describe_plan` of a plan saved as JSON (the history), or a placeholder for one this version cannot read."""
+def stored_plan(plan_json: str) -> pe.PruningPlan | None:
+    """A plan saved as JSON (the history), or None when this version cannot read it."""
     try:
-        return describe_plan(pe.PruningPlan.from_json(plan_json))
+        return pe.PruningPlan.from_json(plan_json)
     except pe.PruneScopeError:
-        return "(a plan this version cannot read)"
+        return None
+
+
+def describe_stored_plan(plan_json: str) -> str:
+    """`describe_plan` of a plan saved as JSON, or a placeholder for one this version cannot read."""
+    plan = stored_plan(plan_json)
+    return "(a plan this version cannot read)" if plan is None else describe_plan(plan)
+
+
+def batchnorm_policy(plan: pe.PruningPlan | None) -> str | None:
+    """What the plan does with BatchNorm statistics, in two words (None for an unreadable plan)."""
+    if plan is None:
+        return None
+    return "re-estimated" if plan.recalibrate_bn else "as trained"

@@ -16,12 +16,22 @@ from ui.shared import keys
 from ui.shared.navigation import COMPARE_PAGE, EXPERIMENTS_PAGE, MODEL_PAGE, PRUNE_PAGE
 
 
+def save(at: AppTest) -> AppTest:
+    """Press the Prune page's "Save to the history"."""
+    return at.button(key=keys.PRUNE_SAVE).click().run()
+
+
 @pytest.fixture
 def two_runs(app: AppTest) -> AppTest:
-    """Plans at 30 % (the default) and 50 % applied on the Prune page, back at 30 %, then the Experiments page."""
-    app.switch_page(PRUNE_PAGE).run()
-    app.slider(key=keys.PRUNE_GLOBAL).set_value(50).run()
+    """On the Prune page: 30 % (the default) saved, 40 % and 45 % only tried, 50 % saved, back at 30 % (shown as
+    saved already); then the Experiments page."""
+    save(app.switch_page(PRUNE_PAGE).run())
+    for ratio in (40, 45, 50):
+        app.slider(key=keys.PRUNE_GLOBAL).set_value(ratio).run()
+    save(app)
     app.slider(key=keys.PRUNE_GLOBAL).set_value(30).run()
+    assert keys.PRUNE_SAVE not in [button.key for button in app.button]
+    assert any("Saved in the history as run #1" in caption.value for caption in app.caption)
     return app.switch_page(EXPERIMENTS_PAGE).run()
 
 
@@ -47,7 +57,9 @@ def runs_by_ratio(experiment_db: Path, model: str | None = None) -> dict[float, 
     }
 
 
-def test_each_applied_plan_is_saved_once_and_compare_adds_its_latency(two_runs: AppTest, experiment_db: Path) -> None:
+def test_each_saved_plan_is_one_run_slider_steps_save_nothing_and_compare_adds_latency(
+    two_runs: AppTest, experiment_db: Path
+) -> None:
     at = two_runs
     assert not at.exception
     assert table(at)["plan"].tolist() == [
@@ -137,7 +149,7 @@ def test_runs_are_listed_per_model_and_another_samples_run_switches_model(
 ) -> None:
     at = two_runs.switch_page(MODEL_PAGE).run()
     at.selectbox(key=keys.MODEL_SAMPLE_PICKER).select("digits_cnn").run()
-    at.switch_page(PRUNE_PAGE).run()
+    save(at.switch_page(PRUNE_PAGE).run())
     at = at.switch_page(EXPERIMENTS_PAGE).run()
     assert table(at)["plan"].tolist() == ["single weights · Magnitude (L1) · 30 % in every layer"]
     assert "model_name" not in table(at)
@@ -158,7 +170,7 @@ def test_an_unusable_database_warns_and_pruning_goes_on(
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     monkeypatch.setenv(pe.experiments.DB_ENV_VAR, str(blocker / "experiments.db"))
-    at = app.switch_page(PRUNE_PAGE).run()
+    at = save(app.switch_page(PRUNE_PAGE).run())
     assert not at.exception
     assert any("could not be saved to the experiment history" in warning.value for warning in at.warning)
     assert at.session_state[keys.PRUNED] is not None

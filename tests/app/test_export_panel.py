@@ -89,12 +89,16 @@ def test_the_summary_is_one_offline_page_with_the_figures_and_the_report_matches
     assert not re.search(r"<script[^>]+src=", page), "the summary must not fetch scripts: it has to open offline"
     assert len(page) > 3_000_000, "plotly.js should be embedded"
     headline = export.headline_table(at.session_state[keys.CURRENT_MODEL], pruned, None)
-    assert headline["figure"].tolist()[:3] == ["Accuracy", "Loss", "Same prediction as original"]
-    changes = headline.set_index("figure")["change"]
-    assert changes["Latency (median)"] == "n/a" and changes["Sparsity"] == "no change"
+    assert headline["Figure"].tolist()[:3] == ["Accuracy", "Loss", "Same prediction as original"]
+    changes = headline.set_index("Figure")["Change"]
+    assert changes["Latency (median)"] == fmt.MISSING and changes["Sparsity"] == "no change"
     assert changes["Parameters"].startswith("-")
     for _, row in headline.iterrows():
-        assert f"<td>{row['figure']}</td>" in page
+        assert f"<td>{row['Figure']}</td>" in page
+    assert "<th>Achieved</th>" in page and "achieved_ratio" not in page, "headers in words, not column names"
+    achieved = pruned.result.report.set_index("layer").loc["conv1", "achieved_ratio"]
+    assert f"<td>{fmt.percent(achieved)}</td>" in page, "shares as percentages, not raw fractions"
+    assert '<div class="scroll">' in page, "the wide layer table scrolls inside the page instead of widening it"
     assert "Parameters per layer, before and after" in page
     assert "Latency of every timed block" in page
 
@@ -124,3 +128,14 @@ def test_a_format_that_cannot_be_written_says_why_and_the_page_carries_on(
 
     assert set(prepare(at, "safetensors")) == {"digits_cnn-pruned.safetensors", "digits_cnn-pruned-architecture.json"}
     assert [error.value for error in at.error] == [fmt.literal(ONNX_FAILURE)], "the reason stays beside the ONNX box"
+
+
+def test_the_summary_says_how_latency_was_measured_and_whether_the_change_is_real(app: AppTest) -> None:
+    at = channel_pruned_cnn_on_compare(app)
+    loaded, pruned = at.session_state[keys.CURRENT_MODEL], at.session_state[keys.PRUNED]
+    latency = pe.measure_latency(
+        {"original": loaded.bundle.model, "pruned": pruned.model}, loaded.bundle.example_input, batch_size=8, rounds=5
+    )
+    page = export.summary_html(loaded, pruned, latency)
+    assert "Latency measured at batch 8, 1 thread(s), on cpu" in page
+    assert "95 % interval" in page

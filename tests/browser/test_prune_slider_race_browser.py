@@ -1,4 +1,5 @@
-"""The Prune page's per-layer controls under quick key presses: only a layer's own slider locks it, and an open block stays open.
+"""The Prune page's per-layer controls under quick key presses: only a layer's own slider locks it,
+and an open block stays open.
 
 A layer locks only when its own slider is moved. Before, three ArrowRight presses without pauses
 left conv1–conv3 of digits_cnn locked at 31 % while the global slider showed 33 %: the browser

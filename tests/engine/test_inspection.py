@@ -135,6 +135,7 @@ def test_model_summary_counts_nonzeros_flops_and_sparse_bytes() -> None:
     assert dense["params"] == 5000 and dense["nonzero_params"] == 5000
     assert dense["flops"] == 2 * 100 * 50
     assert dense["size_bytes"] >= 5000 * 4
+    assert dense["dense_bytes"] == dense["sparse_bytes"] == 5000 * 4, "without zeros both sizes count the same bytes"
     with torch.no_grad():
         model[0].weight[:, 10:] = 0
     sparse = pe.model_summary(model, example)
@@ -142,6 +143,7 @@ def test_model_summary_counts_nonzeros_flops_and_sparse_bytes() -> None:
     assert sparse["flops"] == dense["flops"], "dense kernels do the same work on zeros"
     assert sparse["sparse_bytes"] == 500 * (4 + 4) + 51 * 4
     assert sparse["sparse_bytes"] < sparse["size_bytes"] / 4
+    assert sparse["dense_bytes"] == 5000 * 4
 
 
 def test_latency_is_measured_interleaved_with_speedup_relative_to_the_first_model() -> None:

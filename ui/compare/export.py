@@ -16,16 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import plotly.graph_objects as go
 import plotly.offline
 import streamlit as st
 
 import prune_engine as pe
 from ui.compare import view as compare
 from ui.shared import charts, keys
-from ui.shared.widgets import signed_change
+from ui.shared.widgets import change_text
 from workbench import fmt
 from workbench.plans import describe_plan
+from workbench.reports import readable_report
 from workbench.session import LoadedModel, PrunedModel
 
 SUMMARY = "summary"
@@ -108,21 +108,17 @@ def headline_table(loaded: LoadedModel, pruned: PrunedModel, latency: pe.Latency
     """The Compare page's headline figures as rows: figure, original, pruned, change."""
     figures, _ = compare.quality(loaded, pruned)
     figures = [*figures, compare.latency_figure(latency), *compare.size_figures(loaded, pruned)]
-    rows = []
-    for figure in figures:
-        show = figure.change or figure.show
-        change = signed_change(figure.original, figure.pruned, show, relative=figure.change is None)
-        if change is None:
-            known = figure.original is not None and figure.pruned is not None
-            change = "no change" if known else "n/a"
-        rows.append((figure.label, figure.show(figure.original), figure.show(figure.pruned), change))
-    return pd.DataFrame(rows, columns=["figure", "original", "pruned", "change"])
+    rows = [
+        (figure.label, figure.show(figure.original), figure.show(figure.pruned), change_text(figure) or fmt.MISSING)
+        for figure in figures
+    ]
+    return pd.DataFrame(rows, columns=["Figure", "Original", "Pruned", "Change"])
 
 
 def summary_html(loaded: LoadedModel, pruned: PrunedModel, latency: pe.LatencyResult | None) -> str:
     """A self-contained HTML page: headline figures, plots and the per-layer report, plotly.js embedded (offline)."""
     _, quality_note = compare.quality(loaded, pruned)
-    figures = [_layer_figure(pruned)]
+    figures = [compare.layer_figure(pruned)]
     if latency is not None:
         figures.append(charts.latency_samples(latency.samples))
     for figure in figures:
@@ -130,7 +126,8 @@ def summary_html(loaded: LoadedModel, pruned: PrunedModel, latency: pe.LatencyRe
     plots = "\n".join(figure.to_html(full_html=False, include_plotlyjs=False) for figure in figures)
     name = html.escape(loaded.name)
     headline = headline_table(loaded, pruned, latency).to_html(index=False, border=0, classes="figures")
-    report = pruned.result.report.to_html(index=False, border=0, classes="report", float_format="{:.4g}".format)
+    report = readable_report(pruned.result.report).to_html(index=False, border=0, classes="report")
+    measured = "" if latency is None else f"<p>{html.escape(compare.latency_setting(latency))}</p>"
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -140,9 +137,12 @@ def summary_html(loaded: LoadedModel, pruned: PrunedModel, latency: pe.LatencyRe
 <style>
 body {{ font-family: sans-serif; color: #0f172a; max-width: 1100px; margin: 2em auto; padding: 0 1em; }}
 table {{ border-collapse: collapse; margin: 1em 0; }}
+.scroll {{ overflow-x: auto; max-width: 100%; }}
+table.report {{ font-size: 0.85em; }}
+table.report td {{ white-space: nowrap; }}
 th, td {{ padding: 4px 10px; border-bottom: 1px solid #e2e8f0; text-align: right; }}
 th:first-child, td:first-child {{ text-align: left; }}
-table.report td:last-child {{ text-align: left; min-width: 16em; }}
+table.report td:last-child {{ text-align: left; white-space: normal; min-width: 16em; }}
 .plotly-graph-div {{ margin-bottom: 2em; }}
 pre {{ background: #f1f5f9; padding: 1em; overflow-x: auto; }}
 </style>
@@ -153,25 +153,17 @@ pre {{ background: #f1f5f9; padding: 1em; overflow-x: auto; }}
 <h2>Headline figures</h2>
 {headline}
 <p>{html.escape(quality_note)}</p>
+{measured}
 <h2>Plots</h2>
 {plots}
 <h2>Layer by layer</h2>
-{report}
+<div class="scroll">{report}</div>
 <h2>The plan</h2>
 <pre>{html.escape(pruned.plan.to_json())}</pre>
 <p>Made with PruneScope.</p>
 </body>
 </html>
 """
-
-
-def _layer_figure(pruned: PrunedModel) -> go.Figure:
-    report = pruned.result.report
-    if pruned.plan.granularity == "channel":
-        return charts.layer_before_after(report["layer"], report["params_before"], report["params_after"], "parameters")
-    return charts.layer_before_after(
-        report["layer"], report["nonzero_before"], report["nonzero_after"], "non-zero weights"
-    )
 
 
 def section(loaded: LoadedModel, pruned: PrunedModel, latency: pe.LatencyResult | None) -> None:

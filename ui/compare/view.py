@@ -7,12 +7,13 @@ import os
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 import torch
 
 import prune_engine as pe
 from ui.shared import caches, charts, explain, keys
-from ui.shared.widgets import Figure, Formatter, figure_metric, points
+from ui.shared.widgets import Figure, figure_metric
 from workbench import fmt
 from workbench.plans import describe_plan
 from workbench.session import LoadedModel, PrunedModel
@@ -49,12 +50,12 @@ def quality(loaded: LoadedModel, pruned: PrunedModel) -> tuple[list[Figure], str
     if pe.is_embedding_model(loaded.bundle.model):
         return embedding_quality(original, after, before, now, len(data))
     agreement = fidelity.get("agreement")
-    same = Figure("Same prediction as original", 1.0, agreement, fmt.percent, False, AGREEMENT_HELP, points)
+    same = Figure.share("Same prediction as original", 1.0, agreement, False, AGREEMENT_HELP)
     if "accuracy" in before:
         accuracy_help = "Share of test examples classified correctly."
         loss_help = "Cross-entropy on the test examples: lower is better."
         figures = [
-            Figure("Accuracy", before["accuracy"], now.get("accuracy"), fmt.percent, False, accuracy_help, points),
+            Figure.share("Accuracy", before["accuracy"], now.get("accuracy"), False, accuracy_help),
             Figure("Loss", before["loss"], now.get("loss"), _decimal, True, loss_help),
         ]
         return [*figures, same] if agreement is not None else figures, (
@@ -73,14 +74,12 @@ def embedding_quality(
 ) -> tuple[list[Figure], str]:
     """Paraphrase accuracy, same nearest neighbour and embedding cosine for a sentence-embedding model."""
     figures = [
-        Figure(
+        Figure.share(
             "Same nearest neighbour",
             1.0,
             pe.retrieval_agreement(after, original),
-            fmt.percent,
             False,
             "Share of sentences whose most similar other sentence is the same as with the original model.",
-            points,
         ),
         Figure(
             "Embedding cosine similarity",
@@ -94,15 +93,13 @@ def embedding_quality(
     if "paraphrase_accuracy" in before:
         figures.insert(
             0,
-            Figure(
+            Figure.share(
                 "Paraphrase found first",
                 before["paraphrase_accuracy"],
                 now.get("paraphrase_accuracy"),
-                fmt.percent,
                 False,
                 "Share of sentences with a paraphrase in the set whose most similar sentence is one of its "
                 "paraphrases, ranked above every unrelated sentence.",
-                points,
             ),
         )
     return figures, (
@@ -116,45 +113,55 @@ def size_figures(loaded: LoadedModel, pruned: PrunedModel) -> list[Figure]:
     """Parameters, non-zeros, sparsity, FLOPs, dense and sparse bytes of both models."""
     before, after = caches.model_summary(loaded), caches.pruned_summary(loaded, pruned)
 
-    def figure(label: str, key: str, show: Formatter, help: str, lower: bool | None = True) -> Figure:
-        return Figure(label, before[key], after[key], show, lower, help, points if show is fmt.percent else None)
+    def figure(label: str, key: str, show: fmt.Formatter, help: str) -> Figure:
+        return Figure(label, before[key], after[key], show, True, help)
 
     return [
         figure("Parameters", "params", fmt.count, "Weights and biases; only removed channels lower it."),
         figure("Non-zero parameters", "nonzero_params", fmt.count, "Parameters that are not exactly zero."),
-        figure("Sparsity", "sparsity", fmt.percent, "Share of all parameters that are exactly zero.", None),
+        Figure.share("Sparsity", before["sparsity"], after["sparsity"], None, "Share of all parameters that are zero."),
         figure(
             "FLOPs per example",
             "flops",
             fmt.count,
             "Dense work of one forward pass (a multiply-add counts as 2): zeros are multiplied too.",
         ),
-        figure("Dense size", "size_bytes", fmt.size, "The saved weights as ordinary (dense) tensors."),
+        figure("Dense size", "dense_bytes", fmt.size, "The weights as ordinary (dense) tensors, no file overhead."),
         figure(
             "Sparse size",
             "sparse_bytes",
             fmt.size,
-            "Estimated storage with each weight matrix kept in sparse (CSR) form where that is smaller.",
+            "The same tensors with each weight matrix kept in sparse (CSR) form where that is smaller: equal to "
+            "the dense size until enough weights are zero.",
         ),
     ]
 
 
 def latency_figure(result: pe.LatencyResult | None) -> Figure:
-    """Median latency of both models from one interleaved measurement (or nothing yet)."""
+    """Median latency of both models from one interleaved measurement (or nothing yet), and whether the
+    difference is larger than the measurement's noise."""
     if result is None:
-        return Figure("Latency (median)", None, None, _milliseconds, True, "Not measured yet: see Latency below.")
+        return Figure("Latency (median)", None, None, fmt.duration, True, "Not measured yet: see Latency below.")
     table = result.table.set_index("model")
-    setting = table.iloc[0]
+    setting, pruned = table.iloc[0], table.loc["pruned"]
     return Figure(
         "Latency (median)",
         float(table.loc["original", "median_ms"]),
-        float(table.loc["pruned", "median_ms"]),
-        _milliseconds,
+        float(pruned["median_ms"]),
+        fmt.duration,
         True,
         f"Median time of one forward pass at batch {setting['batch_size']}, {setting['threads']} thread(s), "
-        f"{setting['device']}; IQR {table.loc['original', 'iqr_ms']:.3f} ms (original), "
-        f"{table.loc['pruned', 'iqr_ms']:.3f} ms (pruned).",
+        f"{setting['device']}. Speed-up {speedup_text(pruned)}.",
+        measurable=bool(pruned["significant"]),
     )
+
+
+def speedup_text(row: pd.Series) -> str:
+    """A speed-up with its 95 % interval, or "no measurable change" when the interval is within the noise."""
+    interval = f"{row['speedup_low']:.2f}–{row['speedup_high']:.2f}×"
+    if not row["significant"]:
+        return f"within the noise (95 % interval {interval})"
+    return f"{row['speedup']:.2f}× (95 % interval {interval})"
 
 
 def headline(loaded: LoadedModel, pruned: PrunedModel, latency: pe.LatencyResult | None) -> None:
@@ -218,18 +225,22 @@ def latency_section(loaded: LoadedModel, pruned: PrunedModel) -> pe.LatencyResul
         return None
     st.caption(
         f"Both models timed in one run, taking turns, after a warm-up: {int(measured.table['rounds'].iloc[0])} "
-        f"timed blocks each at batch {batch}, {threads} thread(s), on {device}. Median and inter-quartile range "
-        "(IQR, the spread of the middle half) per forward pass."
+        f"timed blocks each at batch {batch}, {threads} thread(s), on {device}, added until the speed-up's "
+        "95 % interval (a bootstrap over the paired blocks) was within ±10 % or the time budget ran out. A change "
+        f"smaller than {pe.MEASURABLE_CHANGE:.0%} either way counts as no measurable change."
     )
     table, plot = st.columns([1.3, 1])
+    shown = measured.table.assign(verdict=[speedup_text(row) for _, row in measured.table.iterrows()])
+    shown.loc[0, "verdict"] = "the reference"
     table.dataframe(
-        measured.table[["model", "median_ms", "iqr_ms", "speedup", "batch_size", "threads", "device"]],
+        shown[["model", "median_ms", "iqr_ms", "verdict", "batch_size", "threads", "device"]],
         hide_index=True,
+        placeholder=fmt.MISSING,
         column_config={
             "median_ms": st.column_config.NumberColumn("median (ms)", format="%.3f"),
             "iqr_ms": st.column_config.NumberColumn("IQR (ms)", format="%.3f"),
-            "speedup": st.column_config.NumberColumn(
-                "speed-up", format="%.2f×", help="Original's median ÷ this one's."
+            "verdict": st.column_config.TextColumn(
+                "speed-up", help="Original's median ÷ this one's, with its 95 % interval.", width="medium"
             ),
             "batch_size": st.column_config.NumberColumn("batch"),
         },
@@ -258,18 +269,31 @@ def _measure(
 # --- layers and predictions ------------------------------------------------------------
 
 
-def layer_changes(pruned: PrunedModel) -> None:
-    """Per-layer bars before and after (parameters for channels, non-zero weights otherwise) and the report."""
+def layer_figure(pruned: PrunedModel) -> go.Figure:
+    """Per-layer bars before and after: parameters when layers shrink (channels, heads), non-zero weights otherwise."""
     report = pruned.result.report
     if pruned.plan.granularity in ("channel", "head"):
-        figure = charts.layer_before_after(
-            report["layer"], report["params_before"], report["params_after"], "parameters"
-        )
-    else:
-        figure = charts.layer_before_after(
-            report["layer"], report["nonzero_before"], report["nonzero_after"], "non-zero weights"
-        )
-    st.plotly_chart(figure)
+        return charts.layer_before_after(report["layer"], report["params_before"], report["params_after"], "parameters")
+    return charts.layer_before_after(
+        report["layer"], report["nonzero_before"], report["nonzero_after"], "non-zero weights"
+    )
+
+
+def latency_setting(result: pe.LatencyResult) -> str:
+    """How a latency measurement was made and what it found, in one sentence (for reports)."""
+    table = result.table.set_index("model")
+    setting, pruned = table.iloc[0], table.loc["pruned"]
+    return (
+        f"Latency measured at batch {setting['batch_size']}, {setting['threads']} thread(s), on {setting['device']}, "
+        f"{int(setting['rounds'])} interleaved rounds: {fmt.duration(float(setting['median_ms']))} (original), "
+        f"{fmt.duration(float(pruned['median_ms']))} (pruned); speed-up {speedup_text(pruned)}."
+    )
+
+
+def layer_changes(pruned: PrunedModel) -> None:
+    """Per-layer bars before and after and the engine's report."""
+    report = pruned.result.report
+    st.plotly_chart(layer_figure(pruned))
     with st.expander("The engine's report, layer by layer", icon=":material/table:"):
         st.dataframe(
             report,
@@ -392,8 +416,4 @@ def _outputs(loaded: LoadedModel, pruned: PrunedModel) -> tuple[np.ndarray, np.n
 
 
 def _decimal(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
-def _milliseconds(value: float | None) -> str:
-    return "not measured" if value is None else f"{value:.3g} ms"
+    return fmt.MISSING if value is None else f"{value:.3f}"

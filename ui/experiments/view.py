@@ -18,7 +18,7 @@ import prune_engine as pe
 from sample_models import list_samples
 from ui.shared import caches, charts, keys, navigation, state
 from workbench import fmt
-from workbench.plans import describe_stored_plan
+from workbench.plans import batchnorm_policy, describe_stored_plan, stored_plan
 from workbench.session import LoadedModel
 
 QUALITY_TITLES = {"accuracy": "Accuracy", "agreement": "Same prediction as the original"}
@@ -43,6 +43,9 @@ _TABLE_COLUMNS = {
     "name": st.column_config.TextColumn("Name", help="Your name for the run (rename it below)."),
     "plan": st.column_config.TextColumn("Plan", width="large", help="Granularity · criterion · scope · ratio."),
     "model_name": st.column_config.TextColumn("Model"),
+    "batchnorm": st.column_config.TextColumn(
+        "BatchNorm", help="Whether BatchNorm statistics were re-estimated after pruning, or kept as trained."
+    ),
     "accuracy": st.column_config.NumberColumn("Accuracy", format="percent"),
     "agreement": st.column_config.NumberColumn(
         "Same prediction", format="percent", help="Share of test examples with the original's top-1 prediction."
@@ -87,7 +90,9 @@ def history(loaded: LoadedModel) -> pd.DataFrame | None:
     except pe.PruneScopeError as error:
         st.error(f"The experiment history cannot be read: {fmt.literal(str(error))}", icon=":material/error:")
         return None
+    plans = [stored_plan(text) for text in runs["plan_json"]]
     runs["plan"] = [describe_stored_plan(text) for text in runs["plan_json"]]
+    runs["batchnorm"] = [batchnorm_policy(plan) for plan in plans]
     return runs
 
 
@@ -130,6 +135,7 @@ def runs_table(runs: pd.DataFrame, all_models: bool) -> list[int]:
         hide_index=True,
         on_select="rerun",
         selection_mode="multi-row",
+        placeholder=fmt.MISSING,
         key=f"{keys.EXPERIMENTS_TABLE}-{version}",
     )
     st.caption(

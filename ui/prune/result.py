@@ -8,10 +8,11 @@ from contextlib import AbstractContextManager, nullcontext
 
 import pandas as pd
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 import prune_engine as pe
 from ui.shared import caches, keys, navigation, runs, state
-from ui.shared.widgets import Figure, figure_metric, points
+from ui.shared.widgets import Figure, figure_metric
 from workbench import fmt
 from workbench.session import LoadedModel, PrunedModel
 
@@ -106,11 +107,13 @@ def section(loaded: LoadedModel, plan: pe.PruningPlan, plan_works: bool) -> None
             icon=":material/content_cut:",
         ):
             _apply_with_progress(loaded, plan)
-    summary(loaded, state.current_pruned(), plan, with_accuracy=live and accuracy_is_cheap(loaded))
-    link, download = st.columns(2, vertical_alignment="center")
+    pruned = state.current_pruned()
+    summary(loaded, pruned, plan, with_accuracy=live and accuracy_is_cheap(loaded))
+    link, save, download = st.columns(3, vertical_alignment="center")
     link.page_link(
         navigation.COMPARE_PAGE, label="Compare the pruned model with the original", icon=":material/compare_arrows:"
     )
+    _save_button(save, loaded, pruned)
     download.download_button(
         "Download the plan (JSON)",
         data=plan.to_json(),
@@ -124,10 +127,28 @@ def section(loaded: LoadedModel, plan: pe.PruningPlan, plan_works: bool) -> None
 
 
 def _apply_live(loaded: LoadedModel, plan: pe.PruningPlan) -> None:
+    """Make the plan's result the session's pruned model; it reaches the history only when saved or compared."""
     try:
-        runs.keep_result(loaded, caches.pruned(loaded, plan), with_accuracy=accuracy_is_cheap(loaded))
+        state.set_pruned(caches.pruned(loaded, plan))
     except pe.PruneScopeError as error:
         st.error(fmt.literal(str(error)), icon=":material/error:")
+
+
+def _save_button(column: DeltaGenerator, loaded: LoadedModel, pruned: PrunedModel | None) -> None:
+    """Save the current result to the experiment history (opening Compare saves it too)."""
+    run_id = None if pruned is None else state.saved_run(pruned)
+    if run_id is not None:
+        column.caption(f":material/check: Saved in the history as run #{run_id}.")
+        return
+    column.button(
+        "Save to the history",
+        key=keys.PRUNE_SAVE,
+        disabled=pruned is None,
+        on_click=runs.save_result,
+        args=(loaded, pruned, accuracy_is_cheap(loaded)),
+        icon=":material/bookmark_add:",
+        help="Moving the sliders saves nothing: save a result you want to keep, or open Compare (which saves it).",
+    )
 
 
 def _apply_with_progress(loaded: LoadedModel, plan: pe.PruningPlan) -> None:
@@ -158,9 +179,7 @@ def summary(loaded: LoadedModel, pruned: PrunedModel | None, plan: pe.PruningPla
     ]
     original = _accuracy(loaded, None) if with_accuracy else None
     if original is not None:
-        figures.append(
-            Figure("Accuracy", original, _accuracy(loaded, pruned), fmt.percent, False, ACCURACY_HELP, points)
-        )
+        figures.append(Figure.share("Accuracy", original, _accuracy(loaded, pruned), False, ACCURACY_HELP))
     for column, figure in zip(st.columns(4), figures, strict=False):
         figure_metric(column, figure, "pruned")
     if original is None and loaded.bundle.eval_data is not None:

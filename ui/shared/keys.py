@@ -72,6 +72,7 @@ PRUNE_HEAD_LAYER_PICKER = "prune_head_layer"
 PRUNE_PREVIEW_LAYER_PICKER = "prune_preview_layer"
 PRUNE_APPLY = "prune_apply"
 PRUNE_DOWNLOAD = "prune_download"
+PRUNE_SAVE = "prune_save"
 
 # --- Compare page ------------------------------------------------------------------------------
 

@@ -14,17 +14,28 @@ from workbench import fmt
 from workbench.session import LoadedModel, PrunedModel
 
 QUALITY_METRICS = ("accuracy", "loss", "agreement", "cosine")
+MADE_BY_PREFIXES = ("Prune in steps", "Sparsity training")
+"""How the names of runs made other than by applying their plan once begin (see `keep_result`)."""
 SUMMARY_METRICS = ("params", "nonzero_params", "flops", "size_bytes", "sparse_bytes", "sparsity")
 
 
-def keep_result(loaded: LoadedModel, pruned: PrunedModel, with_accuracy: bool) -> None:
-    """Make `pruned` this session's result and, the first time, save it to the experiment history.
+def keep_result(loaded: LoadedModel, pruned: PrunedModel, with_accuracy: bool, made_by: str | None = None) -> None:
+    """Make `pruned` this session's result and save it to the experiment history (once).
 
+    For results the user asked for (Apply, "Use this model"); a live slider step only becomes
+    the session's result (`state.set_pruned`) and is saved when the user saves it or opens Compare.
     `with_accuracy`: evaluate it on the test data now (cheap models); otherwise Compare adds it.
+    `made_by` names how a result other than a plain application of its plan was made
+    ("Prune in steps …"): it becomes the run's name and keeps it apart from a plain run of the same plan.
     """
     state.set_pruned(pruned)
+    save_result(loaded, pruned, with_accuracy, made_by)
+
+
+def save_result(loaded: LoadedModel, pruned: PrunedModel, with_accuracy: bool, made_by: str | None = None) -> None:
+    """Save `pruned` to the experiment history unless this session already did."""
     if not state.was_saved(pruned):
-        _save(loaded, pruned, applied_metrics(loaded, pruned, with_accuracy))
+        _save(loaded, pruned, applied_metrics(loaded, pruned, with_accuracy), made_by)
 
 
 def applied_metrics(loaded: LoadedModel, pruned: PrunedModel, with_accuracy: bool) -> dict[str, float | int | None]:
@@ -57,11 +68,19 @@ def record_measurements(loaded: LoadedModel, pruned: PrunedModel, latency: pe.La
     state.set_measured(run_id, metrics)
 
 
-def _save(loaded: LoadedModel, pruned: PrunedModel, metrics: dict[str, float | int | None]) -> None:
+def _save(
+    loaded: LoadedModel, pruned: PrunedModel, metrics: dict[str, float | int | None], made_by: str | None = None
+) -> None:
+    """Add the run, or update the run that already holds this model and plan (made the same way)."""
     try:
-        run_id: int | None = caches.experiments().add(
-            None, pruned.plan, metrics, model_name=loaded.name, model_fingerprint=loaded.fingerprint
-        )
+        store = caches.experiments()
+        run_id = _same_run(store, loaded, pruned, made_by)
+        if run_id is None:
+            run_id = store.add(
+                made_by, pruned.plan, metrics, model_name=loaded.name, model_fingerprint=loaded.fingerprint
+            )
+        else:
+            store.update_metrics(run_id, metrics)
     except pe.PruneScopeError as error:
         st.warning(
             f"This result could not be saved to the experiment history: {fmt.literal(str(error))}",
@@ -69,6 +88,19 @@ def _save(loaded: LoadedModel, pruned: PrunedModel, metrics: dict[str, float | i
         )
         run_id = None
     state.remember_run(pruned, run_id)
+
+
+def _same_run(store: pe.ExperimentStore, loaded: LoadedModel, pruned: PrunedModel, made_by: str | None) -> int | None:
+    """The newest run of this model with the same plan, made the same way, from any session; None if there is none.
+
+    A plain application of a plan gives the same model every time, so it matches any run of that plan
+    not made by another method (a renamed one too); a result made another way matches only its own kind.
+    """
+    runs = store.list(model_fingerprint=loaded.fingerprint)
+    same = runs[runs["plan_json"] == pruned.plan.to_json()]
+    names = same["name"].fillna("").astype(str)
+    same = same[~names.str.startswith(MADE_BY_PREFIXES)] if made_by is None else same[names == made_by]
+    return int(same["id"].iloc[0]) if len(same) else None
 
 
 def _quality(loaded: LoadedModel, pruned: PrunedModel) -> dict[str, float]:

@@ -3,7 +3,7 @@ and before/after figures drawn as metrics (Prune's summary and Compare's headlin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,7 +96,10 @@ def layer_table(stats: pd.DataFrame, total_params: int) -> None:
     st.dataframe(view[list(_LAYER_COLUMNS)], column_config=_LAYER_COLUMNS, hide_index=True, height=height)
 
 
-Formatter = Callable[[float | None], str]
+NO_CHANGE = "no change"
+NO_MEASURABLE_CHANGE = "no measurable change"
+SHARE_STEP = 0.001
+"""Shares are shown to a tenth of a percent: changes are computed from values rounded to that."""
 
 
 @dataclass(frozen=True)
@@ -106,49 +109,56 @@ class Figure:
     label: str
     original: float | None
     pruned: float | None
-    show: Formatter
+    show: fmt.Formatter
     lower_is_better: bool | None = True
     """None: neither direction is better (the change is shown in grey)."""
     help: str = ""
-    change: Formatter | None = None
+    change: fmt.Formatter | None = None
     """How the change is written when not as the value's own unit plus a relative change (shares: in points)."""
+    step: float | None = None
+    """The resolution the values are shown at; the change is computed from values rounded to it, so that
+    98.3 % → 97.8 % reads −0.5 pts, as the eye subtracts, and not −0.6."""
+    measurable: bool | None = None
+    """False when a measured change is within the noise of the measurement: no colour, no arrow."""
 
-
-def signed_change(before: float | None, after: float | None, show: Formatter, relative: bool = True) -> str | None:
-    """`after − before` as Streamlit's metric reads a delta: a leading "-" for a fall; None when unknown or equal."""
-    if before is None or after is None or after == before:
-        return None
-    change = after - before
-    text = f"{'-' if change < 0 else '+'}{show(abs(change))}"
-    if relative and before:
-        text += f" ({change / abs(before) * 100:+.0f} %)"
-    return text
-
-
-def points(value: float | None) -> str:
-    """A difference of two shares, in percentage points."""
-    return "n/a" if value is None else f"{value * 100:.1f} pts"
+    @classmethod
+    def share(
+        cls, label: str, original: float | None, pruned: float | None, lower_is_better: bool | None, help: str = ""
+    ) -> Figure:
+        """A share (accuracy, agreement, sparsity) shown in percent, its change in points."""
+        return cls(label, original, pruned, fmt.percent, lower_is_better, help, fmt.points, SHARE_STEP)
 
 
 def figure_metric(column: st.delta_generator.DeltaGenerator, figure: Figure, side: str) -> None:
-    """`figure` as a metric: the original's value, or the pruned value with its change (green when better)."""
+    """`figure` as a metric: the original's value, or the pruned value with its change (green when better).
+
+    A change within the noise (`measurable` False) reads "no measurable change", grey and without an arrow.
+    """
     if side == "original":
         column.metric(figure.label, figure.show(figure.original), help=figure.help or None)
         return
-    show = figure.change or figure.show
-    delta = signed_change(figure.original, figure.pruned, show, relative=figure.change is None)
-    unchanged = delta is None and figure.original is not None and figure.original == figure.pruned
+    delta = change_text(figure)
+    quiet = delta in (NO_CHANGE, NO_MEASURABLE_CHANGE)
     column.metric(
         figure.label,
         figure.show(figure.pruned),
-        delta="no change" if unchanged else delta,
-        delta_color=_delta_color(figure, unchanged),
-        delta_arrow="off" if unchanged else "auto",
+        delta=delta,
+        delta_color="off" if quiet or figure.lower_is_better is None else _better_color(figure),
+        delta_arrow="off" if quiet else "auto",
         help=figure.help or None,
     )
 
 
-def _delta_color(figure: Figure, unchanged: bool) -> str:
-    if unchanged or figure.lower_is_better is None:
-        return "off"
+def change_text(figure: Figure) -> str | None:
+    """How the pruned value differs from the original's, in words and numbers; None when either is unknown."""
+    if figure.original is None or figure.pruned is None:
+        return None
+    if figure.measurable is False:
+        return NO_MEASURABLE_CHANGE
+    show = figure.change or figure.show
+    change = fmt.signed_change(figure.original, figure.pruned, show, relative=figure.change is None, step=figure.step)
+    return NO_CHANGE if change is None else change
+
+
+def _better_color(figure: Figure) -> str:
     return "inverse" if figure.lower_is_better else "normal"
