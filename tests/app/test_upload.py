@@ -204,7 +204,7 @@ def test_random_inputs_need_a_shape_and_come_with_a_warning(app: AppTest) -> Non
     data = current(at).bundle.eval_data
     assert tuple(data.inputs.shape) == (upload.RANDOM_EXAMPLES, 1, 8, 8) and not data.has_labels
     assert "only **latency** and **fidelity**" in warnings_shown(at)
-    assert metrics(at)["Accuracy"] == "n/a"
+    assert metrics(at)["Accuracy"] == fmt.MISSING
     assert any("Compare measures fidelity" in caption.value for caption in at.caption)
 
 

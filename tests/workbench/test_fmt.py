@@ -18,7 +18,8 @@ def test_a_duration_is_written_in_the_unit_that_reads_best(milliseconds: float |
 def test_a_change_of_shares_is_the_difference_of_the_shown_values() -> None:
     before, after = 0.98333, 0.97778
     assert (fmt.percent(before), fmt.percent(after)) == ("98.3 %", "97.8 %")
-    assert fmt.signed_change(before, after, fmt.points, relative=False) == "-0.6 pts", "unrounded: what the eye won't see"
+    unrounded = fmt.signed_change(before, after, fmt.points, relative=False)
+    assert unrounded == "-0.6 pts", "the difference of the unrounded values, which the eye cannot check"
     assert fmt.signed_change(before, after, fmt.points, relative=False, step=0.001) == "-0.5 pts"
 
 
