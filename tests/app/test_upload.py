@@ -23,6 +23,7 @@ from tests.app.helpers import metrics, sidebar_text
 from ui.model import upload
 from ui.shared import keys
 from ui.shared.navigation import MODEL_PAGE, PRUNE_PAGE
+from workbench import fmt
 from workbench.session import LoadedModel
 
 CSV_EXAMPLES = 120
