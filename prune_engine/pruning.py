@@ -107,6 +107,15 @@ class Pruner:
     targets: Callable[[nn.Module], list[str]] | None = None
 
 
+@dataclass(frozen=True)
+class PlanPreview:
+    """What a plan would do, without doing it: a per-layer table (`report.PREVIEW_COLUMNS`)
+    and the ranking scores. A layer's status is `pruned` when it is assigned a ratio above 0."""
+
+    table: pd.DataFrame
+    scores: dict[str, torch.Tensor]
+
+
 @dataclass
 class PruneResult:
     """A pruned copy of a model, the plan that made it, and a per-layer report.
@@ -116,6 +125,8 @@ class PruneResult:
     after, `status` (`LayerStatus`), `blocked_by` (`BlockedBy` or None) and a note.
     `skipped`: layers the plan targets that cannot be pruned, and why (a sentence).
     `history`: one row per step when the plan was reached in steps (`iterative_prune`).
+    `preview`: what `preview_plan` says of the same plan, from the same decision (None for results
+    not made by one application of a plan), so a caller that applies need not decide twice.
     """
 
     model: nn.Module
@@ -123,15 +134,7 @@ class PruneResult:
     report: pd.DataFrame
     skipped: dict[str, str] = field(default_factory=dict)
     history: pd.DataFrame | None = None
-
-
-@dataclass(frozen=True)
-class PlanPreview:
-    """What a plan would do, without doing it: a per-layer table (`report.PREVIEW_COLUMNS`)
-    and the ranking scores. A layer's status is `pruned` when it is assigned a ratio above 0."""
-
-    table: pd.DataFrame
-    scores: dict[str, torch.Tensor]
+    preview: PlanPreview | None = None
 
 
 def apply_plan(
@@ -174,7 +177,10 @@ def apply_plan(
     after = {name: layer_figures(working, name) for name in before}
     notes = {name: _note(decision, name, pruner) for name in before}
     report = report_table(before, after, plan, decision.ratios, decision.blocked_by(), notes)
-    return PruneResult(model=working, plan=plan, report=report, skipped=_skipped(decision, plan, pruner))
+    preview = _preview(layers, plan, decision, pruner)
+    return PruneResult(
+        model=working, plan=plan, report=report, skipped=_skipped(decision, plan, pruner), preview=preview
+    )
 
 
 def preview_plan(
@@ -189,6 +195,11 @@ def preview_plan(
     layers = _checked_layers(model, plan, pruner)
     decision = pruner.decide(_working_copy(model), plan, example_input, data, None)
     decision.release()
+    return _preview(layers, plan, decision, pruner)
+
+
+def _preview(layers: list[LayerInfo], plan: PruningPlan, decision: Decision, pruner: Pruner) -> PlanPreview:
+    """Each layer's assigned ratio, group, typed status and note, and the scores, from one decision."""
     blocked = decision.blocked_by()
     rows = []
     for layer in layers:

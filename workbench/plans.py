@@ -78,12 +78,6 @@ def reset(plan: pe.PruningPlan) -> pe.PruningPlan:
     return dataclasses.replace(plan, ratios={}, global_ratio=global_ratio, min_ratio=None, max_ratio=None)
 
 
-def weight_share(channel_ratio: float) -> float:
-    """About how much of a conv's weights go when it loses `channel_ratio` of its channels:
-    its own output rows and the next layer's matching input columns, 1 − (1 − p)²."""
-    return 1.0 - (1.0 - channel_ratio) ** 2
-
-
 def is_blocked(row: pd.Series | None) -> bool:
     """Whether the engine's preview row says the layer cannot be pruned by this granularity."""
     return row is not None and row["status"] == pe.LayerStatus.BLOCKED

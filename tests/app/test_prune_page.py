@@ -14,7 +14,7 @@ from ui.prune import controls as prune_controls
 from ui.prune import result as prune_result
 from ui.shared import keys
 from ui.shared.navigation import MODEL_PAGE, PRUNE_PAGE
-from workbench import plans
+from workbench import fmt, plans
 from workbench.session import LoadedModel
 
 
@@ -132,7 +132,7 @@ def test_channel_pruning_disables_the_output_layer_and_sets_coupled_layers_toget
 
     at.text_input(key=keys.PRUNE_FILTER).input("layer1").run()
     assert "coupled with" in captions(at)
-    assert "channels" in captions(at) and "of its weights" in captions(at)
+    assert "removes 19 of its 64 channels and 18,639 of its 36,864 weights" in captions(at)
     layer_slider(at, "layer1.0.conv2").set_value(50).run()
     assert plan_of(at).ratios == {layer: pytest.approx(0.5) for layer in ("layer1.0.conv2", "conv1", "layer1.1.conv2")}
     at.text_input(key=keys.PRUNE_FILTER).input("").run()
@@ -295,3 +295,17 @@ def test_switching_granularity_drops_per_layer_ratios_and_n_m_keeps_its_pattern(
     back = plans.with_granularity(one_of_four, "channel", recalibrate=True)
     assert (back.global_ratio, back.recalibrate_bn) == (plans.DEFAULT_RATIO, True)
     assert plans.with_bounds(back, 0.0, 0.99, top=0.99).max_ratio is None
+
+
+def test_a_channel_layers_caption_counts_the_weights_the_engine_removed(app: AppTest) -> None:
+    at = open_prune(app, "digits_cnn")
+    at.radio(key=keys.PRUNE_GRANULARITY).set_value("channel").run()
+    at.slider(key=keys.PRUNE_GLOBAL).set_value(50).run()
+    report = report_of(at)
+    assert (report.loc["conv1", "weights_before"], report.loc["conv1", "weights_after"]) == (288, 144)
+    shown = captions(at)
+    conv1 = fmt.literal("removes 16 of its 32 channels and 144 of its 288 weights (50 %)")
+    assert conv1 in shown, "conv1's inputs are the image: it loses as many weights as channels"
+    assert fmt.literal("removes 32 of its 64 channels and 13,824 of its 18,432 weights (75 %)") in shown
+    assert "42,896 of the 58,144 weights of the prunable layers go (74 %)" in shown
+    assert "≈" not in shown, "no estimate where the engine has the count"

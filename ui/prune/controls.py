@@ -15,10 +15,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+import pandas as pd
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 import prune_engine as pe
+from ui.prune import result as prune_result
 from ui.shared import caches, keys, state
 from workbench import capabilities, fmt
 from workbench import plans as edits
@@ -284,11 +286,12 @@ def global_controls(plan: pe.PruningPlan) -> None:
         help="Unlock every layer, drop the bounds and set the global ratio back to "
         f"{fmt.percent(edits.DEFAULT_RATIO, 0)}.",
     )
-    st.caption(global_meaning(plan))
+    st.caption(global_meaning(plan, prune_result.applied_report(plan)))
 
 
-def global_meaning(plan: pe.PruningPlan) -> str:
-    """What the global slider's value means, in its own unit."""
+def global_meaning(plan: pe.PruningPlan, applied: pd.DataFrame | None = None) -> str:
+    """What the global slider's value means, in its own unit; with the applied result's report, the weights
+    it really removes."""
     ratio = plan.global_ratio or 0.0
     where = "all unlocked layers (ranked together)" if plan.scope == "global" else "each unlocked layer"
     if plan.granularity == "head":
@@ -297,9 +300,15 @@ def global_meaning(plan: pe.PruningPlan) -> str:
             "(rounded to whole heads; every attention layer keeps at least one)."
         )
     if plan.granularity == "channel":
+        text = (
+            f"{fmt.percent(ratio, 0)} of the channels of {where} are removed. A removed channel also takes the "
+            "next layer's matching inputs, so layers lose more weights than channels"
+        )
+        if applied is None:
+            return text + ": the result counts them."
+        before, after = int(applied["weights_before"].sum()), int(applied["weights_after"].sum())
         return (
-            f"{fmt.percent(ratio, 0)} of the channels of {where} are removed: ≈ "
-            f"{fmt.percent(edits.weight_share(ratio), 0)} of their weights, since a removed channel also takes "
-            "the next layer's matching inputs."
+            text
+            + f": {before - after:,} of the {before:,} weights of the prunable layers go ({fmt.percent((before - after) / max(before, 1), 0)})."
         )
     return f"{fmt.percent(ratio, 0)} of the weights of {where} are set to zero, the least important first."

@@ -59,6 +59,7 @@ def sliders(loaded: LoadedModel, plan: pe.PruningPlan, preview: pe.PlanPreview |
     """One slider and lock per prunable layer (one toggle under N:M), grouped by block for deep models."""
     stats = caches.model_layers(loaded).set_index("name")
     rows = preview.table.set_index("layer") if preview is not None else None
+    applied = prune_result.applied_report(plan)
     if plan.granularity == "n:m":
         st.caption("Switch a layer off to leave it dense.")
     else:
@@ -99,7 +100,7 @@ def sliders(loaded: LoadedModel, plan: pe.PruningPlan, preview: pe.PlanPreview |
             for start in range(0, len(members), COLUMNS):
                 for column, name in zip(st.columns(COLUMNS), members[start : start + COLUMNS], strict=False):
                     with column:
-                        _layer_control(loaded, plan, name, stats.loc[name], rows)
+                        _layer_control(loaded, plan, name, stats.loc[name], rows, applied)
     if not shown:
         st.caption(f"No layer name contains “{fmt.literal(query)}”.")
 
@@ -149,6 +150,7 @@ def _layer_control(
     name: str,
     stats: pd.Series,
     rows: pd.DataFrame | None,
+    applied: pd.DataFrame | None,
 ) -> None:
     row = rows.loc[name] if rows is not None and name in rows.index else None
     note = str(row["note"]) if row is not None else ""
@@ -189,22 +191,39 @@ def _layer_control(
         on_change=on_lock,
         args=(name, partners, generation),
     )
-    st.caption(layer_meaning(plan, name, stats, assigned, blocked, note, locked))
+    removed = applied.loc[name] if applied is not None and name in applied.index else None
+    st.caption(layer_meaning(plan, name, stats, assigned, blocked, note, locked, removed))
 
 
 def layer_meaning(
-    plan: pe.PruningPlan, name: str, stats: pd.Series, assigned: float, blocked: bool, note: str, locked: bool
+    plan: pe.PruningPlan,
+    name: str,
+    stats: pd.Series,
+    assigned: float,
+    blocked: bool,
+    note: str,
+    locked: bool,
+    applied: pd.Series | None = None,
 ) -> str:
-    """A layer's ratio in its own unit, how it is set (locked, global slider, ranking) and its coupling (Markdown)."""
+    """What a layer loses in its own unit, how that is set (locked, global slider, ranking) and its coupling
+    (Markdown). Weights removed are the engine's count from the applied result (`applied`, its report row), never
+    an estimate: a layer whose inputs come from pruned channels loses more weights than channels."""
     if blocked:
         return f":material/block: {fmt.literal(note[:1].upper() + note[1:])}."
     if plan.granularity == "channel":
         channels = int(stats["out_channels"])
-        kept = channels - round(assigned * channels)
-        share = fmt.percent(edits.weight_share(assigned), 0)
-        text = f"keeps {kept} / {channels} channels · ≈ {share} of its weights"
+        text = f"removes {round(assigned * channels)} of its {channels} channels"
+        if applied is not None:
+            text += f" and {removed_weights(applied)}"
     else:
-        text = f"{fmt.percent(assigned, 0)} of its {int(stats['weights']):,} weights set to zero"
+        text = f"sets {fmt.percent(assigned, 0)} of its {int(stats['weights']):,} weights to zero"
     how = "locked" if locked else "by the global ranking" if plan.is_global_ranked(name) else "follows global"
     caption = fmt.literal(f"{text} · {how}")
     return caption + (f"  \n:material/link: {fmt.literal(note)}" if note else "")
+
+
+def removed_weights(row: pd.Series) -> str:
+    """ "removes 144 of its 288 weights (50 %)", from a report row's counts."""
+    before, after = int(row["weights_before"]), int(row["weights_after"])
+    share = fmt.percent((before - after) / before, 0) if before else fmt.MISSING
+    return f"{before - after:,} of its {before:,} weights ({share})"

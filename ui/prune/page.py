@@ -6,7 +6,7 @@ import streamlit as st
 
 from ui.prune import controls, heads, layers, result
 from ui.prune import preview as plan_preview
-from ui.shared import explain
+from ui.shared import explain, state
 from ui.shared.widgets import page_start
 from workbench.session import LoadedModel
 
@@ -17,7 +17,9 @@ def controls_and_results(loaded: LoadedModel) -> None:
     with result.live_threads(loaded):
         plan = controls.current_plan(loaded)
         controls.show_errors()
-        preview = plan_preview.compute(loaded, plan)
+        preview, live = plan_preview.compute(loaded, plan)
+        if live is not None:
+            state.set_pruned(live)
         controls.plan_settings(loaded, plan)
         controls.global_controls(plan)
         if plan.granularity == "head":

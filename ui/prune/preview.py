@@ -12,22 +12,27 @@ from ui.prune import result as prune_result
 from ui.shared import caches, charts, keys
 from workbench import fmt
 from workbench.plans import criterion_label, is_blocked
-from workbench.session import LoadedModel
+from workbench.session import LoadedModel, PrunedModel
 
 HISTOGRAM_BINS = 80
 CHART_CONFIG = {"displayModeBar": False}
 """The preview redraws on every slider step: without plotly's toolbar it draws faster."""
 
 
-def compute(loaded: LoadedModel, plan: pe.PruningPlan) -> pe.PlanPreview | None:
-    """The cached preview of `plan`; None (and the engine's sentence) when the plan cannot be applied."""
+def compute(loaded: LoadedModel, plan: pe.PruningPlan) -> tuple[pe.PlanPreview | None, PrunedModel | None]:
+    """The preview of `plan` and, for a model pruned live, the result it comes from: one decision for both
+    (a slider move on a small model prunes once, and the preview is read from that). (None, None) and the
+    engine's sentence when the plan cannot be applied."""
     try:
         if prune_result.ranks_on_apply(loaded, plan):
-            return prune_result.plan_only_preview(loaded, plan)
-        return caches.preview(loaded, plan)
+            return prune_result.plan_only_preview(loaded, plan), None
+        if prune_result.applies_live(loaded):
+            pruned = caches.pruned(loaded, plan)
+            return pruned.result.preview, pruned
+        return caches.preview(loaded, plan), None
     except pe.PruneScopeError as error:
         st.error(fmt.literal(str(error)), icon=":material/error:")
-        return None
+        return None, None
 
 
 def ratio_table(plan: pe.PruningPlan, preview: pe.PlanPreview) -> pd.DataFrame:

@@ -76,6 +76,14 @@ def plan_only_preview(loaded: LoadedModel, plan: pe.PruningPlan) -> pe.PlanPrevi
     return pe.PlanPreview(table=table, scores={})
 
 
+def applied_report(plan: pe.PruningPlan) -> pd.DataFrame | None:
+    """The session result's per-layer report (indexed by layer) when it was made by `plan`, else None."""
+    pruned = state.current_pruned()
+    if pruned is None or pruned.result.preview is None or pruned.plan.to_json() != plan.to_json():
+        return None
+    return pruned.result.report.set_index("layer")
+
+
 def accuracy_is_cheap(loaded: LoadedModel) -> bool:
     """Whether evaluating the model on its test data is quick enough to redo on every change."""
     data, flops = loaded.bundle.eval_data, caches.model_summary(loaded)["flops"]
@@ -92,8 +100,6 @@ def section(loaded: LoadedModel, plan: pe.PruningPlan, plan_works: bool) -> None
             f"Models under {AUTO_APPLY_MAX_PARAMS / 1e6:g} M parameters are pruned again each time a control "
             f"settles; this one has {fmt.count(params)}."
         )
-        if plan_works:
-            _apply_live(loaded, plan)
     else:
         st.caption(
             f"This model has {fmt.count(params)} parameters: pruning it takes a while, so it waits for the button "
@@ -124,14 +130,6 @@ def section(loaded: LoadedModel, plan: pe.PruningPlan, plan_works: bool) -> None
         icon=":material/download:",
         help="Load it again here, keep it with an experiment, or apply it from a script with prune_engine.",
     )
-
-
-def _apply_live(loaded: LoadedModel, plan: pe.PruningPlan) -> None:
-    """Make the plan's result the session's pruned model; it reaches the history only when saved or compared."""
-    try:
-        state.set_pruned(caches.pruned(loaded, plan))
-    except pe.PruneScopeError as error:
-        st.error(fmt.literal(str(error)), icon=":material/error:")
 
 
 def _save_button(column: DeltaGenerator, loaded: LoadedModel, pruned: PrunedModel | None) -> None:
