@@ -307,8 +307,6 @@ def global_meaning(plan: pe.PruningPlan, applied: pd.DataFrame | None = None) ->
         if applied is None:
             return text + ": the result counts them."
         before, after = int(applied["weights_before"].sum()), int(applied["weights_after"].sum())
-        return (
-            text
-            + f": {before - after:,} of the {before:,} weights of the prunable layers go ({fmt.percent((before - after) / max(before, 1), 0)})."
-        )
+        share = fmt.percent((before - after) / max(before, 1), 0)
+        return text + f": {before - after:,} of the {before:,} weights of the prunable layers go ({share})."
     return f"{fmt.percent(ratio, 0)} of the weights of {where} are set to zero, the least important first."
