@@ -100,7 +100,7 @@ def suggest_ratios(
     if target > reachable + 1e-12:
         raise TargetUnreachableError(_unreachable_message(target, reachable, budget, max_drop))
     members = _group_members(scan)
-    measure = None if model is None else _Reduction(model, budget, example_input)
+    measure = None if model is None else _Reduction(model, budget, example_input, _latency_batch(scan, budget))
     asked, achieved = target, 0.0
     for _ in range(CHECK_ROUNDS):
         choice = _allocate(curves, min(asked, reachable) * total)
@@ -203,15 +203,27 @@ def _allocate(curves: dict[str, list[_Option]], needed: float) -> dict[str, floa
     return dict(zip(curves, best.ratios, strict=True))
 
 
+def _latency_batch(scan: pd.DataFrame, budget: str) -> int | None:
+    """The batch the scan predicted latency at, so a check on the model times the same batch."""
+    if budget != "latency" or "latency_batch" not in scan:
+        return None
+    batches = scan["latency_batch"].dropna()
+    return int(batches.iloc[0]) if len(batches) else None
+
+
 class _Reduction:
     """The real share of the budget a plan removes from `model` (BatchNorm statistics change no
     size, FLOPs or shape, so plans are applied without re-estimating them)."""
 
-    def __init__(self, model: nn.Module, budget: str, example_input: torch.Tensor | None) -> None:
+    def __init__(
+        self, model: nn.Module, budget: str, example_input: torch.Tensor | None, latency_batch: int | None
+    ) -> None:
         if example_input is None:
             raise InvalidPlanError("Checking a suggestion on the model needs its example input.")
         self.model, self.budget, self.example_input = model, budget, example_input
-        self.predictor = LatencyPredictor(model, example_input) if budget == "latency" else None
+        self.predictor = (
+            LatencyPredictor(model, example_input, batch_size=latency_batch) if budget == "latency" else None
+        )
 
     def __call__(self, plan: PruningPlan) -> float:
         pruned = apply_plan(self.model, dataclasses.replace(plan, recalibrate_bn=False), self.example_input).model

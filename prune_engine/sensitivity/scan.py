@@ -56,6 +56,7 @@ SCAN_COLUMNS = [
     "recalibrate_bn",
     "latency_ms",
     "latency_saved",
+    "latency_batch",
 ]
 """`params`/`nonzero`: parameters of the pruned model, all and non-zero; `params_saved`:
 non-zero parameters fewer than the original (removed by channel pruning, zeroed by
@@ -66,7 +67,7 @@ with class labels, else 1 − cosine to the original outputs, a smooth companion
 metric that still moves when a small change flips no prediction; `recalibrate_bn`: whether
 each copy's BatchNorm statistics were re-estimated (the policy a plan from this scan
 carries); `latency_ms`/`latency_saved`: predicted milliseconds of one forward pass of the
-example input, and fewer than the dense model's (NaN where the granularity does not change
+example input at `latency_batch` rows, and fewer than the dense model's (NaN where the granularity does not change
 shapes, or latency was not asked for)."""
 
 
@@ -256,6 +257,7 @@ def _scan_frame(
     """Rows of the finished jobs (every member layer of a group gets its group's result)."""
     flops = math.nan if settings.flops is None else settings.flops
     dense_ms = math.nan if settings.latency is None else settings.latency.dense_ms
+    latency_batch = None if settings.latency is None else settings.latency.profile.batch
     rows = []
     for unit in units:
         coupled = ", ".join(unit.layers[1:])
@@ -302,6 +304,7 @@ def _scan_frame(
                         "recalibrate_bn": settings.recalibrate_bn,
                         "latency_ms": result["latency_ms"],
                         "latency_saved": dense_ms - result["latency_ms"],
+                        "latency_batch": latency_batch,
                     }
                 )
     return pd.DataFrame(rows, columns=SCAN_COLUMNS)
