@@ -184,3 +184,9 @@ sens_l1_ratio = _keyed("sens_l1_ratio")
 """The pruning ratio slider of one sparsity target on the Sensitivity page."""
 notice = _keyed("notice")
 """The message left for the next run when the background task under this key was cancelled or stopped."""
+sens_recalibrate = _keyed("sens_recalibrate_bn")
+"""The scan's BatchNorm toggle, one per granularity (its default follows the Prune page's policy for it)."""
+SENS_REFINE_STEPS = "sens_refine_steps"
+"""The button that makes the suggestion the plan to prune in steps when its measured drop exceeds the prediction."""
+SENS_USE_SPARSE = "sens_use_sparse"
+"""The button that makes the pruned L1-trained model the session's pruned model."""
