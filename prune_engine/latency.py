@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -141,7 +142,8 @@ def predict_latency(
     pruned = None
     if not dense_kernels_unchanged:
         plan_input = _cast_like(example_input.to(_device_of(predictor.model)), predictor.model)
-        pruned = apply_plan(predictor.model, plan, plan_input, data=data).model
+        shapes_only = dataclasses.replace(plan, recalibrate_bn=False)  # BatchNorm statistics change no shape
+        pruned = apply_plan(predictor.model, shapes_only, plan_input, data=data).model
     layers = predictor.layers(pruned)
     predicted_total = predictor.predicted_ms(layers)
     return {
