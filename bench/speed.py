@@ -5,6 +5,10 @@
     machine was between the two runs), median and worst, for uniform channel plans 25/50/75 % on
     digits_cnn and digits_resnet (batch 64) and a ResNet-18-shaped model (3×64×64, batch 32), and
     25/50 % of attention heads on minilm (batch 8 × 128 tokens).
+(b) Latency budget: a channel sensitivity scan of digits_resnet (BatchNorm re-estimated, latency
+    predicted at batch 64), `suggest_ratios(scan, 0.5, budget="latency")`; its measured latency as a
+    share of dense (target 0.5 ± 0.1) and its accuracy against uniform channel plans timed in the same
+    interleaved run (target: at least the accuracy of the uniform plan whose latency is closest).
 (c) `sparse_runtime` vs the dense pruned copy: digits_mlp at 95 % and mlp_100m at 90 % unstructured
     sparsity, batch 1 and 32.
 (d) Speed-up of 30 % channels on the ResNet-18 shape against `round_to` (none, 8, 16, 32).
@@ -31,9 +35,10 @@ from torch import nn
 from bench.common import print_table, stopwatch
 from bench.structured import ResNet18Shape
 from prune_engine.latency import predict_latency
-from prune_engine.metrics import LATENCY_BUDGET_S, measure_latency
+from prune_engine.metrics import LATENCY_BUDGET_S, evaluate, measure_latency
 from prune_engine.plan import PruningPlan
 from prune_engine.pruning import apply_plan
+from prune_engine.sensitivity import SerialExecutor, sensitivity_scan, suggest_ratios
 from prune_engine.sparse_runtime import sparse_runtime, sparse_runtime_report
 from sample_models import load_sample
 
@@ -109,6 +114,52 @@ def bench_prediction(args: argparse.Namespace) -> list[dict[str, object]]:
                 }
             )
     return rows
+
+
+BUDGET_BATCH = 64
+UNIFORM_RATIOS = (0.3, 0.4, 0.5, 0.6, 0.7)
+
+
+def bench_budget(args: argparse.Namespace) -> list[dict[str, object]]:
+    bundle = load_sample("digits_resnet")
+    calibration = bundle.train_data.subset(256)
+    batch = 8 if args.quick else BUDGET_BATCH
+    scan = sensitivity_scan(
+        bundle.model,
+        bundle.eval_data,
+        (0.25, 0.5, 0.75) if args.quick else (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+        granularity="channel",
+        executor=SerialExecutor(),
+        recalibrate_bn=True,
+        calibration_data=calibration,
+        latency_batch=batch,
+    )
+    suggested = suggest_ratios(scan, 0.5, budget="latency", model=bundle.model, example_input=bundle.example_input)
+    plans = {"suggested −50 % latency": suggested}
+    for ratio in UNIFORM_RATIOS[1:2] if args.quick else UNIFORM_RATIOS:
+        plans[f"uniform {ratio:.0%}"] = PruningPlan(granularity="channel", global_ratio=ratio, recalibrate_bn=True)
+    models = {"dense": bundle.model}
+    models.update(
+        {
+            label: apply_plan(bundle.model, plan, bundle.example_input, calibration_data=calibration).model
+            for label, plan in plans.items()
+        }
+    )
+    table = measure_latency(
+        models, bundle.example_input, batch_size=batch, threads=args.threads, max_seconds=args.budget * 2
+    ).table.set_index("model")
+    dense_ms = table.loc["dense", "median_ms"]
+    return [
+        {
+            "plan": label,
+            "batch": batch,
+            "median_ms": table.loc[label, "median_ms"],
+            "share_of_dense": table.loc[label, "median_ms"] / dense_ms,
+            "interval": interval(table.loc[label]) if label != "dense" else "",
+            "accuracy": evaluate(model, bundle.eval_data)["accuracy"],
+        }
+        for label, model in models.items()
+    ]
 
 
 def bench_sparse(args: argparse.Namespace) -> list[dict[str, object]]:
@@ -231,6 +282,15 @@ def main() -> None:
         for column, what in (("error", "pruned ms"), ("speedup_error", "speed-up")):
             errors = prediction[column].to_numpy()
             print(f"Prediction error of the {what}: median {np.median(errors):.1%}, worst {errors.max():.1%}")
+        budget = print_table("(b) digits_resnet, latency budget −50 % vs uniform channel plans", bench_budget(args))
+        suggested = budget[budget["plan"].str.startswith("suggested")].iloc[0]
+        uniform = budget[budget["plan"].str.startswith("uniform")]
+        closest = uniform.iloc[(uniform["share_of_dense"] - suggested["share_of_dense"]).abs().argmin()]
+        print(
+            f"Suggested: {suggested['share_of_dense']:.2f} of dense (target 0.5 ± 0.1), accuracy "
+            f"{suggested['accuracy']:.1%}; closest uniform ({closest['plan']}, {closest['share_of_dense']:.2f}): "
+            f"{closest['accuracy']:.1%}"
+        )
         print_table("(c) sparse kernels (sparse_runtime) vs the dense pruned copy", bench_sparse(args))
         print_table("(d) ResNet-18 shape, 30 % channels: speed-up against round_to", bench_round_to(args))
         runs, summary = bench_noise(args)

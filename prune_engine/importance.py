@@ -353,6 +353,12 @@ def _magnitude_group_importance(p: int) -> Callable[[ScoringContext], tp.importa
     return build
 
 
+PER_CLASS_AVERAGES = (
+    "Averages are taken over the examples of each class (true label, else predicted class) and the largest is "
+    "kept, so a channel that one class relies on survives even if the others leave it idle."
+)
+"""Said once, here, for every data-driven criterion that averages per class."""
+
 BUILT_IN_CRITERIA = (
     Criterion(
         name="l1",
@@ -430,9 +436,9 @@ BUILT_IN_CRITERIA = (
         explanation=(
             "The average size of each channel's output, measured where the next layer reads it (after the "
             "layer's BatchNorm and activation, e.g. ReLU, where those follow). A channel that is almost always "
-            "near zero passes little on, so removing it changes little. Averages are taken over the examples "
-            "of each class (true label, else predicted class) and the largest is kept, so a channel that one "
-            "class relies on survives even if the others leave it idle. Costs one forward pass over up to 256 "
+            "near zero passes little on, so removing it changes little. "
+            + PER_CLASS_AVERAGES
+            + " Costs one forward pass over up to 256 "
             "examples. It ignores what later layers do with the signal: a small but decisive channel scores "
             "low, and a large constant one (which the next layer could absorb in its bias) scores high. Sizes "
             "differ from layer to layer, so compare channels within a layer (layer scope). Single weights get "
@@ -448,9 +454,9 @@ BUILT_IN_CRITERIA = (
         explanation=(
             "One minus the Average Percentage of Zeros: the share of a channel's outputs after its ReLU that "
             "are not zero, so higher means more important. A channel that the ReLU silences for almost every "
-            "input is dead weight. Averages are taken over the examples of each class (true label, else "
-            "predicted class) and the largest is kept, so a channel that one class relies on survives even if "
-            "the others leave it idle. Costs one forward pass over up to 256 examples. It is only meaningful "
+            "input is dead weight. "
+            + PER_CLASS_AVERAGES
+            + " Costs one forward pass over up to 256 examples. It is only meaningful "
             "after a ReLU-like activation: elsewhere (a residual branch before its addition, the output layer) "
             "it counts the outputs a ReLU would let through, a rough signal. It ignores how large the active "
             "values are, so many channels tie. Single weights get their channel's score."
@@ -467,9 +473,9 @@ BUILT_IN_CRITERIA = (
             "absolute value and averaged over positions: a first-order estimate of how much the score would "
             "change if the channel were switched off (Captum's LayerGradientXActivation). The class score is "
             "the true class's logit (the predicted class's where there are no labels) less the average of all "
-            "logits, since a channel that raises every class alike changes no prediction. Averages are taken "
-            "over the examples of each class (true label, else predicted class) and the largest is kept, so a "
-            "channel that one class relies on survives even if the others leave it idle. Costs one forward and "
+            "logits, since a channel that raises every class alike changes no prediction. "
+            + PER_CLASS_AVERAGES
+            + " Costs one forward and "
             "one backward pass over up to 256 examples, for all layers together. Being local, it is fooled by "
             "saturation: where a gradient is zero (say, behind a ReLU that is off) a channel that matters gets "
             "no credit. Single weights get their channel's score."
@@ -485,9 +491,9 @@ BUILT_IN_CRITERIA = (
             "How much of the class score (as for gradient × activation) flows through each channel as the "
             "input is faded in from an all-zero input (for standardised data, a featureless image) to the real "
             "one: integrated gradients measured at the layer (Captum's LayerConductance), in absolute value "
-            "and averaged over positions. Averages are taken over the examples of each class (true label, else "
-            "predicted class) and the largest is kept, so a channel that one class relies on survives even if "
-            "the others leave it idle. Unlike gradient × activation it is not fooled by saturation, because "
+            "and averaged over positions. "
+            + PER_CLASS_AVERAGES
+            + " Unlike gradient × activation it is not fooled by saturation, because "
             "the path passes through inputs where the channel was still active. The slowest criterion: 17 "
             "forward and backward passes per batch (16 steps along the path), shared by all layers. It depends "
             "on the baseline: a channel that is just as active on the blank input gets little credit. Single "
@@ -504,9 +510,9 @@ BUILT_IN_CRITERIA = (
             "Compares each channel's output on the real example with its output on an all-zero input, and "
             "shares the change in the class score (as for gradient × activation) out among the channels, with "
             "rules that carry the difference through ReLUs and pooling in a single backward pass (Captum's "
-            "LayerDeepLift). Averages are taken over the examples of each class (true label, else predicted "
-            "class) and the largest is kept, so a channel that one class relies on survives even if the others "
-            "leave it idle. Like conductance it credits channels for their effect relative to a reference and "
+            "LayerDeepLift). "
+            + PER_CLASS_AVERAGES
+            + " Like conductance it credits channels for their effect relative to a reference and "
             "is not fooled by saturation, but it costs one forward and backward pass per layer instead of 17 "
             "per batch. Its rules are exact only for networks built from activation modules (a model that "
             "calls F.relu gets a gradient approximation there), and it shares conductance's dependence on the "

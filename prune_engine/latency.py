@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -136,45 +137,93 @@ def predict_latency(
     was most of the error on a ResNet-18 shape at 50 % channels (6.9 ms dense, 3.2 ms pruned,
     of a pruned forward pass of ~10 ms, predicted 14.6 ms).
     """
-    profile = _profile(model, example_input, batch_size, threads, device)
+    predictor = LatencyPredictor(model, example_input, batch_size=batch_size, threads=threads, device=device)
     dense_kernels_unchanged = plan.granularity not in SHAPE_CHANGING
-    if dense_kernels_unchanged:
-        pruned_modules: dict[str, nn.Module] = {}
-    else:
-        plan_input = _cast_like(example_input.to(_device_of(profile.model)), profile.model)
-        pruned = apply_plan(profile.model, plan, plan_input, data=data).model
-        pruned_modules = {info.name: get_layer(pruned, info.name) for info in prunable_layers(pruned)}
-    rows = []
-    for info in profile.layers:
-        dense_module = get_layer(profile.model, info.name)
-        pruned_module = pruned_modules.get(info.name, dense_module)
-        in_model_ms = profile.layer_ms[info.name]
-        predicted_ms = in_model_ms
-        if _config(pruned_module) != _config(dense_module):
-            dense_shape = profile.input_shapes[info.name]
-            pruned_shape = _pruned_input_shape(dense_shape, pruned_module)
-            dense_alone = _time_alone(dense_module, dense_shape, threads)
-            pruned_alone = _time_alone(pruned_module, pruned_shape, threads)
-            predicted_ms = in_model_ms * pruned_alone / max(dense_alone, 1e-9)
-        rows.append(_prediction_row(info.name, info.kind, in_model_ms, predicted_ms, dense_module, pruned_module))
-    other_ms = max(profile.total_ms - sum(profile.layer_ms.values()), 0.0)
-    other_predicted = other_ms * _elements_left(profile, rows)
-    rows.append({"layer": OTHER, "kind": "other", "dense_ms": other_ms, "predicted_ms": other_predicted})
-    layers = pd.DataFrame(rows)
-    for column in ("in_before", "in_after", "out_before", "out_after"):
-        layers[column] = layers[column].astype("Int64")
-    saved = float((layers["dense_ms"] - layers["predicted_ms"]).sum())
-    predicted_total = max(profile.total_ms - saved, 1e-9)
+    pruned = None
+    if not dense_kernels_unchanged:
+        plan_input = _cast_like(example_input.to(_device_of(predictor.model)), predictor.model)
+        shapes_only = dataclasses.replace(plan, recalibrate_bn=False)  # BatchNorm statistics change no shape
+        pruned = apply_plan(predictor.model, shapes_only, plan_input, data=data).model
+    layers = predictor.layers(pruned)
+    predicted_total = predictor.predicted_ms(layers)
     return {
-        "dense_ms": profile.total_ms,
+        "dense_ms": predictor.dense_ms,
         "predicted_ms": predicted_total,
-        "predicted_speedup": profile.total_ms / predicted_total,
+        "predicted_speedup": predictor.dense_ms / predicted_total,
         "dense_kernels_unchanged": dense_kernels_unchanged,
         "layers": layers,
-        "batch_size": profile.batch,
+        "batch_size": predictor.profile.batch,
         "threads": threads,
         "device": device,
     }
+
+
+class LatencyPredictor:
+    """One dense profile of a model, reused to predict the latency of many pruned copies of it.
+
+    A sensitivity scan predicts the latency of every (layer, ratio) copy: profiling the
+    dense model once and timing each changed layer alone (cached by shape) keeps that cheap.
+    `device` defaults to the model's own; pruned copies must live on the profile's device (`model`).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        example_input: torch.Tensor,
+        *,
+        batch_size: int | None = None,
+        threads: int = 1,
+        device: str | None = None,
+    ) -> None:
+        self.profile = _profile(model, example_input, batch_size, threads, device or _device_of(model).type)
+        self.threads = threads
+
+    @property
+    def model(self) -> nn.Module:
+        """The profiled model (the caller's, or a copy on the profile's device)."""
+        return self.profile.model
+
+    @property
+    def dense_ms(self) -> float:
+        """Median milliseconds of the dense model's whole forward pass."""
+        return self.profile.total_ms
+
+    def layers(self, pruned: nn.Module | None) -> pd.DataFrame:
+        """Per prunable layer and "(other)": `dense_ms`, `predicted_ms` and the channels before/after
+        in `pruned` (None: nothing changes shape)."""
+        profile = self.profile
+        pruned_modules = (
+            {} if pruned is None else {info.name: get_layer(pruned, info.name) for info in prunable_layers(pruned)}
+        )
+        rows = []
+        for info in profile.layers:
+            dense_module = get_layer(profile.model, info.name)
+            pruned_module = pruned_modules.get(info.name, dense_module)
+            in_model_ms = profile.layer_ms[info.name]
+            predicted_ms = in_model_ms
+            if _config(pruned_module) != _config(dense_module):
+                dense_shape = profile.input_shapes[info.name]
+                pruned_shape = _pruned_input_shape(dense_shape, pruned_module)
+                dense_alone = _time_alone(dense_module, dense_shape, self.threads)
+                pruned_alone = _time_alone(pruned_module, pruned_shape, self.threads)
+                predicted_ms = in_model_ms * pruned_alone / max(dense_alone, 1e-9)
+            rows.append(_prediction_row(info.name, info.kind, in_model_ms, predicted_ms, dense_module, pruned_module))
+        other_ms = max(profile.total_ms - sum(profile.layer_ms.values()), 0.0)
+        other_predicted = other_ms * _elements_left(profile, rows)
+        rows.append({"layer": OTHER, "kind": "other", "dense_ms": other_ms, "predicted_ms": other_predicted})
+        layers = pd.DataFrame(rows)
+        for column in ("in_before", "in_after", "out_before", "out_after"):
+            layers[column] = layers[column].astype("Int64")
+        return layers
+
+    def predicted_ms(self, layers: pd.DataFrame) -> float:
+        """The whole forward pass's predicted milliseconds from a `layers` table: dense minus what the layers save."""
+        saved = float((layers["dense_ms"] - layers["predicted_ms"]).sum())
+        return max(self.dense_ms - saved, 1e-9)
+
+    def predict(self, pruned: nn.Module | None) -> float:
+        """The predicted milliseconds of one forward pass of `pruned` (None: the dense model)."""
+        return self.predicted_ms(self.layers(pruned))
 
 
 def _prediction_row(

@@ -6,9 +6,12 @@ model they were made on, so a page can tell a result of the current model from a
 
 from __future__ import annotations
 
+import copy
+import time
 from dataclasses import dataclass
 
 import pandas as pd
+import torch
 from torch import nn
 
 import prune_engine as pe
@@ -27,6 +30,7 @@ class ScanRequest:
     criterion: str
     layers: tuple[str, ...]
     executor: str
+    recalibrate_bn: bool = False
 
     @property
     def jobs(self) -> int:
@@ -36,7 +40,13 @@ class ScanRequest:
         kind = SCAN_GRANULARITIES.get(self.granularity, self.granularity).lower()
         criterion = criterion_label(self.criterion)
         ratios = ", ".join(f"{ratio:.0%}" for ratio in self.ratios)
-        return f"{kind} · {criterion} · {len(self.layers)} layer(s) · ratios {ratios}"
+        batchnorm = batchnorm_words(self.recalibrate_bn)
+        return f"{kind} · {criterion} · {batchnorm} · {len(self.layers)} layer(s) · ratios {ratios}"
+
+
+def batchnorm_words(recalibrate_bn: bool) -> str:
+    """The BatchNorm policy of a scan or plan, in words."""
+    return "BatchNorm re-estimated" if recalibrate_bn else "BatchNorm statistics as trained"
 
 
 @dataclass(frozen=True)
@@ -71,6 +81,39 @@ def data_key(loaded: LoadedModel) -> str:
     """What training results depend on besides the model: its test and its training examples."""
     train = loaded.bundle.train_data
     return f"{loaded.data_fingerprint}:{None if train is None else train.fingerprint()}"
+
+
+ESTIMATE_BATCH = 64
+"""The batch one timed training step uses to estimate a training's duration (`fine_tune`'s default)."""
+
+
+def seconds_per_epoch(model: nn.Module, train_data: pe.EvalData) -> float:
+    """Estimated seconds of one training epoch: one Adam step on a batch, timed on a copy, times the batches.
+
+    The first step is a warm-up; a rough figure, so a person knows before pressing a button.
+    """
+    working = copy.deepcopy(model).train()
+    optimizer = torch.optim.Adam(working.parameters(), lr=1e-6)
+    inputs, labels = next(iter(train_data.subset(ESTIMATE_BATCH).batches(ESTIMATE_BATCH)))
+    device = next(working.parameters()).device
+    inputs, labels = inputs.to(device), labels.to(device)
+    timings = []
+    for _ in range(2):
+        start = time.perf_counter()
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(working(inputs), labels).backward()
+        optimizer.step()
+        timings.append(time.perf_counter() - start)
+    return timings[-1] * -(-len(train_data) // ESTIMATE_BATCH)
+
+
+def rough_duration(seconds: float) -> str:
+    """An estimated duration in words, rounded as an estimate deserves ("about 40 s", "about 3 min")."""
+    if seconds < 1:
+        return "under a second"
+    if seconds < 90:
+        return f"about {seconds:.0f} s"
+    return f"about {seconds / 60:.0f} min"
 
 
 @dataclass(frozen=True)

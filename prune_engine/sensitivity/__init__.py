@@ -3,7 +3,7 @@
 `scan.py` runs the scan (`sensitivity_scan`), one job per layer and ratio (`jobs.py`),
 through an executor (`executors.py`: in this process, a process pool or a Ray cluster);
 finished scans are cached by content (`cache.py`); `allocation.py` turns a scan into
-per-layer ratios that reach a size or FLOPs target (`suggest_ratios`).
+per-layer ratios that reach a size, FLOPs or latency target (`suggest_ratios`).
 """
 
 from .allocation import BUDGETS, TargetUnreachableError, suggest_ratios

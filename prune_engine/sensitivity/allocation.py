@@ -1,4 +1,4 @@
-"""Turn a sensitivity scan into per-layer ratios that reach a size or FLOPs target.
+"""Turn a sensitivity scan into per-layer ratios that reach a size, FLOPs or latency target.
 
 `suggest_ratios` solves a multiple-choice knapsack over the scan's ratios by dynamic
 programming, predicting a plan's metric drop as the sum of each layer's own drop.
@@ -6,6 +6,7 @@ programming, predicting a plan's metric drop as the sum of each layer's own drop
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import InvalidPlanError, PruneScopeError
+from ..latency import LatencyPredictor
 from ..metrics import count_flops, count_parameters
 from ..plan import PruningPlan
 from ..pruning import apply_plan
@@ -23,7 +25,9 @@ class TargetUnreachableError(PruneScopeError, ValueError):
     """No choice of the scanned ratios reaches the requested reduction."""
 
 
-BUDGETS = ("params", "flops")
+BUDGETS = ("params", "flops", "latency")
+SAVED_COLUMNS = {"params": "params_saved", "flops": "flops_saved", "latency": "latency_saved"}
+TOTAL_COLUMNS = {"params": "nonzero", "flops": "flops", "latency": "latency_ms"}
 
 DP_BUCKETS = 2000
 """The allocation's DP tracks the amount saved in this many steps up to the target."""
@@ -53,7 +57,9 @@ def suggest_ratios(
     example_input: torch.Tensor | None = None,
 ) -> PruningPlan:
     """Per-layer ratios from the scan's grid that remove `target` of the model's non-zero
-    parameters (`budget="params"`) or FLOPs for the least predicted metric drop.
+    parameters (`budget="params"`), FLOPs or predicted latency (`"latency"`, the scan's
+    `latency_ms`) for the least predicted metric drop. The plan carries the scan's
+    BatchNorm policy (`recalibrate_bn`), since its drops were measured with it.
 
     The predicted drop of a plan is the sum of each layer's own drop in the scan: layers
     are assumed to hurt independently (additive), which holds for small drops and is
@@ -69,17 +75,22 @@ def suggest_ratios(
     removed inputs), so their sum overstates the real saving; given `model` (and
     `example_input`), the plan is applied and the target raised until the real reduction
     meets it (the internal target grows by the ratio of asked to real reduction each
-    round). Raises TargetUnreachableError, saying what the scan can reach, otherwise.
+    round; for latency the real reduction is predicted by one `LatencyPredictor`). Raises
+    TargetUnreachableError, saying what the scan can reach, otherwise.
     """
     if budget not in BUDGETS:
-        raise InvalidPlanError(f"Unknown budget {budget!r}; choose params or flops.")
+        raise InvalidPlanError(f"Unknown budget {budget!r}; choose params, flops or latency.")
     if not 0 < target < 1:
         raise InvalidPlanError(f"The target is a fraction to remove between 0 and 1, got {target!r}.")
-    granularity = granularity or _scan_setting(scan, "granularity")
-    criterion = criterion or _scan_setting(scan, "criterion")
-    saved_column = "params_saved" if budget == "params" else "flops_saved"
+    granularity = granularity or str(_scan_setting(scan, "granularity"))
+    criterion = criterion or str(_scan_setting(scan, "criterion"))
+    recalibrate_bn = bool(_scan_setting(scan, "recalibrate_bn", default=False))
+    if budget == "latency" and not scan.get("latency_ms", pd.Series(dtype=float)).notna().any():
+        raise TargetUnreachableError(
+            "The scan has no predicted latency: scan with channel granularity (and latency=True) to plan for speed."
+        )
     total = _budget_total(scan, budget)
-    curves = _curves(scan, saved_column, max_drop)
+    curves = _curves(scan, SAVED_COLUMNS[budget], max_drop)
     reachable = sum(max(option.saved for option in options) for options in curves.values()) / total
     if budget == "flops" and reachable == 0 and granularity != "channel":
         raise TargetUnreachableError(
@@ -89,14 +100,15 @@ def suggest_ratios(
     if target > reachable + 1e-12:
         raise TargetUnreachableError(_unreachable_message(target, reachable, budget, max_drop))
     members = _group_members(scan)
+    measure = None if model is None else _Reduction(model, budget, example_input, _latency_batch(scan, budget))
     asked, achieved = target, 0.0
     for _ in range(CHECK_ROUNDS):
         choice = _allocate(curves, min(asked, reachable) * total)
         ratios = {layer: ratio for group, ratio in choice.items() if ratio > 0 for layer in members[group]}
-        plan = PruningPlan(granularity=granularity, criterion=criterion, ratios=ratios)
-        if model is None:
+        plan = PruningPlan(granularity=granularity, criterion=criterion, ratios=ratios, recalibrate_bn=recalibrate_bn)
+        if measure is None:
             return plan
-        achieved = max(achieved, real := _achieved_fraction(model, plan, budget, example_input))
+        achieved = max(achieved, real := measure(plan))
         if real >= target - 1e-9:
             return plan
         if asked >= reachable:
@@ -105,16 +117,17 @@ def suggest_ratios(
     raise TargetUnreachableError(_unreachable_message(target, achieved, budget, max_drop))
 
 
-def _scan_setting(scan: pd.DataFrame, column: str) -> str:
+def _scan_setting(scan: pd.DataFrame, column: str, default: object = None) -> object:
+    """The one value of a setting column; `default` for a scan made before the column existed."""
+    if column not in scan and default is not None:
+        return default
     if column not in scan or scan[column].nunique() != 1:
         raise InvalidPlanError(f"The scan does not say its {column}; pass {column}=… to suggest_ratios.")
-    return str(scan[column].iloc[0])
+    return scan[column].iloc[0]
 
 
 def _budget_total(scan: pd.DataFrame, budget: str) -> float:
-    totals = (
-        scan["nonzero"] + scan["params_saved"] if budget == "params" else scan["flops"] + scan["flops_saved"]
-    ).dropna()
+    totals = (scan[TOTAL_COLUMNS[budget]] + scan[SAVED_COLUMNS[budget]]).dropna()
     if totals.empty or not totals.iloc[0] > 0:
         raise TargetUnreachableError(f"The scan has no {budget} figures (the model's FLOPs could not be counted).")
     return float(totals.iloc[0])
@@ -190,15 +203,40 @@ def _allocate(curves: dict[str, list[_Option]], needed: float) -> dict[str, floa
     return dict(zip(curves, best.ratios, strict=True))
 
 
-def _achieved_fraction(model: nn.Module, plan: PruningPlan, budget: str, example_input: torch.Tensor | None) -> float:
-    if example_input is None:
-        raise InvalidPlanError("Checking a suggestion on the model needs its example input.")
-    pruned = apply_plan(model, plan, example_input).model
-    if budget == "params":
-        before, after = count_parameters(model)[1], count_parameters(pruned)[1]
-    else:
-        before, after = count_flops(model, example_input) or 0, count_flops(pruned, example_input) or 0
-    return 1.0 - after / before if before else 0.0
+def _latency_batch(scan: pd.DataFrame, budget: str) -> int | None:
+    """The batch the scan predicted latency at, so a check on the model times the same batch."""
+    if budget != "latency" or "latency_batch" not in scan:
+        return None
+    batches = scan["latency_batch"].dropna()
+    return int(batches.iloc[0]) if len(batches) else None
+
+
+class _Reduction:
+    """The real share of the budget a plan removes from `model` (BatchNorm statistics change no
+    size, FLOPs or shape, so plans are applied without re-estimating them)."""
+
+    def __init__(
+        self, model: nn.Module, budget: str, example_input: torch.Tensor | None, latency_batch: int | None
+    ) -> None:
+        if example_input is None:
+            raise InvalidPlanError("Checking a suggestion on the model needs its example input.")
+        self.model, self.budget, self.example_input = model, budget, example_input
+        self.predictor = (
+            LatencyPredictor(model, example_input, batch_size=latency_batch) if budget == "latency" else None
+        )
+
+    def __call__(self, plan: PruningPlan) -> float:
+        pruned = apply_plan(self.model, dataclasses.replace(plan, recalibrate_bn=False), self.example_input).model
+        if self.predictor is not None:
+            before, after = self.predictor.dense_ms, self.predictor.predict(pruned)
+        elif self.budget == "params":
+            before, after = count_parameters(self.model)[1], count_parameters(pruned)[1]
+        else:
+            before, after = (
+                count_flops(self.model, self.example_input) or 0,
+                count_flops(pruned, self.example_input) or 0,
+            )
+        return 1.0 - after / before if before else 0.0
 
 
 def _unreachable_message(target: float, reachable: float, budget: str, max_drop: float | None) -> str:

@@ -1,6 +1,7 @@
 """Where a scan's jobs run: in this process, in a local process pool, or on a Ray cluster.
 
-Every executor gives the same rows and numbers; only the `seconds` column differs.
+Every executor gives the same rows and numbers; only the timings (`seconds`, and the predicted
+latency, which each process times on its own) differ.
 """
 
 from __future__ import annotations

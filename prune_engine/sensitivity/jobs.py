@@ -18,6 +18,7 @@ from torch import nn
 from ..data import EvalData
 from ..errors import PruneScopeError
 from ..importance import get_criterion
+from ..latency import LatencyPredictor
 from ..metrics import count_flops, count_parameters, evaluate
 from ..plan import PruningPlan
 from ..pruning import apply_plan
@@ -36,7 +37,12 @@ class ScanJob:
 
 @dataclass(frozen=True)
 class ScanSettings:
-    """What every job needs besides the model and the data; small, sent with them once."""
+    """What every job needs besides the model and the data; sent with them once.
+
+    `recalibrate_bn` and `calibration_data` are the BatchNorm policy the plan will use, so
+    each copy is measured as the plan would leave it; `latency` (channel and head scans)
+    predicts each copy's forward time from one dense profile.
+    """
 
     granularity: str
     criterion: str
@@ -44,6 +50,9 @@ class ScanSettings:
     metric_name: str
     reference: torch.Tensor | None
     flops: int | None
+    recalibrate_bn: bool = False
+    calibration_data: EvalData | None = None
+    latency: LatencyPredictor | None = None
 
 
 def run_job(model: nn.Module, data: EvalData, settings: ScanSettings, job: ScanJob) -> dict[str, Any]:
@@ -53,12 +62,23 @@ def run_job(model: nn.Module, data: EvalData, settings: ScanSettings, job: ScanJ
     layer that cannot be pruned does not stop the scan.
     """
     start = time.perf_counter()
-    plan = PruningPlan(granularity=settings.granularity, criterion=settings.criterion, ratios={job.layer: job.ratio})
+    plan = PruningPlan(
+        granularity=settings.granularity,
+        criterion=settings.criterion,
+        ratios={job.layer: job.ratio},
+        recalibrate_bn=settings.recalibrate_bn,
+    )
     needs_data = get_criterion(settings.criterion).needs_data
     try:
-        pruned = apply_plan(model, plan, settings.example_input, data if needs_data else None).model
+        pruned = apply_plan(
+            model,
+            plan,
+            settings.example_input,
+            data if needs_data else None,
+            calibration_data=settings.calibration_data,
+        ).model
     except PruneScopeError as error:
-        failed = dict.fromkeys(("metric", "loss", "params", "nonzero", "flops"), math.nan)
+        failed = dict.fromkeys(("metric", "loss", "params", "nonzero", "flops", "latency_ms"), math.nan)
         return {**failed, "seconds": time.perf_counter() - start, "note": str(error)}
     metrics = evaluate(pruned, data, reference=settings.reference, batch_size=EVAL_BATCH)
     params, nonzero = count_parameters(pruned)
@@ -69,6 +89,7 @@ def run_job(model: nn.Module, data: EvalData, settings: ScanSettings, job: ScanJ
         "params": params,
         "nonzero": nonzero,
         "flops": math.nan if flops is None else flops,
+        "latency_ms": math.nan if settings.latency is None else settings.latency.predict(pruned),
         "seconds": time.perf_counter() - start,
         "note": "",
     }

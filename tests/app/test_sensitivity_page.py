@@ -16,12 +16,13 @@ from streamlit.runtime.scriptrunner_utils.script_requests import RerunData
 from streamlit.testing.v1 import AppTest
 
 import prune_engine as pe
+from prune_engine.report import REPORT_COLUMNS
 from prune_engine.sensitivity import RAY_ADDRESS_ENV, SerialExecutor, clear_scan_cache
 from sample_models import load_sample
 from tests.app.helpers import chart_spec, chart_titles, layer_key
 from ui.shared import caches, keys
-from ui.shared.navigation import SENSITIVITY_PAGE
-from workbench import tasks
+from ui.shared.navigation import COMPARE_PAGE, SENSITIVITY_PAGE
+from workbench import fmt, plans, tasks
 from workbench.session import LoadedModel
 
 RATIOS_PCT = [30, 60, 90]
@@ -262,3 +263,96 @@ def test_a_model_without_training_examples_is_scanned_but_not_trained(app: AppTe
     assert infos.count(tasks.training_problem(at.session_state[keys.CURRENT_MODEL])) == 2
     assert "Training needs training examples, and this model has none" in infos[-1]
     assert not at.button(key=keys.SENS_RUN).disabled
+
+
+def assert_compare_renders_every_section(at: AppTest, result: pe.PruneResult) -> None:
+    """Compare after a Sensitivity result: no exception, and every section down to Export is drawn with it."""
+    at = at.switch_page(COMPARE_PAGE).run()
+    assert not at.exception, [exception.value for exception in at.exception]
+    assert [header.value for header in at.subheader] == [
+        "Latency",
+        "Layer by layer",
+        "Predictions that changed",
+        "Export",
+    ]
+    assert at.session_state[keys.PRUNED].result is result
+    assert list(result.report.columns) == list(REPORT_COLUMNS)
+
+
+def test_pruning_in_steps_reaches_compare_with_its_layer_table_and_export(app: AppTest) -> None:
+    """digits_cnn, channels 50 % → Prune in steps → Use this model → Compare raised KeyError: 'params_before'."""
+    app.selectbox(key=keys.MODEL_SAMPLE_PICKER).select("digits_cnn").run()
+    app.session_state[keys.PLAN] = pe.PruningPlan(granularity="channel", global_ratio=0.5, recalibrate_bn=True)
+    at = app.switch_page(SENSITIVITY_PAGE).run()
+    at.number_input(key=keys.SENS_STEPS).set_value(2)
+    at.button(key=keys.SENS_RUN_ITERATIVE).click().run()
+    at.button(key=keys.SENS_USE_PRUNED).click().run()
+    assert not at.exception
+
+    assert_compare_renders_every_section(at, at.session_state[keys.SENS_ITERATIVE].result)
+
+
+def test_the_l1_trained_model_pruned_becomes_the_pruned_model_and_reaches_compare(app: AppTest) -> None:
+    at = open_sensitivity(app)
+    at.number_input(key=keys.SENS_L1_EPOCHS).set_value(1)
+    at.button(key=keys.SENS_RUN_SPARSE).click().run()
+    assert any("Estimated time" in caption.value for caption in at.caption)
+    at.button(key=keys.SENS_USE_SPARSE).click().run()
+    assert not at.exception
+    pruned = at.session_state[keys.PRUNED]
+    run = at.session_state[keys.SENS_SPARSE].run
+    assert pruned.plan == tasks.slimming_plan("weights", 0.9)
+    bundle = load_sample("digits_mlp")
+    shown = table_with(at, "pruned_accuracy").set_index("training")["pruned_accuracy"]
+    assert pe.evaluate(pruned.model, bundle.eval_data)["accuracy"] == pytest.approx(shown.iloc[2])
+    assert pruned.model is not run.sparse, "the L1-trained model is pruned on a copy"
+    report = pruned.result.report.set_index("layer")
+    assert report.loc["fc1", "params_before"] == bundle.model.fc1.weight.numel() + bundle.model.fc1.bias.numel()
+    assert any("now the session's pruned model" in success.value for success in at.success)
+
+    assert_compare_renders_every_section(at, pruned.result)
+
+
+def test_a_channel_scan_follows_the_prune_pages_batchnorm_policy_and_sends_it(app: AppTest) -> None:
+    app.selectbox(key=keys.MODEL_SAMPLE_PICKER).select("digits_cnn").run()
+    at = app.switch_page(SENSITIVITY_PAGE).run()
+    at.selectbox(key=keys.SENS_EXECUTOR).set_value("serial")
+    at.radio(key=keys.SENS_GRANULARITY).set_value("channel").run()
+    assert at.toggle(key=keys.sens_recalibrate("channel")).value, "on for channels, as on the Prune page"
+    at.multiselect(key=keys.SENS_RATIOS).set_value([25, 50, 75])
+    at = run_scan(at)
+    outcome = at.session_state[keys.SENS_SCAN]
+    assert outcome.request.recalibrate_bn and outcome.table["recalibrate_bn"].all()
+    shown = " ".join(markdown.value for markdown in at.markdown).replace("\\", "")
+    assert "Last scan: whole channels · Magnitude (L1) · BatchNorm re-estimated" in shown.replace("**", "")
+    assert outcome.table.dropna(subset=["metric"])["latency_ms"].gt(0).all()
+
+    at.slider(key=keys.SENS_TARGET).set_value(20)
+    at.radio(key=keys.SENS_BUDGET).set_value("latency").run()
+    assert not at.exception
+    assert keys.SENS_SUGGESTION in at.session_state, warnings(at)
+    suggestion = at.session_state[keys.SENS_SUGGESTION]
+    assert suggestion.recalibrate_bn
+    at.button(key=keys.SENS_SEND).click().run()
+    assert at.session_state[keys.PLAN].recalibrate_bn and at.session_state[keys.PLAN].ratios == suggestion.ratios
+
+
+def test_a_measured_drop_far_above_the_prediction_is_called_out_with_a_refinement(app: AppTest) -> None:
+    at = run_scan(open_sensitivity(app))
+    outcome = at.session_state[keys.SENS_SCAN]
+    optimistic = outcome.table.assign(drop=0.0, loss_increase=0.0)
+    at.session_state[keys.SENS_SCAN] = dataclasses.replace(outcome, table=optimistic)
+    at.slider(key=keys.SENS_TARGET).set_value(85).run()
+    assert "more than predicted" in warnings(at)
+
+    at.button(key=keys.SENS_REFINE_STEPS).click().run()
+    assert not at.exception
+    assert at.radio(key=keys.SENS_PLAN_SOURCE).value == "suggestion"
+    described = fmt.literal(plans.describe_plan(at.session_state[keys.SENS_SUGGESTION]))
+    assert f"**Plan:** {described}" in [markdown.value for markdown in at.markdown]
+
+
+def test_the_curves_legend_sits_beside_the_plot_not_over_the_title(app: AppTest) -> None:
+    at = run_scan(open_sensitivity(app))
+    layout = chart_spec(at, "Accuracy with one layer pruned")["layout"]
+    assert layout["legend"]["orientation"] == "v" and layout["legend"]["x"] > 1

@@ -138,3 +138,16 @@ def test_channel_prediction_runs_on_coupled_grouped_and_1d_layers(name: str) -> 
         assert layers.loc[info.name, "out_after"] == info.out_channels, info.name
         assert layers.loc[info.name, "in_after"] == info.in_channels, info.name
     assert prediction["predicted_ms"] > 0
+
+
+def test_a_plan_that_re_estimates_batchnorm_is_predicted_without_calibration_data() -> None:
+    model = ZOO_BY_NAME["plain_cnn"].build().eval()
+    example = ZOO_BY_NAME["plain_cnn"].example_input()
+    plan = PruningPlan(granularity="channel", global_ratio=0.5, recalibrate_bn=True)
+
+    prediction = predict_latency(model, plan, example)
+
+    assert (
+        prediction["predicted_ms"] > 0
+        and (prediction["layers"]["out_after"] < prediction["layers"]["out_before"]).any()
+    )

@@ -155,14 +155,25 @@ def test_a_repeated_scan_comes_from_the_cache(mlp: pe.ModelBundle) -> None:
     assert executor.jobs == 6, "another criterion is another scan"
 
 
-def test_process_pool_gives_the_same_rows_as_the_serial_executor(cnn: pe.ModelBundle) -> None:
+def test_process_pool_gives_the_same_rows_as_the_serial_executor_with_the_batchnorm_policy(
+    cnn: pe.ModelBundle,
+) -> None:
     ratios = (0.25, 0.5)
-    serial = sensitivity_scan(cnn.model, cnn.eval_data, ratios, granularity="channel", executor=SerialExecutor())
+    policy = {"recalibrate_bn": True, "calibration_data": cnn.train_data.subset(128), "latency": False}
+    serial = sensitivity_scan(
+        cnn.model, cnn.eval_data, ratios, granularity="channel", executor=SerialExecutor(), **policy
+    )
     sensitivity.clear_scan_cache()
 
-    pooled = sensitivity_scan(cnn.model, cnn.eval_data, ratios, granularity="channel", executor=ProcessExecutor(2))
+    pooled = sensitivity_scan(
+        cnn.model, cnn.eval_data, ratios, granularity="channel", executor=ProcessExecutor(2), **policy
+    )
 
     pd.testing.assert_frame_equal(serial.drop(columns="seconds"), pooled.drop(columns="seconds"), check_exact=True)
+    assert pooled["recalibrate_bn"].all()
+    plain = sensitivity_scan(cnn.model, cnn.eval_data, ratios, granularity="channel", latency=False)
+    assert not plain["recalibrate_bn"].any()
+    assert not plain["metric"].equals(pooled["metric"]), "workers re-estimated BatchNorm on the calibration data"
 
 
 def test_default_executor_follows_the_ray_address_and_the_job_count(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -269,3 +280,72 @@ def test_channel_suggestion_checked_on_the_model_meets_the_real_reduction(
             reduction = 1 - pe.count_flops(pruned, cnn.example_input) / pe.count_flops(cnn.model, cnn.example_input)
         assert reduction >= 0.4
         assert torch.isfinite(pruned(cnn.example_input)).all()
+
+
+@pytest.fixture(scope="module")
+def resnet() -> pe.ModelBundle:
+    return load_sample("digits_resnet")
+
+
+@pytest.mark.slow
+def test_suggestion_scanned_with_the_plans_batchnorm_policy_predicts_its_measured_drop(resnet: pe.ModelBundle) -> None:
+    """digits_resnet at −50 % parameters: scanned without re-estimating BatchNorm, the suggestion
+    predicted a 0.00-point drop and its plan (which re-estimates) lost 20.8 points."""
+    calibration = resnet.train_data.subset(256)
+    scan = sensitivity_scan(
+        resnet.model,
+        resnet.eval_data,
+        (0.25, 0.5, 0.75),
+        granularity="channel",
+        executor=SerialExecutor(),
+        recalibrate_bn=True,
+        calibration_data=calibration,
+        latency=False,
+    )
+    plan = suggest_ratios(scan, 0.5, model=resnet.model, example_input=resnet.example_input)
+
+    assert scan["recalibrate_bn"].all() and plan.recalibrate_bn
+    drops = scan.dropna(subset=["metric"]).drop_duplicates(["group", "ratio"]).set_index(["group", "ratio"])["drop"]
+    groups = scan.drop_duplicates("layer").set_index("layer")["group"]
+    chosen = {groups[layer]: ratio for layer, ratio in plan.ratios.items()}
+    predicted = sum(
+        max(0.0, *(drops[group, r] for r in (0.25, 0.5, 0.75) if r <= ratio)) for group, ratio in chosen.items()
+    )
+    pruned = pe.apply_plan(resnet.model, plan, resnet.example_input, calibration_data=calibration).model
+    measured = (
+        pe.evaluate(resnet.model, resnet.eval_data)["accuracy"] - pe.evaluate(pruned, resnet.eval_data)["accuracy"]
+    )
+    assert 1 - count_parameters(pruned)[1] / count_parameters(resnet.model)[1] >= 0.5
+    assert measured <= predicted + 0.02
+
+
+def test_channel_scan_predicts_latency_and_unstructured_scan_has_none(
+    cnn: pe.ModelBundle, mlp_scan: pd.DataFrame
+) -> None:
+    scan = sensitivity_scan(
+        cnn.model, cnn.eval_data, (0.5,), granularity="channel", layers=["conv2"], executor=SerialExecutor()
+    )
+
+    row = scan.iloc[0]
+    assert row["latency_ms"] > 0 and row["latency_batch"] == 1
+    assert row["latency_ms"] + row["latency_saved"] == pytest.approx(
+        float((scan["latency_ms"] + scan["latency_saved"]).iloc[0])
+    )
+    assert mlp_scan["latency_ms"].isna().all()
+    with pytest.raises(TargetUnreachableError, match="no predicted latency"):
+        suggest_ratios(mlp_scan, 0.3, budget="latency")
+
+
+def test_latency_budget_prunes_where_time_is_saved_for_the_least_drop() -> None:
+    scan = synthetic_scan(sensitive_drop=0.2).assign(
+        recalibrate_bn=True,
+        latency_ms=lambda rows: 10.0 - rows["params_saved"] / 250,
+        latency_saved=lambda rows: rows["params_saved"] / 250,
+    )
+    scan.loc[scan["layer"] == "b", ["latency_ms", "latency_saved"]] = [10.0, 0.0]
+
+    plan = suggest_ratios(scan, 0.15, budget="latency")
+
+    assert plan.ratios == {"a": 0.5} and plan.recalibrate_bn, "only a saves time, and the plan keeps the scan's policy"
+    with pytest.raises(TargetUnreachableError, match=r"at most 36\.0%"):
+        suggest_ratios(scan, 0.5, budget="latency")

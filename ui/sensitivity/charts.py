@@ -87,7 +87,22 @@ def layer_curves(scan: pd.DataFrame) -> go.Figure:
     figure.add_hline(y=baseline, line_dash="dash", line_color=ORIGINAL_COLOR, annotation_text="unpruned")
     figure.update_xaxes(title_text="share of the layer removed (%)", range=[0, 100])
     figure.update_yaxes(title_text=f"{metric_words(metric_name)} (%)")
-    return _legend_under_title(_finish(figure, f"{metric_words(metric_name).capitalize()} with one layer pruned"))
+    figure = _finish(figure, f"{metric_words(metric_name).capitalize()} with one layer pruned")
+    return _legend_beside(figure, scan["layer"].nunique())
+
+
+LEGEND_ROW_PX = 20
+"""Pixels per entry of a legend that lists one layer per line."""
+
+
+def _legend_beside(figure: go.Figure, entries: int) -> go.Figure:
+    """One legend entry per line, right of the plot: a legend above the plot wraps into as many lines as the
+    layers need and, with many layers, runs over the title. The chart grows to fit the entries."""
+    figure.update_layout(
+        legend={"orientation": "v", "yanchor": "top", "y": 1.0, "xanchor": "left", "x": 1.02},
+        height=max(figure.layout.height, 120 + LEGEND_ROW_PX * entries),
+    )
+    return figure
 
 
 def schedule_steps(fractions: Sequence[float], schedule: str) -> go.Figure:

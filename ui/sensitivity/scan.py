@@ -23,16 +23,18 @@ from prune_engine.sensitivity import (
 from ui.sensitivity import charts
 from ui.shared import background, caches, keys, navigation, state
 from ui.shared.widgets import choice
-from workbench import capabilities, fmt
-from workbench.session import LoadedModel
-from workbench.tasks import SCAN_GRANULARITIES, ScanOutcome, ScanRequest
+from workbench import capabilities, fmt, plans
+from workbench.session import LoadedModel, PrunedModel
+from workbench.tasks import SCAN_GRANULARITIES, ScanOutcome, ScanRequest, batchnorm_words
 
 RATIO_CHOICES = tuple(range(5, 100, 5))
 """Ratios a scan can visit, in percent."""
 EXECUTORS = {"auto": "Automatic", "serial": "This server process", "processes": "A local process pool"}
-BUDGETS = {"params": "Non-zero parameters", "flops": "FLOPs"}
+BUDGETS = {"params": "Non-zero parameters", "flops": "FLOPs", "latency": "Latency (predicted)"}
 DEFAULT_TARGET_PCT = 50
 DEFAULT_MAX_DROP_PTS = 2.0
+GAP_WARNING_PTS = 2.0
+"""A measured drop this much above the predicted one is called out, with a refinement offered."""
 
 
 def make_executor(choice: str, jobs: int) -> ScanExecutor:
@@ -145,6 +147,26 @@ def scan_settings(loaded: LoadedModel) -> ScanRequest:
         criterion=criterion,
         layers=tuple(name for name in names if name in set(layers)),
         executor=executor,
+        recalibrate_bn=batchnorm_policy(loaded, granularity),
+    )
+
+
+def batchnorm_policy(loaded: LoadedModel, granularity: str) -> bool:
+    """The scan's BatchNorm toggle, on by default where the Prune page turns it on (channels, BatchNorm and
+    training examples), so the scan measures what the plan will do; or why there is no choice."""
+    if not capabilities.can_recalibrate(loaded):
+        st.caption(
+            "BatchNorm statistics stay as trained: re-estimating them needs BatchNorm layers and training examples, "
+            "and this model lacks one of them."
+        )
+        return False
+    return st.toggle(
+        "Re-estimate BatchNorm statistics after pruning",
+        value=granularity == "channel",
+        key=keys.sens_recalibrate(granularity),
+        help="As the Prune page does for this granularity: each pruned copy is measured with its BatchNorm "
+        "statistics re-estimated on training examples, and the suggested plan carries the same setting. "
+        "A scan without it can predict no drop for a plan that then loses a lot.",
     )
 
 
@@ -159,6 +181,7 @@ def run_scan(loaded: LoadedModel, request: ScanRequest, executor: ScanExecutor, 
             request.granularity,
             request.criterion,
             request.layers,
+            request.recalibrate_bn,
             loaded,
             executor,
             progress,
@@ -189,6 +212,9 @@ SCAN_COLUMNS = {
     "loss_increase": st.column_config.NumberColumn("Loss increase", format="%.4f"),
     "params_saved": st.column_config.NumberColumn("Parameters saved", format="localized"),
     "flops_saved": st.column_config.NumberColumn("FLOPs saved", format="localized"),
+    "latency_ms": st.column_config.NumberColumn(
+        "Latency (ms)", format="%.3f", help="Predicted time of one forward pass of this copy, on one thread."
+    ),
     "seconds": st.column_config.NumberColumn("Seconds", format="%.3f"),
     "note": st.column_config.TextColumn("Note"),
 }
@@ -211,7 +237,8 @@ def results(outcome: ScanOutcome, request: ScanRequest) -> None:
         reasons = "; ".join(f"{layer}: {note}" for layer, note in zip(blocked["layer"], blocked["note"], strict=True))
         st.caption(f"Blank cells were not measured ({fmt.literal(reasons)}).")
     st.plotly_chart(charts.layer_curves(table), key="sens_curves")
-    st.dataframe(table[list(SCAN_COLUMNS)], column_config=SCAN_COLUMNS, hide_index=True, key="sens_table")
+    shown = [column for column in SCAN_COLUMNS if column != "latency_ms" or table[column].notna().any()]
+    st.dataframe(table[shown], column_config=SCAN_COLUMNS, hide_index=True, key="sens_table")
 
 
 # --- allocation --------------------------------------------------------------------------
@@ -258,7 +285,8 @@ def allocation_panel(loaded: LoadedModel) -> None:
         step=5,
         key=keys.SENS_TARGET,
         format="%d%%",
-        help="Of its non-zero parameters, or of its FLOPs (the work of one forward pass).",
+        help="Of its non-zero parameters, of its FLOPs (the work of one forward pass), or of its predicted "
+        "latency (the time of one forward pass).",
     )
     budgets = list(BUDGETS) if outcome.request.granularity == "channel" else ["params"]
     budget = choice(
@@ -267,7 +295,8 @@ def allocation_panel(loaded: LoadedModel) -> None:
         budgets,
         BUDGETS,
         keys.SENS_BUDGET,
-        help="FLOPs only after a channel scan: zeroing single weights leaves the dense FLOPs as they are.",
+        help="FLOPs and latency only after a channel scan: zeroing single weights leaves the dense FLOPs and "
+        "the time of dense kernels as they are.",
     )
     limited = right.toggle("Limit each layer's drop", key=keys.SENS_LIMIT)
     max_drop = None
@@ -289,8 +318,9 @@ def allocation_panel(loaded: LoadedModel) -> None:
         st.warning(fmt.literal(problem or "No suggestion."), icon=":material/warning:")
         return
     st.session_state[keys.SENS_SUGGESTION] = plan
+    st.markdown(f"**Suggested plan:** {fmt.literal(plans.describe_plan(plan))}")
     drops = predicted_drops(outcome.table, plan)
-    suggestion_figures(loaded, plan, drops, budget)
+    suggestion_figures(loaded, plan, drops, budget, outcome.table)
     shown = drops.assign(predicted_drop=drops["predicted_drop"] * 100)
     if plan.granularity != "channel":
         shown = shown.drop(columns="group")
@@ -300,23 +330,53 @@ def allocation_panel(loaded: LoadedModel) -> None:
         st.switch_page(navigation.PRUNE_PAGE)
 
 
-def suggestion_figures(loaded: LoadedModel, plan: pe.PruningPlan, drops: pd.DataFrame, budget: str) -> None:
-    """Predicted drop beside the drop and reduction measured by applying the plan."""
+def suggestion_figures(
+    loaded: LoadedModel, plan: pe.PruningPlan, drops: pd.DataFrame, budget: str, scan: pd.DataFrame
+) -> None:
+    """Predicted drop beside the drop and reduction measured by applying the plan (with its BatchNorm policy);
+    a measured drop well above the prediction is called out, with a refinement offered."""
     predicted = float(drops.drop_duplicates("group")["predicted_drop"].sum())
     pruned = caches.pruned(loaded, plan)
-    before, after = caches.model_summary(loaded), caches.pruned_summary(loaded, pruned)
-    field = "nonzero_params" if budget == "params" else "flops"
-    reduction = 1 - after[field] / before[field] if before[field] else 0.0
     original, measured = caches.model_evaluation(loaded) or {}, caches.pruned_evaluation(loaded, pruned) or {}
     columns = st.columns(3)
     columns[0].metric(
         "Predicted drop", f"{predicted * 100:.2f} pts", help="The sum of each layer's own drop in the scan."
     )
+    measured_drop = None
     if "accuracy" in original and "accuracy" in measured:
+        measured_drop = original["accuracy"] - measured["accuracy"]
         columns[1].metric(
             "Measured drop",
-            f"{(original['accuracy'] - measured['accuracy']) * 100:.2f} pts",
-            help=f"The plan applied to the model: accuracy {fmt.percent(measured['accuracy'])} instead of "
-            f"{fmt.percent(original['accuracy'])}.",
+            f"{measured_drop * 100:.2f} pts",
+            help=f"The plan applied to the model ({batchnorm_words(plan.recalibrate_bn)}): accuracy "
+            f"{fmt.percent(measured['accuracy'])} instead of {fmt.percent(original['accuracy'])}.",
         )
-    columns[2].metric(f"{BUDGETS[budget]} removed", fmt.percent(reduction), help="Measured on the pruned model.")
+    columns[2].metric(f"{BUDGETS[budget]} removed", fmt.percent(reduction(loaded, plan, pruned, budget, scan)))
+    if measured_drop is not None and (measured_drop - predicted) * 100 > GAP_WARNING_PTS:
+        refinement(measured_drop, predicted)
+
+
+def reduction(loaded: LoadedModel, plan: pe.PruningPlan, pruned: PrunedModel, budget: str, scan: pd.DataFrame) -> float:
+    """The share of the budget the plan removes: counted on the pruned model, or predicted for latency."""
+    if budget == "latency":
+        batch = scan["latency_batch"].dropna()
+        latency = caches.predicted_latency(
+            loaded.fingerprint, plan.to_json(), int(batch.iloc[0]) if len(batch) else None, loaded
+        )
+        return 1 - latency["predicted_ms"] / latency["dense_ms"]
+    before, after = caches.model_summary(loaded), caches.pruned_summary(loaded, pruned)
+    field = "nonzero_params" if budget == "params" else "flops"
+    return 1 - after[field] / before[field] if before[field] else 0.0
+
+
+def refinement(measured_drop: float, predicted: float) -> None:
+    """Say plainly that the prediction was too optimistic, and offer to reach the plan in steps."""
+    st.warning(
+        f"The plan loses {measured_drop * 100:.2f} points, {(measured_drop - predicted) * 100:.2f} more than "
+        "predicted: the layers' damage compounds when they are pruned together. Lower the target or limit each "
+        "layer's drop, or reach this plan in steps with fine-tuning between them, which wins most of it back.",
+        icon=":material/warning:",
+    )
+    if st.button("Prune this plan in steps", key=keys.SENS_REFINE_STEPS, icon=":material/stairs:"):
+        st.session_state[keys.SENS_PLAN_SOURCE] = "suggestion"
+        st.info("The “Prune in steps” tab now reaches the suggested plan: open it and run.", icon=":material/info:")

@@ -23,6 +23,8 @@ from workbench.tasks import (
     SparseRequest,
     SparseRun,
     data_key,
+    rough_duration,
+    slimming_plan,
     training_problem,
 )
 
@@ -55,6 +57,7 @@ def iterative_panel(loaded: LoadedModel) -> None:
         st.caption("The Prune page has not been opened yet, so this is its starting plan.")
     st.markdown(f"**Plan:** {fmt.literal(plans.describe_plan(plan))}")
     request = iterative_settings(plan)
+    estimate(loaded, request.steps * request.epochs, "fine-tuning")
     background.show_notice(keys.SENS_CANCEL_ITERATIVE)
     if st.button(
         "Prune and fine-tune in steps", key=keys.SENS_RUN_ITERATIVE, type="primary", icon=":material/play_arrow:"
@@ -108,15 +111,28 @@ def iterative_results(loaded: LoadedModel, outcome: IterativeOutcome, request: I
     history = outcome.result.history
     st.plotly_chart(charts.accuracy_per_step(history), key="sens_steps_chart")
     st.dataframe(history, column_config=HISTORY_COLUMNS, hide_index=True, key="sens_history")
+    use_model_button(loaded, outcome.result, keys.SENS_USE_PRUNED)
+
+
+def estimate(loaded: LoadedModel, epochs: int, what: str) -> None:
+    """The estimated duration of `epochs` training epochs, shown before the button that starts them."""
+    seconds = epochs * caches.epoch_seconds(loaded.fingerprint, data_key(loaded), loaded)
+    st.caption(f"Estimated time: {rough_duration(seconds)} for {epochs} epoch(s) of {what} on this server.")
+
+
+def use_model_button(loaded: LoadedModel, result: pe.PruneResult, key: str) -> None:
+    """Make `result` the session's pruned model (saved to the history), or say it already is."""
     current = state.current_pruned()
-    if current is not None and current.result is outcome.result:
+    if current is not None and current.result is result:
         st.success("This is now the session's pruned model.", icon=":material/check_circle:")
         st.page_link(navigation.COMPARE_PAGE, label="Compare it with the original", icon=":material/compare_arrows:")
         return
-    if st.button("Use this model as the pruned model", key=keys.SENS_USE_PRUNED, icon=":material/done:"):
-        runs.keep_result(loaded, PrunedModel.from_result(outcome.result, loaded), with_accuracy=True)
+    if st.button("Use this model as the pruned model", key=key, icon=":material/done:"):
+        runs.keep_result(loaded, PrunedModel.from_result(result, loaded), with_accuracy=True)
         st.rerun()
-    st.caption("The Compare page then shows it beside the original. Moving a Prune slider replaces it again.")
+    st.caption(
+        "The Compare page then shows it beside the original, and exports it. Moving a Prune slider replaces it again."
+    )
 
 
 # --- sparsity training ---------------------------------------------------------------------
@@ -152,6 +168,7 @@ def sparsity_panel(loaded: LoadedModel) -> None:
         f"Both trainings use Adam with a learning rate of {L1_LEARNING_RATE:g}; the one without L1 is the fair "
         "comparison, since more training alone also changes how well a model takes pruning."
     )
+    estimate(loaded, 2 * request.epochs, "two trainings")
     background.show_notice(keys.SENS_CANCEL_SPARSE)
     if st.button("Train with and without L1", key=keys.SENS_RUN_SPARSE, type="primary", icon=":material/play_arrow:"):
 
@@ -213,3 +230,9 @@ def sparsity_results(loaded: LoadedModel, outcome: SparseOutcome, request: Spars
         hide_index=True,
         key="sens_l1_table",
     )
+    described = plans.describe_plan(slimming_plan(shown.target, ratio / 100))
+    st.markdown(f"**The L1-trained model, pruned:** {fmt.literal(described)}")
+    result = caches.sparse_result(
+        loaded.fingerprint, outcome.run.sparse_fingerprint, shown, ratio / 100, loaded, outcome.run
+    )
+    use_model_button(loaded, result, keys.SENS_USE_SPARSE)

@@ -37,7 +37,14 @@ from prune_engine.importance import ProgressFn
 from prune_engine.sensitivity import ScanExecutor
 from sample_models import load_sample
 from workbench.session import LoadedModel, PrunedModel
-from workbench.tasks import L1_LEARNING_RATE, IterativeRequest, SparseRequest, SparseRun, slimming_plan
+from workbench.tasks import (
+    L1_LEARNING_RATE,
+    IterativeRequest,
+    SparseRequest,
+    SparseRun,
+    seconds_per_epoch,
+    slimming_plan,
+)
 
 
 @st.cache_resource(show_spinner="Loading the sample model…")
@@ -234,13 +241,16 @@ def scan_table(
     granularity: str,
     criterion: str,
     layers: tuple[str, ...],
+    recalibrate_bn: bool,
     _loaded: LoadedModel,
     _executor: ScanExecutor,
     _progress: ProgressFn,
     _cancel: threading.Event,
 ) -> pd.DataFrame:
-    """`prune_engine.sensitivity_scan` of a model on its evaluation data, per model, data and settings."""
+    """`prune_engine.sensitivity_scan` of a model on its evaluation data, per model, data and settings;
+    BatchNorm re-estimated on the same training examples as an applied plan (`apply`) when asked."""
     bundle = _loaded.bundle
+    calibration = bundle.train_data.subset(CALIBRATION_EXAMPLES) if recalibrate_bn else None
     return pe.sensitivity_scan(
         bundle.model,
         bundle.eval_data,
@@ -252,6 +262,8 @@ def scan_table(
         progress=_progress,
         example_input=bundle.example_input,
         cancel=_cancel,
+        recalibrate_bn=recalibrate_bn,
+        calibration_data=calibration,
     )
 
 
@@ -364,6 +376,44 @@ def scale_histograms(
 
 
 HISTOGRAM_BINS = 80
+
+
+@st.cache_resource(show_spinner="Pruning the L1-trained model…", max_entries=4)
+def sparse_result(
+    fingerprint: str,
+    sparse_fingerprint: str,
+    request: SparseRequest,
+    ratio: float,
+    _loaded: LoadedModel,
+    _run: SparseRun,
+) -> pe.PruneResult:
+    """The L1-trained model pruned as the comparison prunes it, reported against the original (`layer_report`),
+    so it can become the session's pruned model and go to Compare and Export."""
+    bundle = _loaded.bundle
+    plan = slimming_plan(request.target, ratio)
+    calibration = bundle.train_data.subset(CALIBRATION_EXAMPLES)
+    pruned = pe.apply_plan(_run.sparse, plan, bundle.example_input, bundle.eval_data, calibration_data=calibration)
+    return pe.PruneResult(
+        model=pruned.model, plan=plan, report=pe.layer_report(bundle.model, pruned.model, plan), skipped=pruned.skipped
+    )
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def epoch_seconds(fingerprint: str, data_key: str, _loaded: LoadedModel) -> float:
+    """Estimated seconds of one training epoch of the model (`workbench.tasks.seconds_per_epoch`)."""
+    return seconds_per_epoch(_loaded.bundle.model, _loaded.bundle.train_data)
+
+
+@st.cache_data(show_spinner="Predicting the latency…", max_entries=32)
+def predicted_latency(
+    fingerprint: str, plan_json: str, batch_size: int | None, _loaded: LoadedModel
+) -> dict[str, float]:
+    """`prune_engine.predict_latency` of a plan (dense and predicted milliseconds) on the model's example input."""
+    bundle = _loaded.bundle
+    prediction = pe.predict_latency(
+        bundle.model, pe.PruningPlan.from_json(plan_json), bundle.example_input, batch_size=batch_size
+    )
+    return {"dense_ms": prediction["dense_ms"], "predicted_ms": prediction["predicted_ms"]}
 
 
 # --- Inspect page: importance scores --------------------------------------------------------

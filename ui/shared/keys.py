@@ -200,3 +200,9 @@ prune_head_ratio = _per_layer("prune_heads")
 prune_head_lock = _per_layer("prune_heads_lock")
 """An attention layer's Lock checkbox on the Prune page."""
 """The message left for the next run when the background task under this key was cancelled or stopped."""
+sens_recalibrate = _keyed("sens_recalibrate_bn")
+"""The scan's BatchNorm toggle, one per granularity (its default follows the Prune page's policy for it)."""
+SENS_REFINE_STEPS = "sens_refine_steps"
+"""The button that makes the suggestion the plan to prune in steps when its measured drop exceeds the prediction."""
+SENS_USE_SPARSE = "sens_use_sparse"
+"""The button that makes the pruned L1-trained model the session's pruned model."""
