@@ -11,7 +11,6 @@ only when the operator sets `PRUNESCOPE_ALLOW_CODE=1`).
 from __future__ import annotations
 
 import copy
-import json
 import os
 import pickle
 import re
@@ -28,6 +27,7 @@ from ..architectures import ENV_VAR as ARCHITECTURES_ENV_VAR
 from ..architectures import build_architecture, list_architectures
 from ..errors import ModelLoadError, PruneScopeError, UnsupportedModelError
 from ..export import fold_pruning_masks, rebuild_from_sidecar, sidecar_shapes
+from ..jsontext import loads
 from .files import DEFAULT_MAX_BYTES, Blob, Source, read_blob, short
 from .formats import FORMAT_NAMES, HEADER_SCAN_BYTES, detect, text_kind
 
@@ -210,10 +210,7 @@ def _read_safetensors(blob: Blob) -> dict[str, torch.Tensor]:
             f"This safetensors file is truncated: its header alone should be {header_size} bytes but the file has "
             f"{blob.size} bytes. Upload it again."
         )
-    try:
-        header = json.loads(blob.head(8 + header_size)[8:])
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelLoadError("This safetensors file has a corrupt header (not valid JSON); save it again.") from error
+    header = loads(blob.head(8 + header_size)[8:], "This safetensors file's header", ModelLoadError)
     if not isinstance(header, dict):
         raise ModelLoadError("This safetensors file has a corrupt header (not a JSON object); save it again.")
     tensors = {name: info for name, info in header.items() if name != "__metadata__"}
