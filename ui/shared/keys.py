@@ -184,3 +184,13 @@ sens_l1_ratio = _keyed("sens_l1_ratio")
 """The pruning ratio slider of one sparsity target on the Sensitivity page."""
 notice = _keyed("notice")
 """The message left for the next run when the background task under this key was cancelled or stopped."""
+
+# --- Model page: upload form memory and training data ---------------------------------------------
+
+UPLOAD_REMEMBERED = "upload_remembered"
+"""{widget key: value} of the upload form, files included: Streamlit forgets a widget's value when its page is
+left, so the form puts these back when the user returns."""
+UPLOAD_TRAIN_SOURCE = "upload_train_source"
+UPLOAD_TRAIN_FILE = "upload_train_file"
+UPLOAD_FORGET = _keyed("upload_forget")
+"""The "Choose another file" button beside a file remembered from an earlier visit."""
