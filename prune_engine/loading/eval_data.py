@@ -295,11 +295,9 @@ def _as_tensor(value: Any, what: str) -> torch.Tensor:
 
 
 def _in_int64(tensor: torch.Tensor, what: str) -> torch.Tensor:
-    """`tensor`, unless it is unsigned 64-bit with a value beyond int64 (which `.long()` would wrap)."""
-    if tensor.dtype in (torch.uint64, torch.uint32) and tensor.numel():
-        largest = int(tensor.max())
-        if largest > _INT64_MAX:
-            raise DataError(f"The {what} hold the value {largest}, too large for a 64-bit integer.")
+    """`tensor`, with unsigned 16–64-bit integers (few torch kernels take them) checked and read through NumPy."""
+    if tensor.dtype in (torch.uint16, torch.uint32, torch.uint64):
+        return _as_tensor(tensor.numpy(), what)
     return tensor
 
 

@@ -8,8 +8,16 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from sample_models import digits_data, load_sample
-from tests.app.test_upload import CSV_EXAMPLES, choose_files, current, digits_csv, press_load, torch_bytes
-from tests.app.test_upload import shown, warnings_shown
+from tests.app.test_upload import (
+    CSV_EXAMPLES,
+    choose_files,
+    current,
+    digits_csv,
+    press_load,
+    shown,
+    torch_bytes,
+    warnings_shown,
+)
 from ui.model import upload
 from ui.shared import keys
 from ui.shared.navigation import MODEL_PAGE, PRUNE_PAGE
