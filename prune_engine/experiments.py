@@ -479,7 +479,7 @@ def _split_metrics(metrics: Mapping[str, Any]) -> tuple[dict[str, float | int | 
         if number is None:
             continue
         if key in columns:
-            columns[key] = number if key in REAL_METRICS else _as_integer(number)
+            columns[key] = number if key in REAL_METRICS else _count(key, number)
         else:
             extra[key] = number
     return columns, extra
@@ -505,12 +505,20 @@ def _metric_value(key: str, value: Any) -> float | int | None:
     return number
 
 
+def _count(key: str, number: float | int) -> int:
+    """A count metric (params, flops, …) as the whole number its INTEGER column holds, or an error."""
+    whole = _as_integer(number)
+    if not isinstance(whole, int):
+        raise ExperimentStoreError(
+            f"Metric {key!r} is a count; give a whole number of at most {_SQLITE_INT_MAX:,}, got {number!r}."
+        )
+    return whole
+
+
 def _as_integer(number: float | int) -> float | int:
     """Whole numbers as int (floats stay floats when fractional or beyond SQLite's 64-bit range)."""
     if isinstance(number, float) and number.is_integer() and abs(number) <= _SQLITE_INT_MAX:
         return int(number)
-    if isinstance(number, int) and abs(number) > _SQLITE_INT_MAX:
-        return float(number)
     return number
 
 

@@ -370,3 +370,12 @@ def test_a_sidecar_round_trip_still_rebuilds_a_pruned_model() -> None:
         pe.export_model(result.model, "safetensors"), architecture="digits_mlp", sidecar=json.loads(sidecar)
     )
     assert loaded.fc1.out_features == result.model.fc1.out_features
+
+
+def test_a_count_metric_that_is_not_a_whole_number_is_refused_and_the_list_still_reads(tmp_path: Path) -> None:
+    store = ExperimentStore(tmp_path / "e.db")
+    for value in (1e300, 2.5):
+        with pytest.raises(ExperimentStoreError, match="'params' is a count"):
+            store.add("x", pe.PruningPlan(), {"params": value})
+    store.add("x", pe.PruningPlan(), {"params": 12.0, "x": 10**30})
+    assert store.list()["params"].tolist() == [12]
