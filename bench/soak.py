@@ -12,6 +12,15 @@ channels in turn):
   global slider (the model is pruned live and the run saved), then open Compare (latency
   measured, the run updated).
 
+- **browser**: `--sessions` browser sessions (default 50) one after another against one
+  `streamlit run` server, each a fresh Playwright context (a new Streamlit session): open the
+  app, move the Prune page's global slider, open Compare, close the context. The server's RSS
+  is read after each session. Streamlit keeps a closed session's state for two minutes
+  (its `MemorySessionStorage`: at most 128 sessions, 120 s), so the bench then waits
+  `--settle` seconds past that and reads RSS again: growth that stays is a leak or caches
+  filling; growth that stops once sessions expire is per-session state, bounded by those caps.
+  The verdict is the growth per session after `--warm-sessions` (target ≤ 1 MB each).
+
 Resident memory (RSS) is read after every cycle, without forcing a garbage collection, and the
 run passes when RSS after the last cycle is within 10 % of RSS after cycle 20 (the warm-up: imports,
 caches and allocator pools filled); the growth over the second half of the cycles tells a step that
@@ -22,13 +31,15 @@ sizes (every plan gives other shapes) are served from the heap, which fragments:
 about 1 MB per engine cycle for ~100 cycles before it levels off, with no Python object left
 behind. `--fixed-mmap-threshold` re-runs the bench with `MALLOC_MMAP_THRESHOLD_` set (64 KiB), which
 turns that off, to tell allocator retention from a leak.
-Run: `python -m bench.soak [--fixed-mmap-threshold]` (exit status 1 when memory grew beyond the bound).
+Run: `python -m bench.soak [--fixed-mmap-threshold]`, or `python -m bench.soak --levels browser --sessions 50`
+(exit status 1 when memory grew beyond the bound).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -50,6 +61,8 @@ MMAP_THRESHOLD_ENV = "MALLOC_MMAP_THRESHOLD_"
 FIXED_MMAP_THRESHOLD = 65536
 PRUNE_PAGE = "pages/3_Prune.py"
 COMPARE_PAGE = "pages/4_Compare.py"
+BROWSER_TIMEOUT_MS = 180_000
+"""Playwright's wait for one step of a browser session: the first run imports torch on a busy server."""
 
 
 def plan_for(cycle: int) -> tuple[str, int]:
@@ -97,6 +110,71 @@ def app_cycle(sample: str) -> Callable[[int], None]:
     return run
 
 
+def server_rss_mb(pid: int) -> float:
+    """Resident memory of another process (the Streamlit server), from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def browser_soak(sessions: int, warm: int, settle: float) -> tuple[list[dict[str, object]], dict[str, object]]:
+    """`sessions` browser sessions against one server; RSS after each, and after the closed sessions expire."""
+    import time
+
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.browser.helpers import open_app, open_page, wait_for_app
+    from tests.browser.test_prune_compare_browser import press_on_slider
+    from tests.conftest import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, _free_port, _wait_until_healthy
+
+    expect.set_options(timeout=BROWSER_TIMEOUT_MS)
+
+    port = _free_port()
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless",
+               "true", "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
+               "--browser.gatherUsageStats", "false"]  # fmt: skip
+    base_url = f"http://127.0.0.1:{port}"
+    rows: list[dict[str, object]] = []
+    server = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_until_healthy(server, base_url)
+        with sync_playwright() as playwright, stopwatch() as elapsed:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            for number in range(1, sessions + 1):
+                context = browser.new_context(base_url=base_url, viewport=VIEWPORT)
+                context.set_default_timeout(BROWSER_TIMEOUT_MS)
+                page = context.new_page()
+                open_app(page)
+                open_page(page, "Prune")
+                press_on_slider(page, "Global ratio", "ArrowRight")
+                wait_for_app(page)
+                open_page(page, "Compare")
+                expect(page.get_by_text("Pruned · ").first).to_be_visible()
+                context.close()
+                rows.append({"session": number, "server_rss_mb": server_rss_mb(server.pid), "elapsed_s": elapsed()})
+            browser.close()
+        time.sleep(settle)
+        settled = server_rss_mb(server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    warm_row = rows[min(warm, len(rows)) - 1]
+    last = rows[-1]
+    after_warm = max(int(last["session"]) - int(warm_row["session"]), 1)
+    per_session = (float(last["server_rss_mb"]) - float(warm_row["server_rss_mb"])) / after_warm
+    verdict = {
+        "level": "browser",
+        "sessions": sessions,
+        f"rss_after_session_{warm_row['session']}_mb": warm_row["server_rss_mb"],
+        "rss_last_session_mb": last["server_rss_mb"],
+        "mb_per_session_after_warmup": per_session,
+        f"rss_{settle:g}s_later_mb": settled,
+        "within_1mb_per_session": per_session <= 1.0,
+    }
+    return rows, verdict
+
+
 def soak(level: str, cycle: Callable[[int], None], cycles: int, store: pe.ExperimentStore) -> list[dict[str, object]]:
     """Run `cycles` cycles; one row every REPORT_EVERY cycles (and at the warm-up cycle)."""
     rows: list[dict[str, object]] = []
@@ -142,7 +220,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=200, help="Cycles per level (default 200).")
     parser.add_argument("--sample", default="digits_cnn", help="Sample model (default digits_cnn).")
-    parser.add_argument("--levels", nargs="+", default=["engine", "app"], choices=["engine", "app"])
+    parser.add_argument("--levels", nargs="+", default=["engine", "app"], choices=["engine", "app", "browser"])
+    parser.add_argument("--sessions", type=int, default=50, help="Browser sessions (default 50).")
+    parser.add_argument("--warm-sessions", type=int, default=6, help="Sessions before growth is counted (default 6).")
+    parser.add_argument(
+        "--settle", type=float, default=130.0, help="Seconds to wait after the last session (default 130)."
+    )
     parser.add_argument(
         "--fixed-mmap-threshold",
         action="store_true",
@@ -152,6 +235,15 @@ def main() -> int:
     if args.fixed_mmap_threshold and MMAP_THRESHOLD_ENV not in os.environ:
         environment = {**os.environ, MMAP_THRESHOLD_ENV: str(FIXED_MMAP_THRESHOLD)}
         os.execve(sys.executable, [sys.executable, "-m", "bench.soak", *sys.argv[1:]], environment)
+    if "browser" in args.levels:
+        os.chdir(REPO_ROOT)
+        sys.path.insert(0, str(REPO_ROOT))
+        rows, verdict_row = browser_soak(args.sessions, args.warm_sessions, args.settle)
+        print_table(f"Server memory over {args.sessions} browser sessions", rows, float_format="{:.1f}")
+        table = print_table("Growth per browser session after the warm-up", [verdict_row], "{:.2f}")
+        args.levels = [level for level in args.levels if level != "browser"]
+        if not args.levels:
+            return 0 if bool(table["within_1mb_per_session"].all()) else 1
     if args.cycles < WARM_CYCLE:
         parser.error(f"--cycles must be at least {WARM_CYCLE}, the warm-up cycle memory is compared with")
 

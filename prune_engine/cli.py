@@ -4,7 +4,9 @@
     prunescope inspect --model FILE [--architecture NAME]
 
 Exit status: 0 on success, 1 when PruneScope refuses the input (the message says why),
-2 for a malformed command line.
+2 for a malformed command line, 3 for an unexpected failure (a bug to report). Each failure
+prints one `prunescope: error: …` line, and `apply` writes its files only once everything
+has succeeded (each to a temporary file, renamed at the end), so a failure leaves no partial output.
 """
 
 from __future__ import annotations
@@ -12,18 +14,22 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
+import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import pandas as pd
 import torch
 from torch import nn
 
 from .data import EvalData
-from .errors import PruneScopeError
+from .errors import ModelLoadError, PruneScopeError
 from .export import architecture_sidecar, export_model
+from .jsontext import loads
 from .layers import layer_stats
 from .loading import load_eval_data, load_model, random_eval_data
 from .metrics import evaluate, model_summary
@@ -31,6 +37,8 @@ from .plan import PruningPlan
 from .pruning import apply_plan
 
 EXIT_REFUSED = 1
+EXIT_USAGE = 2
+EXIT_FAILED = 3
 OUTPUT_FORMATS = {
     ".torchscript.pt": "torchscript",
     ".ts": "torchscript",
@@ -40,29 +48,56 @@ OUTPUT_FORMATS = {
     ".pth": "state_dict",
 }
 """Output file endings → export format (longest ending first)."""
+MAX_SHAPE_DIMS = 8
+"""Most dimensions `--input-shape` takes."""
 FIGURES = ("accuracy", "loss", "agreement", "cosine", "params", "nonzero_params", "flops", "size_bytes", "sparse_bytes")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (also used by `python -m prune_engine`)."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as error:
+        _say(f"{error} (see prunescope --help)")
+        return EXIT_USAGE
     logging.basicConfig(level=logging.WARNING, format="prunescope: %(message)s")
     warnings.filterwarnings("ignore")
     try:
         return args.run(args)
     except PruneScopeError as error:
-        print(f"prunescope: error: {error}", file=sys.stderr)
+        _say(str(error))
         return EXIT_REFUSED
     except OSError as error:
-        print(f"prunescope: error: {error.strerror or error}: {error.filename or ''}".rstrip(": "), file=sys.stderr)
+        _say(f"{error.strerror or error}: {error.filename or ''}".rstrip(": "))
         return EXIT_REFUSED
+    except MemoryError:
+        _say("this machine ran out of memory; use a smaller model, data set or --input-shape")
+        return EXIT_REFUSED
+    except Exception as error:  # a bug: one line for the pipeline's log, the traceback for a developer
+        logging.getLogger(__name__).debug("unexpected failure", exc_info=True)
+        _say(f"unexpected failure ({type(error).__name__}: {' '.join(str(error).split())[:300]}); please report it")
+        return EXIT_FAILED
+
+
+def _say(message: str) -> None:
+    """One `prunescope: error:` line on stderr (a message's line breaks become spaces)."""
+    print(f"prunescope: error: {' '.join(message.split())}", file=sys.stderr)
+
+
+class _UsageError(Exception):
+    """A malformed command line (argparse's message)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser that reports a malformed command line in one line, not usage plus a message."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(message)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="prunescope", description="Prune PyTorch models from a plan made in PruneScope."
-    )
+    parser = _Parser(prog="prunescope", description="Prune PyTorch models from a plan made in PruneScope.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     apply = commands.add_parser("apply", help="apply a pruning plan to a model and write the pruned model")
@@ -95,14 +130,16 @@ def _shape(text: str) -> tuple[int, ...]:
     try:
         shape = tuple(int(part) for part in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a shape like 1,8,8") from None
-    if not shape or min(shape) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a shape like 1,8,8")
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a shape like 1,8,8") from None
+    if not shape or min(shape) < 1 or len(shape) > MAX_SHAPE_DIMS:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a shape like 1,8,8")
     return shape
 
 
 def _load(args: argparse.Namespace) -> nn.Module:
-    sidecar = json.loads(args.sidecar.read_text()) if args.sidecar else None
+    sidecar = (
+        loads(args.sidecar.read_bytes(), "architecture.json (--sidecar)", ModelLoadError) if args.sidecar else None
+    )
     return load_model(args.model, architecture=args.architecture, allow_code=args.allow_code, sidecar=sidecar)
 
 
@@ -121,23 +158,42 @@ def _run_apply(args: argparse.Namespace) -> int:
         endings = ", ".join(OUTPUT_FORMATS)
         raise PruneScopeError(f"Cannot tell the output format from {args.out.name!r}; end it in {endings}.")
     model = _load(args)
-    plan = PruningPlan.from_json(args.plan.read_text())
+    plan = PruningPlan.from_json(args.plan.read_bytes())
     data = _data(args)
     example = data.inputs[:1]
     result = apply_plan(model, plan, example, data=data if data.has_labels else None)
-    args.out.write_bytes(export_model(result.model, fmt, example))
-    written = [str(args.out)]
+    outputs = {args.out: export_model(result.model, fmt, example)}
     if fmt in ("state_dict", "safetensors"):
         sidecar_path = args.out.with_name(args.out.stem + ".architecture.json")
-        sidecar_path.write_text(json.dumps(architecture_sidecar(result.model), indent=2))
-        written.append(str(sidecar_path))
+        outputs[sidecar_path] = json.dumps(architecture_sidecar(result.model), indent=2).encode()
     figures = _figures(model, result.model, example, data)
+    _write_all(outputs)
+    written = [str(path) for path in outputs]
     if args.json:
         print(json.dumps({"figures": figures.to_dict(orient="records"), "written": written}, indent=2))
     else:
         print(figures.to_string(index=False, float_format=lambda value: f"{value:.4g}"))
         print("\nwrote " + ", ".join(written))
     return 0
+
+
+def _write_all(outputs: dict[Path, bytes]) -> None:
+    """Write every file to a temporary file beside it, then rename them all: none is left half-written."""
+    temporary: dict[Path, Path] = {}
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        for path, content in outputs.items():
+            handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            temporary[path] = Path(name)
+            with os.fdopen(handle, "wb") as file:
+                file.write(content)
+            os.chmod(name, 0o666 & ~umask)  # what a plain open() would have given, not mkstemp's 0600
+        for path, written in temporary.items():
+            os.replace(written, path)
+    finally:
+        for written in temporary.values():
+            written.unlink(missing_ok=True)
 
 
 def _data(args: argparse.Namespace) -> EvalData:

@@ -40,6 +40,8 @@ import numpy as np
 import pandas as pd
 
 from .errors import PruneScopeError
+from .export import csv_text
+from .jsontext import loads
 
 logger = logging.getLogger(__name__)
 
@@ -324,16 +326,13 @@ class ExperimentStore:
     def to_csv(self, ids: Iterable[int] | None = None) -> str:
         """The runs (all, or those in `ids`) as CSV text, columns as in `list`.
 
-        Text a user typed (name, notes, model name) that a spreadsheet would run as a
-        formula (starting with =, +, -, @, tab or carriage return) is prefixed with `'`.
+        Written by `export.csv_text`: text cells are quoted (a carriage return in a name
+        cannot start a row) and those a spreadsheet would run as a formula are prefixed with `'`.
         """
         frame = self.list()
         if ids is not None:
             frame = frame[frame["id"].isin([_run_id(run_id) for run_id in ids])]
-        frame = frame.copy()
-        for column in ("name", "notes", "model_name"):
-            frame[column] = frame[column].map(_defuse_formula, na_action="ignore")
-        return frame.to_csv(index=False)
+        return csv_text(frame)
 
     # -- internals -----------------------------------------------------------------
 
@@ -456,12 +455,7 @@ def _plan_text(plan: _HasToJson | str) -> str:
 
 
 def _plan_settings(plan_json: str) -> dict[str, Any]:
-    try:
-        settings = json.loads(plan_json)
-    except json.JSONDecodeError as error:
-        raise ExperimentStoreError(
-            f"The plan is not valid JSON ({error}); store the text of PruningPlan.to_json()."
-        ) from error
+    settings = loads(plan_json, "The plan", ExperimentStoreError)
     if not isinstance(settings, dict):
         raise ExperimentStoreError(
             f"The plan JSON must be an object of settings, got {type(settings).__name__}; "
@@ -478,14 +472,14 @@ def _split_metrics(metrics: Mapping[str, Any]) -> tuple[dict[str, float | int | 
     extra: dict[str, float | int] = {}
     for key, value in metrics.items():
         if not isinstance(key, str) or not key:
-            raise ExperimentStoreError(f"Metric names must be non-empty text, got {key!r}.")
+            raise ExperimentStoreError(f"Metric names must be non-empty text, got {_cut(repr(key))}.")
         if key in RUN_COLUMNS or key == "metrics_json":
-            raise ExperimentStoreError(f"{key!r} names a run field, not a metric; rename that metric.")
+            raise ExperimentStoreError(f"{_cut(repr(key))} names a run field, not a metric; rename that metric.")
         number = _metric_value(key, value)
         if number is None:
             continue
         if key in columns:
-            columns[key] = number if key in REAL_METRICS else _as_integer(number)
+            columns[key] = number if key in REAL_METRICS else _count(key, number)
         else:
             extra[key] = number
     return columns, extra
@@ -495,21 +489,36 @@ def _metric_value(key: str, value: Any) -> float | int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ExperimentStoreError(f"Metric {key!r} must be a number or None, got {type(value).__name__} {value!r}.")
-    if isinstance(value, numbers.Integral):
+        raise ExperimentStoreError(
+            f"Metric {_cut(repr(key))} must be a number or None, got {type(value).__name__} {_cut(repr(value))}."
+        )
+    if isinstance(value, numbers.Integral) and abs(int(value)) <= _SQLITE_INT_MAX:
         return int(value)
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ExperimentStoreError(f"Metric {_cut(repr(key))} is too large to store as a number.") from None
     if not math.isfinite(number):
-        raise ExperimentStoreError(f"Metric {key!r} is {number}; store only finite numbers (or None when unknown).")
+        raise ExperimentStoreError(
+            f"Metric {_cut(repr(key))} is {number}; store only finite numbers (or None when unknown)."
+        )
     return number
+
+
+def _count(key: str, number: float | int) -> int:
+    """A count metric (params, flops, …) as the whole number its INTEGER column holds, or an error."""
+    whole = _as_integer(number)
+    if not isinstance(whole, int):
+        raise ExperimentStoreError(
+            f"Metric {key!r} is a count; give a whole number of at most {_SQLITE_INT_MAX:,}, got {number!r}."
+        )
+    return whole
 
 
 def _as_integer(number: float | int) -> float | int:
     """Whole numbers as int (floats stay floats when fractional or beyond SQLite's 64-bit range)."""
     if isinstance(number, float) and number.is_integer() and abs(number) <= _SQLITE_INT_MAX:
         return int(number)
-    if isinstance(number, int) and abs(number) > _SQLITE_INT_MAX:
-        return float(number)
     return number
 
 
@@ -539,20 +548,33 @@ def _runs_frame(rows: list[sqlite3.Row]) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
-def _defuse_formula(text: str) -> str:
-    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def _optional_text(value: Any, what: str) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return _storable(value, what)
     raise ExperimentStoreError(f"The {what} must be text or None, got {type(value).__name__}.")
 
 
 def _required_text(value: Any, what: str) -> str:
     if isinstance(value, str) and value:
-        return value
-    raise ExperimentStoreError(f"The {what} must be non-empty text, got {value!r}.")
+        return _storable(value, what)
+    raise ExperimentStoreError(f"The {what} must be non-empty text, got {_cut(repr(value))}.")
+
+
+def _storable(text: str, what: str) -> str:
+    """`text` when SQLite can store it (UTF-8: no lone surrogate characters)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ExperimentStoreError(
+            f"The {what} holds a character that is not valid text (position {error.start}); remove it."
+        ) from error
+    return text
+
+
+def _cut(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text):,} characters)"
 
 
 def _text_or_none(value: Any) -> str | None:

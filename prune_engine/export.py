@@ -10,6 +10,7 @@ unpruned instance to those shapes so the pruned weights load into it.
 from __future__ import annotations
 
 import copy
+import csv
 import io
 import json
 import logging
@@ -17,6 +18,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import pandas as pd
 import safetensors.torch
 import torch
 from torch import nn
@@ -24,6 +26,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
 from .errors import ModelLoadError, PruneScopeError
+from .jsontext import loads
 from .metrics import eval_mode
 
 logger = logging.getLogger(__name__)
@@ -53,6 +56,30 @@ _MODULE_ATTRIBUTES: dict[type[nn.Module], tuple[str, ...]] = {
     nn.GroupNorm: ("num_groups", "num_channels", "eps", "affine"),
 }  # fmt: skip
 """Module type → constructor-relevant attributes recorded in (and restored from) the sidecar."""
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+"""First characters that make a spreadsheet read a cell as a formula (with their full-width forms)."""
+
+
+def csv_text(frame: pd.DataFrame) -> str:
+    """`frame` as CSV that is safe to open in a spreadsheet: every text cell (and header) quoted, so a
+    carriage return or comma in a layer or run name stays in its cell, and text that a spreadsheet
+    would run as a formula (`=1+2`, `@SUM(…)`, `+…`, `-…`) prefixed with `'`. Numbers stay numbers."""
+    safe = frame.copy()
+    safe.columns = [_defused(str(column)) for column in safe.columns]
+    for column in safe.columns:
+        if not (pd.api.types.is_numeric_dtype(safe[column]) or pd.api.types.is_datetime64_any_dtype(safe[column])):
+            safe[column] = safe[column].map(_defused_cell)
+    return safe.to_csv(index=False, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
+
+
+def _defused_cell(value: Any) -> Any:
+    return _defused(str(value)) if isinstance(value, str) else value
+
+
+def _defused(text: str) -> str:
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
 
 
 class ExportError(PruneScopeError, ValueError):
@@ -270,12 +297,7 @@ def sidecar_shapes(sidecar: Mapping[str, Any] | str | bytes) -> dict[str, tuple[
 
 def _parse_sidecar(sidecar: Mapping[str, Any] | str | bytes) -> dict[str, Any]:
     if isinstance(sidecar, (str, bytes)):
-        try:
-            sidecar = json.loads(sidecar)
-        except (ValueError, UnicodeDecodeError) as error:
-            raise ModelLoadError(
-                "architecture.json is not valid JSON; use the file exported with the model."
-            ) from error
+        sidecar = loads(sidecar, "architecture.json", ModelLoadError)
     if not isinstance(sidecar, Mapping) or sidecar.get("format") != SIDECAR_FORMAT:
         raise ModelLoadError("This is not a PruneScope architecture.json (its 'format' field is missing or different).")
     if sidecar.get("version") != SIDECAR_VERSION:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 
 from .errors import InvalidPlanError
+from .jsontext import loads
 
 GRANULARITIES = ("unstructured", "channel", "n:m", "head")
 """unstructured: single weights are zeroed; channel: whole output channels are removed
@@ -24,6 +25,14 @@ SCOPES = ("layer", "global")
 ranked together against one global ratio."""
 
 PLAN_FORMAT_VERSION = 1
+
+MAX_M = 1024
+"""Largest group size m of an N:M plan."""
+MIN_SEED, MAX_SEED = -(2**63), 2**64 - 1
+"""The seeds `torch.manual_seed` takes."""
+
+NAME_SHOWN = 80
+"""Longest layer or setting name quoted in full in an error message; longer ones are cut."""
 
 
 @dataclass
@@ -56,6 +65,13 @@ class PruningPlan:
     recalibrate_bn: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.ratios, Mapping):
+            raise InvalidPlanError(f"ratios must map layer names to fractions, got {_shown(self.ratios)}.")
+        if isinstance(self.ignored_layers, (str, bytes)) or not isinstance(self.ignored_layers, (list, tuple)):
+            raise InvalidPlanError(
+                f"ignored_layers must be a list of layer names, got {_shown(self.ignored_layers)}; "
+                'write ["fc1"] for one layer.'
+            )
         self.ratios = dict(self.ratios)
         self.ignored_layers = list(self.ignored_layers)
         self.validate()
@@ -66,16 +82,13 @@ class PruningPlan:
 
         _check_choice("granularity", self.granularity, GRANULARITIES)
         _check_choice("scope", self.scope, SCOPES)
-        if self.criterion not in CRITERIA:
-            raise InvalidPlanError(
-                f"Unknown criterion {self.criterion!r}; choose one of {', '.join(sorted(CRITERIA))}."
-            )
+        _check_choice("criterion", self.criterion, tuple(sorted(CRITERIA)))
         if not isinstance(self.ratios, dict):
             raise InvalidPlanError("ratios must map layer names to fractions.")
         for layer, ratio in self.ratios.items():
             if not isinstance(layer, str) or not layer:
-                raise InvalidPlanError(f"Layer names must be non-empty strings, got {layer!r}.")
-            _check_ratio(f"The ratio for layer {layer!r}", ratio)
+                raise InvalidPlanError(f"Layer names must be non-empty strings, got {_shown(layer)}.")
+            _check_ratio(f"The ratio for layer {_shown(layer)}", ratio)
         if self.global_ratio is not None:
             _check_ratio("The global ratio", self.global_ratio)
         for name in ("min_ratio", "max_ratio"):
@@ -84,9 +97,10 @@ class PruningPlan:
                 _check_ratio(name.replace("_", " ").capitalize(), value)
         if self.min_ratio is not None and self.max_ratio is not None and self.min_ratio > self.max_ratio:
             raise InvalidPlanError(f"The minimum ratio {self.min_ratio} is above the maximum ratio {self.max_ratio}.")
-        for name in ("n", "m", "seed"):
-            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int):
-                raise InvalidPlanError(f"{name} must be a whole number, got {getattr(self, name)!r}.")
+        for name, low, high in (("n", 0, MAX_M), ("m", 1, MAX_M), ("seed", MIN_SEED, MAX_SEED)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise InvalidPlanError(f"{name} must be a whole number from {low} to {high}, got {_shown(value)}.")
         if self.granularity == "n:m" and not 0 < self.n < self.m:
             raise InvalidPlanError(f"N:M needs 0 < n < m (e.g. 2:4), got {self.n}:{self.m}.")
         if self.round_to is not None and (
@@ -95,7 +109,9 @@ class PruningPlan:
             raise InvalidPlanError(f"round_to must be a positive whole number or None, got {self.round_to!r}.")
         if not isinstance(self.recalibrate_bn, bool):
             raise InvalidPlanError(f"recalibrate_bn must be true or false, got {self.recalibrate_bn!r}.")
-        if not all(isinstance(layer, str) for layer in self.ignored_layers):
+        if not isinstance(self.ignored_layers, list) or not all(
+            isinstance(layer, str) for layer in self.ignored_layers
+        ):
             raise InvalidPlanError("ignored_layers must be a list of layer names.")
 
     def check_layers(self, layer_names: Iterable[str]) -> None:
@@ -104,7 +120,9 @@ class PruningPlan:
         for layer in [*self.ratios, *self.ignored_layers]:
             if layer not in known:
                 shown = ", ".join(sorted(known)[:6]) + (" …" if len(known) > 6 else "")
-                raise InvalidPlanError(f"The plan names layer {layer!r}, which this model does not have ({shown}).")
+                raise InvalidPlanError(
+                    f"The plan names layer {_shown(layer)}, which this model does not have ({shown})."
+                )
 
     def target_ratio(self, layer: str) -> float:
         """The ratio asked for `layer`: its own entry, else the global ratio, else 0."""
@@ -144,9 +162,10 @@ class PruningPlan:
         if version != PLAN_FORMAT_VERSION:
             raise InvalidPlanError(f"This plan has format version {version}; this PruneScope reads version 1.")
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(str(key) for key in set(data) - known)
         if unknown:
-            raise InvalidPlanError(f"The plan has unknown settings: {', '.join(unknown)}.")
+            shown = ", ".join(_shown(key, quote=False) for key in unknown[:10]) + (" …" if len(unknown) > 10 else "")
+            raise InvalidPlanError(f"The plan has unknown settings: {shown}.")
         try:
             return cls(**data)  # type: ignore[arg-type]
         except TypeError as error:
@@ -155,20 +174,26 @@ class PruningPlan:
     @classmethod
     def from_json(cls, text: str | bytes) -> PruningPlan:
         """Read a plan written by `to_json` (or by hand); errors name what is wrong."""
-        try:
-            data = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise InvalidPlanError(f"The plan is not valid JSON: {error}.") from error
-        return cls.from_dict(data)
+        if not isinstance(text, (str, bytes, bytearray)):
+            raise InvalidPlanError(f"A plan is JSON text, not {type(text).__name__}.")
+        return cls.from_dict(loads(text, "The plan", InvalidPlanError))
+
+
+def _shown(value: object, quote: bool = True) -> str:
+    """`value` for an error message: its repr (or text), cut to `NAME_SHOWN` characters."""
+    text = repr(value) if quote else str(value)
+    return text if len(text) <= NAME_SHOWN else f"{text[: NAME_SHOWN - 1]}… ({len(text):,} characters)"
 
 
 def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise InvalidPlanError(f"Unknown {name} {value!r}; choose one of {', '.join(choices)}.")
+    if not isinstance(value, str) or value not in choices:
+        raise InvalidPlanError(f"Unknown {name} {_shown(value)}; choose one of {', '.join(choices)}.")
 
 
 def _check_ratio(what: str, ratio: object) -> None:
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not math.isfinite(ratio):
-        raise InvalidPlanError(f"{what} must be a number in [0, 1), got {ratio!r}.")
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not math.isfinite(float(min(ratio, 2.0))):
+        raise InvalidPlanError(f"{what} must be a number in [0, 1), got {_shown(ratio)}.")
     if not 0.0 <= ratio < 1.0:
-        raise InvalidPlanError(f"{what} is {ratio}; it must be at least 0 and below 1 (1 would remove everything).")
+        raise InvalidPlanError(
+            f"{what} is {_shown(ratio, quote=False)}; it must be at least 0 and below 1 (1 would remove everything)."
+        )

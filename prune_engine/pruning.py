@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 import pandas as pd
 import torch
 from torch import nn
+from torch.nn.utils import parametrize, remove_spectral_norm, remove_weight_norm
+from torch.nn.utils.spectral_norm import SpectralNorm
+from torch.nn.utils.weight_norm import WeightNorm
 
 from .calibration import has_batchnorm, recalibrate_batchnorm
 from .data import EvalData
@@ -33,9 +36,9 @@ from .importance import LayerScoreImportance, ProgressFn, ScoringContext, get_cr
 from .layers import LayerInfo, get_layer, prunable_layers
 from .masks import STREAM_ABOVE, bounded_counts, count_mask, global_masks, layer_mask, nm_mask, streamed_global_masks
 from .plan import PruningPlan
-from .report import PREVIEW_COLUMNS, layer_figures, report_table, typed_status, typed_table
+from .report import PREVIEW_COLUMNS, forward_figures, layer_figures, report_table, typed_status, typed_table
 from .status import PLAN_ERRORS, Blocked, BlockedBy
-from .structured import ChannelGraph, ChannelGroup, check_pruned_model
+from .structured import ChannelGraph, ChannelGroup, check_pruned_model, run_model
 
 
 @dataclass
@@ -174,7 +177,7 @@ def apply_plan(
         working = recalibrate_batchnorm(working, calibration_data)
     working.train(model.training)
     _report(progress, 1.0, "Done")
-    after = {name: layer_figures(working, name) for name in before}
+    after = forward_figures(working, list(before), example_input)
     notes = {name: _note(decision, name, pruner) for name in before}
     report = report_table(before, after, plan, decision.ratios, decision.blocked_by(), notes)
     preview = _preview(layers, plan, decision, pruner)
@@ -233,16 +236,58 @@ def _checked_layers(model: nn.Module, plan: PruningPlan, pruner: Pruner) -> list
 
 
 def _working_copy(model: nn.Module) -> nn.Module:
+    """A deep copy in eval mode whose weights are the ones its forward pass uses (see `fold_reparametrizations`)."""
+    memo: dict[int, object] = {}
     for name, module in model.named_modules():
-        if any(key.endswith("_orig") for key, _ in module.named_parameters(recurse=False)):
+        legacy = legacy_reparametrizations(module)
+        if not legacy and any(key.endswith("_orig") for key, _ in module.named_parameters(recurse=False)):
             raise UnsupportedModelError(
                 f"Layer {name!r} still carries torch.nn.utils.prune masks; call prune.remove on it first."
             )
+        for hook in legacy:  # the computed weight is not a leaf tensor, which deepcopy refuses: copy it detached
+            computed = getattr(module, hook.name, None)
+            if isinstance(computed, torch.Tensor):
+                memo[id(computed)] = computed.detach().clone()
     try:
-        working = copy.deepcopy(model)
+        working = copy.deepcopy(model, memo)
     except Exception as error:  # deepcopy runs the model's own __deepcopy__/__reduce__ code
         raise UnsupportedModelError(f"The model cannot be copied for pruning: {error}") from error
+    fold_reparametrizations(working)
     return working.eval()
+
+
+def legacy_reparametrizations(module: nn.Module) -> list[WeightNorm | SpectralNorm]:
+    """The legacy `torch.nn.utils.weight_norm`/`spectral_norm` hooks of `module`, which rebuild its weight
+    from other tensors before every forward pass."""
+    return [hook for hook in module._forward_pre_hooks.values() if isinstance(hook, (WeightNorm, SpectralNorm))]
+
+
+def _own_class(module: nn.Module) -> None:
+    """Give a parametrised module a class of its own: removing a parametrisation deletes the weight property from
+    the module's class, which a deep copy shares with the original (so the original would lose its weight)."""
+    shared = type(module)
+    own = {key: value for key, value in vars(shared).items() if key not in ("__dict__", "__weakref__")}
+    module.__class__ = type(shared.__name__, shared.__bases__, own)
+
+
+def fold_reparametrizations(model: nn.Module) -> list[str]:
+    """Replace every reparametrised weight of `model` (in place; call it on a copy) by the tensor its forward pass
+    uses, so that pruning changes what the model computes: `torch.nn.utils.parametrizations` (weight_norm,
+    spectral_norm, …) and the legacy weight_norm/spectral_norm hooks. Returns the layers folded."""
+    folded = []
+    for name, module in model.named_modules():
+        legacy = legacy_reparametrizations(module)
+        for hook in legacy:
+            remover = remove_weight_norm if isinstance(hook, WeightNorm) else remove_spectral_norm
+            remover(module, hook.name)
+        if parametrize.is_parametrized(module):
+            _own_class(module)
+            for tensor_name in list(module.parametrizations):
+                parametrize.remove_parametrizations(module, tensor_name, leave_parametrized=True)
+            legacy = legacy or [True]
+        if legacy:
+            folded.append(name)
+    return folded
 
 
 def _report(progress: ProgressFn | None, fraction: float, message: str) -> None:
@@ -513,7 +558,7 @@ def _apply_channels(model: nn.Module, decision: ChannelDecision, example_input: 
     if decision.graph is None or not decision.removals:
         return
     with torch.no_grad():
-        output = model(example_input)
+        output = run_model(model, example_input)
     expected_shape = (output[0] if isinstance(output, (tuple, list)) else output).shape
     decision.graph.prune(decision.removals)
     check_pruned_model(model, example_input, expected_shape)
@@ -609,7 +654,7 @@ def _apply_heads(model: nn.Module, decision: HeadDecision, example_input: torch.
     if not decision.removals:
         return
     with torch.no_grad():
-        output = model(example_input)
+        output = run_model(model, example_input)
     expected_shape = (output[0] if isinstance(output, (tuple, list)) else output).shape
     for name, heads in decision.removals.items():
         remove_heads(model, attention_layer(model, name), heads)

@@ -8,17 +8,23 @@ Figures come from the weights as they are; `status` and `blocked_by` are typed v
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 import torch
 from torch import nn
 
 from .layers import get_layer, prunable_layers
+from .metrics import eval_mode
 from .plan import PruningPlan
 from .status import BlockedBy, LayerStatus
+from .structured import run_model
+
+logger = logging.getLogger(__name__)
 
 REPORT_COLUMNS = (
     "layer",
@@ -59,15 +65,45 @@ class LayerFigures:
     weights: int
     nonzero: int
     channels: int
+    nonfinite: int = 0
+    """Weights that are NaN or infinite (they stay through pruning and spoil every measurement)."""
 
 
 def layer_figures(model: nn.Module, name: str) -> LayerFigures:
     """The figures of layer `name` of `model`, read from its weight and bias."""
-    module = get_layer(model, name)
+    return _figures_of(get_layer(model, name))
+
+
+def forward_figures(model: nn.Module, names: list[str], example_input: Any) -> dict[str, LayerFigures]:
+    """Each layer's figures from the weight its forward pass on `example_input` really uses.
+
+    Read inside the pass, after every hook that rebuilds a weight before the layer runs, so a
+    weight the forward pass recomputes cannot be reported as pruned; a layer the pass does not
+    reach (or a pass that fails) falls back to the weight as it is.
+    """
+    used: dict[str, LayerFigures] = {}
+
+    def recorder(name: str) -> Callable[..., None]:
+        return lambda module, inputs: used.setdefault(name, _figures_of(module)) and None
+
+    handles = [get_layer(model, name).register_forward_pre_hook(recorder(name)) for name in names]
+    try:
+        with torch.no_grad(), eval_mode(model):
+            run_model(model, example_input)
+    except Exception as error:  # the figures then come from the weights as they are
+        logger.debug("Forward pass for the report failed (%s); reading the weights as they are.", error)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {name: used.get(name) or layer_figures(model, name) for name in names}
+
+
+def _figures_of(module: nn.Module) -> LayerFigures:
     weight = module.weight.detach()
     bias = getattr(module, "bias", None)
     params = weight.numel() + (bias.numel() if isinstance(bias, torch.Tensor) else 0)
-    return LayerFigures(params, weight.numel(), int(torch.count_nonzero(weight)), int(weight.shape[0]))
+    nonfinite = 0 if weight.is_complex() or not weight.is_floating_point() else int((~torch.isfinite(weight)).sum())
+    return LayerFigures(params, weight.numel(), int(torch.count_nonzero(weight)), int(weight.shape[0]), nonfinite)
 
 
 def layer_report(
@@ -121,10 +157,17 @@ def report_table(
                 "channels_before": old.channels,
                 "channels_after": new.channels,
                 **typed_status(name, blocked, lost),
-                "note": notes.get(name, ""),
+                "note": _with_nonfinite(notes.get(name, ""), new.nonfinite),
             }
         )
     return typed_table(rows, REPORT_COLUMNS)
+
+
+def _with_nonfinite(note: str, nonfinite: int) -> str:
+    if not nonfinite:
+        return note
+    warning = f"holds {nonfinite:,} NaN or infinite weights, which pruning keeps: its outputs are not trustworthy"
+    return f"{note}; {warning}" if note else warning
 
 
 def _achieved(granularity: str, old: LayerFigures, new: LayerFigures) -> float:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch_pruning as tp
@@ -210,7 +211,17 @@ def _shared_parameter_owners(model: nn.Module) -> dict[nn.Module, str]:
     return shared
 
 
-def check_pruned_model(model: nn.Module, example_input: torch.Tensor, expected_shape: torch.Size) -> None:
+def run_model(model: nn.Module, example_input: Any) -> Any:
+    """The model's output on an example input: a tensor, a tuple/list of positional inputs, or a dict of
+    keyword inputs (as Torch-Pruning's tracer calls it)."""
+    if isinstance(example_input, Mapping):
+        return model(**example_input)
+    if isinstance(example_input, (tuple, list)):
+        return model(*example_input)
+    return model(example_input)
+
+
+def check_pruned_model(model: nn.Module, example_input: Any, expected_shape: torch.Size) -> None:
     """Run the pruned model once: it must work and give outputs of the original shape."""
     for name, module in model.named_modules():
         attention = isinstance(module, nn.MultiheadAttention) and module.in_proj_weight is not None
@@ -218,7 +229,7 @@ def check_pruned_model(model: nn.Module, example_input: torch.Tensor, expected_s
             raise UnsupportedModelError(f"Pruning left the attention layer {name!r} inconsistent.")
     try:
         with torch.no_grad():
-            output = model(example_input)
+            output = run_model(model, example_input)
     except Exception as error:  # the pruned model is broken: say so rather than return it
         raise UnsupportedModelError(f"The channel-pruned model no longer runs: {error}") from error
     output = output[0] if isinstance(output, (tuple, list)) else output

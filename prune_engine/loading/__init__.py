@@ -20,6 +20,7 @@ from .models import (
     StateDictMismatchError,
     code_loading_allowed,
     load_model,
+    nonfinite_weights,
     state_dict_mismatches,
 )
 
@@ -35,6 +36,7 @@ __all__ = [
     "detect_format",
     "load_eval_data",
     "load_model",
+    "nonfinite_weights",
     "random_eval_data",
     "state_dict_mismatches",
 ]

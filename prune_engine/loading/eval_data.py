@@ -5,9 +5,10 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
@@ -18,11 +19,19 @@ from torch import nn
 from ..data import EvalData
 from ..errors import DataError
 from ..metrics import eval_mode
-from .files import DEFAULT_MAX_BYTES, Blob, Source, read_blob, short
+from .files import DEFAULT_MAX_BYTES, Blob, Source, megabytes, read_blob, short
 
 INPUT_KEYS = ("inputs", "x", "X")
 LABEL_KEYS = ("labels", "y", "Y")
 DATA_EXTENSIONS = (".safetensors", ".pt", ".pth", ".npz", ".npy", ".csv")
+
+MAX_EXPANSION_RATIO = 100
+"""A compressed data file (.npz, a deflated .pt) may hold at most this many times its own size..."""
+EXPANSION_FLOOR = 64 << 20
+"""...or this much (64 MiB), whichever is more: real data compresses far less, a decompression bomb far more."""
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+_NPY_MAGIC = b"\x93NUMPY"
+_INT64_MAX = 2**63 - 1
 
 
 def load_eval_data(
@@ -32,6 +41,7 @@ def load_eval_data(
     label_column: str | None = None,
     input_shape: tuple[int, ...] | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    max_expanded_bytes: int | None = None,
 ) -> EvalData:
     """Evaluation data from a file; its extension (of `filename`, else of the path) decides the format.
 
@@ -39,7 +49,9 @@ def load_eval_data(
     `weights_only=True`), `.npz` (arrays `inputs`/`labels` or `x`/`y`), `.npy` (inputs
     only) and `.csv` (numeric feature columns; `label_column` names the labels). Float
     inputs become float32; integer labels int64. `input_shape` reshapes each example,
-    e.g. (1, 8, 8) for 64 pixel columns.
+    e.g. (1, 8, 8) for 64 pixel columns. Compressed files are refused before they are
+    expanded beyond `max_expanded_bytes` (default `max_bytes`) or beyond
+    `MAX_EXPANSION_RATIO` times their own size (at least `EXPANSION_FLOOR`).
     """
     if filename is None:
         if not isinstance(source, (str, os.PathLike)):
@@ -56,13 +68,81 @@ def load_eval_data(
     else:
         if label_column is not None:
             raise DataError("label_column applies to CSV files only; tensor files name their labels 'labels' or 'y'.")
-        inputs, labels = _read_tensor_file(blob, filename, extension)
+        limit = _expansion_limit(blob, max_bytes if max_expanded_bytes is None else max_expanded_bytes)
+        inputs, labels = _read_tensor_file(blob, filename, _content_extension(blob, extension), limit)
     inputs = _as_inputs(inputs, input_shape)
     labels = None if labels is None else _as_labels(labels)
     return EvalData(inputs, labels)
 
 
-def _read_tensor_file(blob: Blob, filename: str, extension: str) -> tuple[Any, Any]:
+def _expansion_limit(blob: Blob, max_expanded_bytes: int) -> int:
+    """The most bytes a data file may expand to: the absolute bound, and a bound relative to its size."""
+    return min(max_expanded_bytes, max(EXPANSION_FLOOR, MAX_EXPANSION_RATIO * blob.size))
+
+
+def _content_extension(blob: Blob, extension: str) -> str:
+    """The NumPy format the content has (an .npz named .npy, or the reverse), else `extension`."""
+    head = blob.head(8)
+    if extension in (".npy", ".npz"):
+        if head.startswith(_ZIP_MAGIC):
+            return ".npz"
+        if head.startswith(_NPY_MAGIC):
+            return ".npy"
+    return extension
+
+
+def _check_expansion(blob: Blob, filename: str, extension: str, limit: int) -> None:
+    """Refuse, before anything is allocated, a file whose arrays or archive entries would exceed `limit` bytes."""
+    head = blob.head(8)
+    if head.startswith(_ZIP_MAGIC):
+        try:
+            with blob.open() as file, zipfile.ZipFile(file) as archive:
+                infos = archive.infolist()
+                expanded = sum(info.file_size for info in infos)
+                _refuse_expansion(filename, expanded, limit)
+                if extension == ".npz":
+                    for info in infos:
+                        with archive.open(info) as entry:
+                            _check_npy_header(entry, filename, info.file_size, limit)
+        except DataError:
+            raise
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError, RuntimeError) as error:
+            raise DataError(f"{filename!r} is a corrupt or truncated archive ({short(error)}).") from error
+    elif extension == ".npy":
+        with blob.open() as file:
+            _check_npy_header(file, filename, blob.size, limit)
+
+
+def _check_npy_header(file: IO[bytes], filename: str, stored: int, limit: int) -> None:
+    """An .npy's header names its shape and type: the array must fit in what is stored and in `limit`."""
+    try:
+        version = np.lib.format.read_magic(file)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(file)
+    except (ValueError, EOFError, OSError, SyntaxError, TypeError) as error:
+        raise DataError(f"{filename!r} holds an array whose header cannot be read ({short(error)}).") from error
+    size = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    _refuse_expansion(filename, size, limit)
+    if dtype.hasobject:
+        return  # refused by np.load(allow_pickle=False) with its own sentence
+    if size > stored:
+        raise DataError(
+            f"{filename!r} is truncated or corrupt: an array of shape {tuple(shape)} needs {megabytes(size)}, "
+            f"but only {megabytes(stored)} are stored."
+        )
+
+
+def _refuse_expansion(filename: str, expanded: int, limit: int) -> None:
+    if expanded > limit:
+        raise DataError(
+            f"{filename!r} expands to {megabytes(expanded)} of data; the limit for this file is {megabytes(limit)} "
+            f"(at most {MAX_EXPANSION_RATIO}× its size, and at most the configured maximum). "
+            "Save the data uncompressed or use a smaller evaluation set."
+        )
+
+
+def _read_tensor_file(blob: Blob, filename: str, extension: str, limit: int) -> tuple[Any, Any]:
+    _check_expansion(blob, filename, extension, limit)
     try:
         if extension == ".safetensors":
             loaded = safetensors.torch.load(blob.read())
@@ -99,34 +179,63 @@ def _read_tensor_file(blob: Blob, filename: str, extension: str) -> tuple[Any, A
 
 
 def _read_csv(blob: Blob, filename: str, label_column: str | None) -> tuple[np.ndarray, np.ndarray | None]:
+    header: list[str] = []
     try:
         with blob.open() as file:
-            frame = pd.read_csv(file)
-        if len(frame.columns) and all(_is_number(column) for column in frame.columns):
-            with blob.open() as file:  # no header row: the first line is data
-                frame = pd.read_csv(file, header=None)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as error:
+            header = [str(column) for column in pd.read_csv(file, nrows=0).columns]
+        has_header = not all(_is_number(column) for column in header)
+        with blob.open() as file:  # without a header row the first line is data
+            frame = pd.read_csv(file, header=None, skiprows=1 if has_header else 0)
+    except pd.errors.ParserError as error:  # a row with more fields than the first: the message names its line
+        detail = short(error).removeprefix("Error tokenizing data. C error: ")
+        raise DataError(
+            f"{filename!r} has rows of different lengths: {detail}; every row needs one value per column."
+        ) from error
+    except (pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as error:
+        if isinstance(error, pd.errors.EmptyDataError) and header:
+            raise DataError(f"{filename!r} has no data rows.") from error
         raise DataError(f"{filename!r} could not be read as CSV ({short(error)}).") from error
-    frame.columns = [str(column) for column in frame.columns]
-    header_lines = 0 if all(_is_number(column) for column in frame.columns) else 1
+    header_lines = 1 if has_header else 0
+    if has_header and frame.shape[1] != len(header):
+        raise DataError(
+            f"{filename!r}: line 2 has {frame.shape[1]} fields but the header (line 1) names {len(header)} columns; "
+            "every row needs one value per column."
+        )
+    frame.columns = header if has_header else [str(index) for index in range(frame.shape[1])]
     if frame.empty:
         raise DataError(f"{filename!r} has no data rows.")
     labels = None
     if label_column is not None:
         if label_column not in frame.columns:
             shown = ", ".join(frame.columns[:10]) + (" …" if len(frame.columns) > 10 else "")
-            raise DataError(f"{filename!r} has no column {label_column!r}; its columns are: {shown}.")
-        labels = _numeric_column(frame[label_column], label_column, header_lines)
+            raise DataError(f"{filename!r} has no column {label_column[:80]!r}; its columns are: {shown[:400]}.")
+        labels = _csv_labels(frame[label_column], label_column, header_lines)
         frame = frame.drop(columns=[label_column])
     if frame.shape[1] == 0:
         raise DataError(f"{filename!r} has no feature columns besides the label column.")
     features = np.stack(
         [_numeric_column(frame[column], column, header_lines) for column in frame.columns], axis=1
     ).astype(np.float32)
-    if labels is not None:
-        integral = np.all(np.isfinite(labels)) and np.all(labels == np.round(labels))
-        labels = labels.astype(np.int64) if integral else labels.astype(np.float32)
     return features, labels
+
+
+def _csv_labels(column: pd.Series, name: str, header_lines: int) -> np.ndarray:
+    """Class indices (int64) when every label is a whole number, else real-valued targets (float32).
+
+    A whole number beyond the int64 range is refused with the value as written in the file.
+    """
+    labels = _numeric_column(column, name, header_lines)
+    if not (np.all(np.isfinite(labels)) and np.all(labels == np.round(labels))):
+        return labels.astype(np.float32)
+    too_large = np.abs(labels) >= 2.0**63
+    if too_large.any():
+        row = int(np.argmax(too_large))
+        raise DataError(
+            f"Column {name[:80]!r}, row {row + 1} (line {row + 1 + header_lines} of the file) is "
+            f"{str(column.iloc[row]).strip()[:40]}, too large for a class index; labels must be class indices "
+            "0, 1, 2, … the model can predict."
+        )
+    return labels.astype(np.int64)
 
 
 def csv_columns(content: bytes) -> list[str]:
@@ -160,7 +269,7 @@ def _numeric_column(column: pd.Series, name: str, header_lines: int) -> np.ndarr
         value = column.iloc[row]
         what = "is empty" if pd.isna(value) else f"is {str(value)[:40]!r}, not a number"
         raise DataError(
-            f"Column {name!r}, row {row + 1} (line {row + 1 + header_lines} of the file) {what}; "
+            f"Column {name[:80]!r}, row {row + 1} (line {row + 1 + header_lines} of the file) {what}; "
             "every feature and label cell must be a number."
         )
     return numeric.to_numpy(dtype=np.float64)
@@ -168,12 +277,28 @@ def _numeric_column(column: pd.Series, name: str, header_lines: int) -> np.ndarr
 
 def _as_tensor(value: Any, what: str) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
-        return value.detach().cpu()
+        if value.is_meta:
+            raise DataError(f"The {what} are a meta tensor, which has a shape but no values; save the real tensor.")
+        if value.is_nested or value.is_quantized or value.layout != torch.strided:
+            raise DataError(
+                f"The {what} are a {'nested' if value.is_nested else 'quantized' if value.is_quantized else 'sparse'} "
+                "tensor; save a plain dense tensor (e.g. x.to_dense() or x.dequantize())."
+            )
+        return _in_int64(value.detach().cpu(), what)
     if isinstance(value, np.ndarray):
-        if value.dtype.kind not in "biuf":
+        if value.dtype.kind not in "biufc":
             raise DataError(f"The {what} are of type {value.dtype}; they must be numbers.")
+        if value.dtype.kind == "u" and value.size and int(value.max()) > _INT64_MAX:
+            raise DataError(f"The {what} hold the value {int(value.max())}, too large for a 64-bit integer.")
         return torch.from_numpy(np.ascontiguousarray(value))
     raise DataError(f"The {what} must be a tensor or an array, not {type(value).__name__}.")
+
+
+def _in_int64(tensor: torch.Tensor, what: str) -> torch.Tensor:
+    """`tensor`, with unsigned 16–64-bit integers (few torch kernels take them) checked and read through NumPy."""
+    if tensor.dtype in (torch.uint16, torch.uint32, torch.uint64):
+        return _as_tensor(tensor.numpy(), what)
+    return tensor
 
 
 def _as_inputs(value: Any, input_shape: tuple[int, ...] | None) -> torch.Tensor:
@@ -252,11 +377,21 @@ def random_eval_data(
     count: int = 64,
     seed: int = 0,
     dtype: torch.dtype = torch.float32,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> EvalData:
-    """Random normal inputs without labels, for latency and fidelity when no data was given."""
+    """Random normal inputs without labels, for latency and fidelity when no data was given.
+
+    Refused before allocating when they would take more than `max_bytes`.
+    """
     if not dtype.is_floating_point:
         raise DataError(f"Random evaluation data must be floating point, not {dtype}; give real data instead.")
     if count < 1 or any(int(size) < 1 for size in input_shape):
         raise DataError(f"Cannot make {count} random examples of shape {tuple(input_shape)}; use positive sizes.")
+    size = count * int(np.prod(input_shape, dtype=object)) * dtype.itemsize
+    if size > max_bytes:
+        raise DataError(
+            f"{count} random examples of shape {tuple(input_shape)} would take {megabytes(size)}; the limit is "
+            f"{megabytes(max_bytes)}. Check the shape of one example."
+        )
     generator = torch.Generator().manual_seed(seed)
     return EvalData(torch.randn((count, *input_shape), generator=generator, dtype=dtype))

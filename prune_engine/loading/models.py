@@ -11,7 +11,6 @@ only when the operator sets `PRUNESCOPE_ALLOW_CODE=1`).
 from __future__ import annotations
 
 import copy
-import json
 import os
 import pickle
 import re
@@ -28,6 +27,7 @@ from ..architectures import ENV_VAR as ARCHITECTURES_ENV_VAR
 from ..architectures import build_architecture, list_architectures
 from ..errors import ModelLoadError, PruneScopeError, UnsupportedModelError
 from ..export import fold_pruning_masks, rebuild_from_sidecar, sidecar_shapes
+from ..jsontext import loads
 from .files import DEFAULT_MAX_BYTES, Blob, Source, read_blob, short
 from .formats import FORMAT_NAMES, HEADER_SCAN_BYTES, detect, text_kind
 
@@ -193,8 +193,36 @@ def _module_in(loaded: Any) -> nn.Module | None:
     return None
 
 
+def nonfinite_weights(model: nn.Module) -> dict[str, int]:
+    """Parameter and buffer name → how many of its values are NaN or infinite (only those that have any).
+
+    Such a model loads (the file is what it is) but every figure measured on it is suspect, so the
+    app warns on the Model page and reports note it per layer.
+    """
+    counts = {}
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        if tensor.is_floating_point() or tensor.is_complex():
+            count = int((~torch.isfinite(tensor.detach())).sum())
+            if count:
+                counts[name] = count
+    return counts
+
+
+def _refuse_complex(tensors: Mapping[str, torch.Tensor] | nn.Module) -> None:
+    """Complex weights would lose their imaginary part (with only a warning) when copied into real layers."""
+    named = tensors.state_dict() if isinstance(tensors, nn.Module) else tensors
+    complex_names = [name for name, tensor in named.items() if isinstance(tensor, torch.Tensor) and tensor.is_complex()]
+    if complex_names:
+        shown = ", ".join(name[:80] for name in complex_names[:5]) + (" …" if len(complex_names) > 5 else "")
+        raise ModelLoadError(
+            f"The model holds complex-valued tensors ({shown}); PruneScope prunes real-valued weights only, "
+            "and copying these into real layers would silently drop their imaginary part."
+        )
+
+
 def _ready(model: nn.Module, frozen_mode: bool = False) -> nn.Module:
     """Put a loaded model in eval mode; exported programs refuse `.eval()`, so set the flag directly."""
+    _refuse_complex(model)
     if frozen_mode:
         for module in model.modules():
             module.training = False
@@ -210,10 +238,7 @@ def _read_safetensors(blob: Blob) -> dict[str, torch.Tensor]:
             f"This safetensors file is truncated: its header alone should be {header_size} bytes but the file has "
             f"{blob.size} bytes. Upload it again."
         )
-    try:
-        header = json.loads(blob.head(8 + header_size)[8:])
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelLoadError("This safetensors file has a corrupt header (not valid JSON); save it again.") from error
+    header = loads(blob.head(8 + header_size)[8:], "This safetensors file's header", ModelLoadError)
     if not isinstance(header, dict):
         raise ModelLoadError("This safetensors file has a corrupt header (not a JSON object); save it again.")
     tensors = {name: info for name, info in header.items() if name != "__metadata__"}
@@ -302,6 +327,7 @@ def _into_architecture(
     sidecar: Mapping[str, Any] | None,
     fmt: str,
 ) -> nn.Module:
+    _refuse_complex(state)
     model = _instantiate(architecture, fmt)
     if sidecar is not None:
         _check_sidecar_matches(sidecar, state, model)

@@ -47,6 +47,12 @@ def overview(loaded: LoadedModel) -> None:
     st.caption(accuracy_note(bundle, evaluation, loaded.source))
     if bundle.metadata.get("random_data"):
         st.warning(upload.RANDOM_WARNING, icon=":material/warning:")
+    if bundle.metadata.get("nonfinite_weights"):
+        st.warning(
+            fmt.literal(upload.nonfinite_warning(bundle.metadata["nonfinite_weights"])), icon=":material/warning:"
+        )
+    if loaded.source == "upload" and bundle.train_data is None:
+        st.caption(upload.NO_TRAINING)
 
 
 def accuracy_note(bundle: pe.ModelBundle, evaluation: dict[str, float], source: ModelSource = "sample") -> str:

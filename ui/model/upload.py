@@ -9,16 +9,23 @@ failed upload never replaces the model the user had.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 import pandas as pd
 import streamlit as st
+import torch
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 import prune_engine as pe
-from prune_engine.loading import check_data_fits, code_loading_allowed, csv_columns, detect_format, random_eval_data
+from prune_engine.loading import (
+    check_data_fits,
+    code_loading_allowed,
+    csv_columns,
+    detect_format,
+    nonfinite_weights,
+    random_eval_data,
+)
 from ui.shared import keys, state
 from ui.shared.widgets import choice
 from workbench import fmt
@@ -33,6 +40,40 @@ RANDOM_EXAMPLES = 256
 """Random examples made when there is no data: enough for a stable fidelity figure, quick to run."""
 
 DATA_CHOICES = {"file": "Upload a data file", "random": "No data: random inputs"}
+TRAIN_CHOICES = {
+    "none": "None",
+    "file": "Upload a training file",
+    "split": "Split the evaluation data",
+}
+SPLIT_SEED = 0
+"""Seed of the shuffle that splits evaluation data into calibration and evaluation halves."""
+NO_TRAINING = (
+    "Without training data, BatchNorm re-estimation after channel pruning and fine-tuning are not available: "
+    "both learn from examples the model is not scored on. Add a training or calibration file, or split the "
+    "evaluation data, in the upload form."
+)
+
+
+def nonfinite_warning(counts: dict[str, int]) -> str:
+    """The Model page's warning for a model with NaN or infinite weights."""
+    shown = ", ".join(f"{name[:60]} ({count:,})" for name, count in list(counts.items())[:5])
+    more = f" and {len(counts) - 5} more" if len(counts) > 5 else ""
+    return (
+        f"This model holds NaN or infinite values in {len(counts)} tensor(s): {shown}{more}. They load as they are "
+        "and stay through pruning, so its outputs, accuracy and every comparison are not trustworthy; the pruned "
+        "layers' reports say so too. Check how the file was saved."
+    )
+
+
+FORM_WIDGETS = (
+    keys.UPLOAD_ARCHITECTURE,
+    keys.UPLOAD_DATA_SOURCE,
+    keys.UPLOAD_LABEL_COLUMN,
+    keys.UPLOAD_INPUT_SHAPE,
+    keys.UPLOAD_TRAIN_SOURCE,
+)
+"""The form's inputs other than files, put back when the user returns to the page."""
+FILE_WIDGETS = (keys.UPLOAD_MODEL_FILE, keys.UPLOAD_SIDECAR_FILE, keys.UPLOAD_DATA_FILE, keys.UPLOAD_TRAIN_FILE)
 
 CODE_REFUSED = (
     "TorchScript archives, torch.export programs (.pt2) and whole pickled models are refused: loading them runs "
@@ -95,6 +136,7 @@ def section() -> None:
     message = st.session_state.pop(keys.UPLOAD_LOADED_MESSAGE, None)
     if message is not None:
         st.success(fmt.literal(message), icon=":material/check_circle:")
+    _restore_form()
     st.markdown(
         "Load a trained PyTorch model of your own and the data to judge it on. A weights file (safetensors or a "
         "state_dict) is read as plain numbers into a model class this app already knows: nothing in it is run."
@@ -104,13 +146,59 @@ def section() -> None:
         architecture = _model_inputs()
     with data_column:
         source = _data_inputs()
+        _training_inputs()
+    _remember_form()
     if st.button("Load this model", key=keys.UPLOAD_LOAD, type="primary", icon=":material/upload:"):
         _load(architecture, source)
 
 
+def _remembered() -> dict[str, Any]:
+    return st.session_state.setdefault(keys.UPLOAD_REMEMBERED, {})
+
+
+def _restore_form() -> None:
+    """Put back the inputs Streamlit dropped while the user was on another page."""
+    remembered = _remembered()
+    for key in FORM_WIDGETS:
+        if key not in st.session_state and key in remembered:
+            st.session_state[key] = remembered[key]
+
+
+def _remember_form() -> None:
+    remembered = _remembered()
+    for key in FORM_WIDGETS:
+        if key in st.session_state:
+            remembered[key] = st.session_state[key]
+
+
+def _remember_file(key: str) -> None:
+    """A file uploader's on_change: the user chose or removed a file, so that is what the form remembers."""
+    _remembered()[key] = st.session_state.get(key)
+
+
+def _file_uploader(label: str, key: str, **kwargs: Any) -> UploadedFile | None:
+    """A file uploader that remembers its file across pages: after a return it shows the file chosen earlier
+    (with a button to choose another) until the user picks a new one."""
+    chosen = st.file_uploader(label, key=key, on_change=_remember_file, args=(key,), **kwargs)
+    earlier = _remembered().get(key)
+    if chosen is not None or earlier is None:
+        return chosen
+    column, button = st.columns([4, 1], vertical_alignment="center")
+    column.caption(f"{label}: **{fmt.literal(earlier.name)}**, chosen earlier ({fmt.size(earlier.size)}).")
+    if button.button("Remove", key=keys.UPLOAD_FORGET(key), icon=":material/close:"):
+        _remembered()[key] = None
+        st.rerun()
+    return earlier
+
+
+def uploaded(key: str) -> UploadedFile | None:
+    """The file of uploader `key`: chosen now, or remembered from an earlier visit to the page."""
+    return st.session_state.get(key) or _remembered().get(key)
+
+
 def _model_inputs() -> str | None:
     st.markdown("**The model**")
-    st.file_uploader(
+    _file_uploader(
         "Model file",
         type=MODEL_TYPES,
         key=keys.UPLOAD_MODEL_FILE,
@@ -131,7 +219,7 @@ def _model_inputs() -> str | None:
         "Files that carry their own code ignore it.",
     )
     with st.expander("Channel-pruned by PruneScope? Add its architecture.json", icon=":material/schema:"):
-        st.file_uploader(
+        _file_uploader(
             "architecture.json",
             type=["json"],
             key=keys.UPLOAD_SIDECAR_FILE,
@@ -151,21 +239,24 @@ def _data_inputs() -> str:
         st, "Evaluation data", DATA_CHOICES, DATA_CHOICES, keys.UPLOAD_DATA_SOURCE, label_visibility="collapsed"
     )
     if source == "file":
-        uploaded = st.file_uploader(
+        data_file = _file_uploader(
             "Data file",
             type=DATA_TYPES,
             key=keys.UPLOAD_DATA_FILE,
             help="CSV: numeric feature columns and, optionally, a label column. .npz/.pt/.safetensors: tensors "
             "named inputs (or x) and, optionally, labels (or y); .npy: inputs only.",
         )
-        if uploaded is not None and uploaded.name.lower().endswith(".csv"):
-            columns = csv_columns(uploaded.getvalue())
+        if data_file is not None and data_file.name.lower().endswith(".csv"):
+            columns = csv_columns(data_file.getvalue())
             guess = next((name for name in columns if name.lower() in LABEL_NAMES), NO_LABELS)
             options = [NO_LABELS, *columns]
+            if st.session_state.get(keys.UPLOAD_LABEL_COLUMN) not in (None, *options):
+                del st.session_state[keys.UPLOAD_LABEL_COLUMN]  # remembered from another file
+            default = {} if keys.UPLOAD_LABEL_COLUMN in st.session_state else {"index": options.index(guess)}
             st.selectbox(
                 "Label column",
                 options,
-                index=options.index(guess),
+                **default,
                 key=keys.UPLOAD_LABEL_COLUMN,
                 help="The column holding each row's class (0, 1, 2, …); every other column is an input feature.",
             )
@@ -182,9 +273,32 @@ def _data_inputs() -> str:
     return source
 
 
+def _training_inputs() -> None:
+    st.markdown("**Training or calibration data** (optional)")
+    train = choice(
+        st,
+        "Training data",
+        TRAIN_CHOICES,
+        TRAIN_CHOICES,
+        keys.UPLOAD_TRAIN_SOURCE,
+        label_visibility="collapsed",
+        help="Examples the model is not scored on: BatchNorm re-estimation after channel pruning and "
+        "fine-tuning learn from them. Same formats, label column and shape as the evaluation data.",
+    )
+    if train == "file":
+        _file_uploader("Training file", keys.UPLOAD_TRAIN_FILE, type=DATA_TYPES)
+    elif train == "split":
+        st.caption(
+            "Half of the evaluation examples (chosen at random) become training data, and accuracy is then "
+            "measured on the other half only."
+        )
+    else:
+        st.caption(NO_TRAINING)
+
+
 def _load(architecture: str | None, source: str) -> None:
     """Load model and data, check they fit, and only then make them the current model."""
-    model_file: UploadedFile | None = st.session_state.get(keys.UPLOAD_MODEL_FILE)
+    model_file = uploaded(keys.UPLOAD_MODEL_FILE)
     if model_file is None:
         st.error("Choose a model file first.", icon=":material/error:")
         return
@@ -216,6 +330,9 @@ def _bundle(model_file: UploadedFile, architecture: str | None, source: str) -> 
     )
     data, data_text = _data(source, shape, limit)
     check_data_fits(model, data)
+    data, train_data, train_text = _training_data(data, shape, limit)
+    if train_data is not None:
+        check_data_fits(model, train_data)
     file_format = detect_format(content, max_bytes=limit)
     labels = data.labels
     return pe.ModelBundle(
@@ -223,27 +340,22 @@ def _bundle(model_file: UploadedFile, architecture: str | None, source: str) -> 
         model=model,
         example_input=data.inputs[:1].clone(),
         eval_data=data,
+        train_data=train_data,
         task="regression" if labels is not None and labels.is_floating_point() else "classification",
-        description=f"Uploaded as {_model_text(file_format, architecture)}, evaluated on {data_text}.",
+        description=f"Uploaded as {_model_text(file_format, architecture)}, evaluated on {data_text}{train_text}.",
         metadata={
             "format": file_format,
             "architecture": architecture,
             "input_shape": list(data.inputs.shape[1:]),
             "random_data": source == "random",
+            "nonfinite_weights": nonfinite_weights(model),
         },
     )
 
 
-def _sidecar() -> dict[str, Any] | None:
-    uploaded: UploadedFile | None = st.session_state.get(keys.UPLOAD_SIDECAR_FILE)
-    if uploaded is None:
-        return None
-    try:
-        return json.loads(uploaded.getvalue())
-    except (ValueError, UnicodeDecodeError) as error:
-        raise pe.ModelLoadError(
-            f"{uploaded.name!r} is not valid JSON; use the architecture.json exported with the model."
-        ) from error
+def _sidecar() -> str | bytes | None:
+    sidecar = uploaded(keys.UPLOAD_SIDECAR_FILE)
+    return None if sidecar is None else sidecar.getvalue()
 
 
 def _data(source: str, shape: tuple[int, ...] | None, limit: int) -> tuple[pe.EvalData, str]:
@@ -251,19 +363,61 @@ def _data(source: str, shape: tuple[int, ...] | None, limit: int) -> tuple[pe.Ev
         if shape is None:
             raise pe.DataError("Random inputs need the shape of one example: fill in “Shape of one example”.")
         return random_eval_data(shape, count=RANDOM_EXAMPLES), f"{RANDOM_EXAMPLES} random inputs"
-    uploaded: UploadedFile | None = st.session_state.get(keys.UPLOAD_DATA_FILE)
-    if uploaded is None:
+    data_file = uploaded(keys.UPLOAD_DATA_FILE)
+    if data_file is None:
         raise pe.DataError("Choose an evaluation data file, or pick “No data: random inputs”.")
-    label = st.session_state.get(keys.UPLOAD_LABEL_COLUMN) if uploaded.name.lower().endswith(".csv") else None
-    data = pe.load_eval_data(
-        uploaded.getvalue(),
-        filename=uploaded.name,
+    data = _read_data(data_file, shape, limit)
+    what = "labelled examples" if data.has_labels else "examples without labels"
+    return data, f"{len(data):,} {what} from {data_file.name}"
+
+
+def _read_data(data_file: UploadedFile, shape: tuple[int, ...] | None, limit: int) -> pe.EvalData:
+    label = st.session_state.get(keys.UPLOAD_LABEL_COLUMN) if data_file.name.lower().endswith(".csv") else None
+    return pe.load_eval_data(
+        data_file.getvalue(),
+        filename=data_file.name,
         label_column=None if label in (None, NO_LABELS) else label,
         input_shape=shape,
         max_bytes=limit,
     )
-    what = "labelled examples" if data.has_labels else "examples without labels"
-    return data, f"{len(data):,} {what} from {uploaded.name}"
+
+
+def _training_data(
+    data: pe.EvalData, shape: tuple[int, ...] | None, limit: int
+) -> tuple[pe.EvalData, pe.EvalData | None, str]:
+    """(evaluation data, training data or None, how the description names it), as the form says."""
+    train = st.session_state.get(keys.UPLOAD_TRAIN_SOURCE, "none")
+    if train == "split":
+        evaluation, training = split_data(data)
+        return (
+            evaluation,
+            training,
+            (
+                f"; {len(training):,} of those examples were set aside as training data, so accuracy is measured "
+                f"on the other {len(evaluation):,}"
+            ),
+        )
+    if train == "file":
+        train_file = uploaded(keys.UPLOAD_TRAIN_FILE)
+        if train_file is None:
+            raise pe.DataError("Choose a training file, or pick another choice under “Training or calibration data”.")
+        training = _read_data(train_file, shape, limit)
+        return data, training, f"; training data: {len(training):,} examples from {train_file.name}"
+    return data, None, ""
+
+
+def split_data(data: pe.EvalData, seed: int = SPLIT_SEED) -> tuple[pe.EvalData, pe.EvalData]:
+    """(evaluation, training): a random half of the examples each (the evaluation half gets the odd one)."""
+    if len(data) < 2:
+        raise pe.DataError("Splitting needs at least two evaluation examples; upload a training file instead.")
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+    held_out = order[: len(data) // 2].sort().values
+    kept = order[len(data) // 2 :].sort().values
+
+    def part(indices: torch.Tensor) -> pe.EvalData:
+        return pe.EvalData(data.inputs[indices], None if data.labels is None else data.labels[indices])
+
+    return part(kept), part(held_out)
 
 
 def _model_text(file_format: str, architecture: str | None) -> str:

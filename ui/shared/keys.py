@@ -206,3 +206,13 @@ SENS_REFINE_STEPS = "sens_refine_steps"
 """The button that makes the suggestion the plan to prune in steps when its measured drop exceeds the prediction."""
 SENS_USE_SPARSE = "sens_use_sparse"
 """The button that makes the pruned L1-trained model the session's pruned model."""
+
+# --- Model page: upload form memory and training data ---------------------------------------------
+
+UPLOAD_REMEMBERED = "upload_remembered"
+"""{widget key: value} of the upload form, files included: Streamlit forgets a widget's value when its page is
+left, so the form puts these back when the user returns."""
+UPLOAD_TRAIN_SOURCE = "upload_train_source"
+UPLOAD_TRAIN_FILE = "upload_train_file"
+UPLOAD_FORGET = _keyed("upload_forget")
+"""The "Choose another file" button beside a file remembered from an earlier visit."""
