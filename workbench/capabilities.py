@@ -4,7 +4,21 @@ from __future__ import annotations
 
 import prune_engine as pe
 from prune_engine.calibration import has_batchnorm
+from prune_engine.heads import HEAD_LEVEL_CRITERIA
 from workbench.session import LoadedModel
+
+NO_TRAINING = (
+    "Without training data, BatchNorm re-estimation after channel pruning and fine-tuning are not available: "
+    "both learn from examples the model is not scored on. Add a training or calibration file, or split the "
+    "evaluation data, in the Model page's upload form."
+)
+
+
+def missing_training_data(loaded: LoadedModel) -> str | None:
+    """Why BatchNorm re-estimation is not offered for a model that has BatchNorm: it has no training data; else None."""
+    if loaded.bundle.train_data is None and has_batchnorm(loaded.bundle.model):
+        return NO_TRAINING
+    return None
 
 
 def can_recalibrate(loaded: LoadedModel) -> bool:
@@ -13,9 +27,22 @@ def can_recalibrate(loaded: LoadedModel) -> bool:
 
 
 def criteria(loaded: LoadedModel) -> list[str]:
-    """The registered criteria this model can use: those that need data only when it has some."""
+    """The registered criteria this model can use: those that need data only when it has some, and those that
+    score attention heads only when it has attention layers."""
     has_data = loaded.bundle.eval_data is not None
-    return [name for name, criterion in pe.CRITERIA.items() if has_data or not criterion.needs_data]
+    has_attention = bool(pe.attention_layers(loaded.bundle.model))
+    return [
+        name
+        for name, criterion in pe.CRITERIA.items()
+        if (has_data or not criterion.needs_data) and (has_attention or name not in HEAD_LEVEL_CRITERIA)
+    ]
+
+
+def inspectable_criteria(loaded: LoadedModel) -> list[str]:
+    """Every registered criterion the Inspect page offers for this model (those needing data say so when picked);
+    head-level criteria only for models with attention layers."""
+    has_attention = bool(pe.attention_layers(loaded.bundle.model))
+    return [name for name in pe.CRITERIA if has_attention or name not in HEAD_LEVEL_CRITERIA]
 
 
 def granularities(loaded: LoadedModel, plan: pe.PruningPlan) -> list[str]:

@@ -74,6 +74,15 @@ def points(value: float | None) -> str:
     return MISSING if value is None else f"{value * 100:.1f} pts"
 
 
+def rough_duration(seconds: float) -> str:
+    """An estimated duration in words, rounded as an estimate deserves ("about 40 s", "about 3 min")."""
+    if seconds < 1:
+        return "under a second"
+    if seconds < 90:
+        return f"about {seconds:.0f} s"
+    return f"about {seconds / 60:.0f} min"
+
+
 def _three_digits(value: float) -> str:
     if abs(value) >= 100:
         return f"{value:.0f}"

@@ -110,3 +110,27 @@ def rank_grid(first: np.ndarray, second: np.ndarray, bins: int = GRID_BINS) -> n
     """
     counts, _, _ = np.histogram2d(second, first, bins=bins, range=[[0.0, 1.0], [0.0, 1.0]])
     return counts.astype(int)
+
+
+PASSES_PER_EXAMPLE = {
+    "taylor": 3.0,
+    "activation": 1.0,
+    "apoz": 1.0,
+    "grad_x_activation": 3.0,
+    "conductance": 3.0 * 17,
+    "ablation": 1.0,
+}
+"""Forward-pass equivalents a data criterion costs per example (a backward pass counts as two forwards):
+Captum's conductance takes 16 steps plus the input, DeepLift one forward and backward pass per layer
+(`PASSES_PER_LAYER`), head ablation one forward pass per head (`PASSES_PER_HEAD`)."""
+PASSES_PER_LAYER = {"deeplift": 3.0}
+PASSES_PER_HEAD = {"ablation": 1.0}
+DEFAULT_PASSES = 3.0
+"""For a data criterion not listed: a forward and a backward pass."""
+
+
+def estimated_seconds(criterion: str, forward_seconds: float, layers: int, heads: int) -> float:
+    """About how long `criterion` takes, from the time of one forward pass over the examples it looks at."""
+    passes = PASSES_PER_EXAMPLE.get(criterion, DEFAULT_PASSES)
+    passes += PASSES_PER_LAYER.get(criterion, 0.0) * layers + PASSES_PER_HEAD.get(criterion, 0.0) * heads
+    return passes * forward_seconds

@@ -107,15 +107,6 @@ def seconds_per_epoch(model: nn.Module, train_data: pe.EvalData) -> float:
     return timings[-1] * -(-len(train_data) // ESTIMATE_BATCH)
 
 
-def rough_duration(seconds: float) -> str:
-    """An estimated duration in words, rounded as an estimate deserves ("about 40 s", "about 3 min")."""
-    if seconds < 1:
-        return "under a second"
-    if seconds < 90:
-        return f"about {seconds:.0f} s"
-    return f"about {seconds / 60:.0f} min"
-
-
 @dataclass(frozen=True)
 class IterativeRequest:
     plan_json: str
@@ -123,6 +114,10 @@ class IterativeRequest:
     schedule: str
     epochs: int
     lr: float
+
+    def made_by(self) -> str:
+        """How a result of this request was made, as the name of its run in the history."""
+        return f"Prune in steps: {self.steps} × {self.schedule}, {self.epochs} epoch(s) each, lr {self.lr:g}"
 
 
 @dataclass(frozen=True)
@@ -137,6 +132,11 @@ class SparseRequest:
     target: str
     l1_lambda: float
     epochs: int
+
+    def made_by(self) -> str:
+        """How a pruned result of this training was made, as the name of its run in the history."""
+        penalised = "BatchNorm γ" if self.target == "bn" else "weights"
+        return f"Sparsity training: L1 λ={self.l1_lambda:g} on {penalised}, {self.epochs} epoch(s), then pruned"
 
 
 @dataclass(frozen=True)

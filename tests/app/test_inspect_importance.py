@@ -30,6 +30,11 @@ def open_importance(app: AppTest, sample: str | None = None) -> AppTest:
     return at.run()
 
 
+def score(at: AppTest, button: str = keys.INSPECT_SCORE) -> AppTest:
+    """Press the button that scores a data criterion (picking one only shows its estimated time)."""
+    return at.button(key=button).click().run()
+
+
 def heatmap(at: AppTest) -> dict:
     return chart_spec(at, "Every layer's channels, sorted")["data"][0]
 
@@ -69,7 +74,7 @@ def test_the_criterion_picker_changes_the_distribution_and_the_heatmap(app: AppT
 
 def test_the_correlation_shown_is_spearmans_rho_of_the_two_criteria(app: AppTest) -> None:
     at = open_importance(app, "digits_cnn")
-    at.selectbox(key=keys.INSPECT_CRITERION).select("grad_x_activation").run()
+    score(at.selectbox(key=keys.INSPECT_CRITERION).select("grad_x_activation").run())
     at.selectbox(key=keys.INSPECT_COMPARE_LAYER).select("conv2").run()
     at.selectbox(key=keys.INSPECT_COMPARE_WITH).select("l1").run()
     assert not at.exception
@@ -92,6 +97,9 @@ def test_a_data_criterion_scores_every_layer_of_digits_cnn_with_progress(app: Ap
     at = open_importance(app, "digits_cnn")
     at.selectbox(key=keys.INSPECT_CRITERION).select("activation").run()
     assert not at.exception
+    assert not at.status, "picking a data criterion does not start it"
+    assert f"Activation size runs the model on {FEW_EXAMPLES} examples: " in " ".join(c.value for c in at.caption)
+    score(at)
     assert [status.state for status in at.status] == ["complete"]
     assert at.status[0].label.startswith(f"Scored with Activation size on {FEW_EXAMPLES} examples in ")
     assert heatmap(at)["y"] == ["conv1", "conv2", "conv3", "fc"]

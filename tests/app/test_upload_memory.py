@@ -18,9 +18,9 @@ from tests.app.test_upload import (
     torch_bytes,
     warnings_shown,
 )
-from ui.model import upload
 from ui.shared import keys
 from ui.shared.navigation import MODEL_PAGE, PRUNE_PAGE
+from workbench import capabilities
 
 
 def test_the_form_keeps_files_architecture_and_shape_after_visiting_another_page(app: AppTest) -> None:
@@ -48,7 +48,7 @@ def test_removing_a_remembered_file_forgets_it(app: AppTest) -> None:
     at = choose_files(app, ("mlp.pt", torch_bytes(mlp.state_dict())), data=("digits.csv", digits_csv()))
     at.switch_page(PRUNE_PAGE).run()
     at.switch_page(MODEL_PAGE).run()
-    at.button(key=keys.UPLOAD_FORGET(keys.UPLOAD_MODEL_FILE)).click().run()
+    at.button(key=keys.upload_forget(keys.UPLOAD_MODEL_FILE)).click().run()
     at = press_load(at)
     assert "Choose a model file first." in [error.value for error in at.error]
 
@@ -63,7 +63,7 @@ def test_an_upload_with_a_training_file_can_recalibrate_and_fine_tune(app: AppTe
     bundle = current(at).bundle
     assert bundle.train_data is not None and len(bundle.train_data) == CSV_EXAMPLES
     assert "training data: 120 examples from train.csv" in bundle.description
-    assert upload.NO_TRAINING not in at.caption.values
+    assert capabilities.NO_TRAINING not in at.caption.values
 
 
 def test_splitting_the_evaluation_data_says_so_and_keeps_the_halves_apart(app: AppTest) -> None:
@@ -83,7 +83,7 @@ def test_without_training_data_the_page_says_what_is_missing_and_why(app: AppTes
     mlp = load_sample("digits_mlp").model
     at = press_load(choose_files(app, ("mlp.pt", torch_bytes(mlp.state_dict())), data=("digits.csv", digits_csv())))
     assert current(at).bundle.train_data is None
-    assert upload.NO_TRAINING in at.caption.values
+    assert capabilities.NO_TRAINING in at.caption.values
 
 
 def test_nan_weights_load_with_a_warning_naming_the_tensor(app: AppTest) -> None:

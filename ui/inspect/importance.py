@@ -20,7 +20,7 @@ import streamlit as st
 
 import prune_engine as pe
 from ui.shared import caches, charts, keys, navigation
-from workbench import fmt
+from workbench import capabilities, fmt
 from workbench import importance_data as data
 from workbench.importance_data import CriterionScores
 from workbench.plans import layer_groups
@@ -91,6 +91,16 @@ def needs_missing_data(loaded: LoadedModel, criterion: str) -> bool:
     return pe.CRITERIA[criterion].needs_data and loaded.bundle.eval_data is None
 
 
+def _shelf_key(loaded: LoadedModel, criterion: str, examples: int) -> tuple:
+    needs_data = pe.CRITERIA[criterion].needs_data
+    return (
+        loaded.fingerprint,
+        criterion,
+        loaded.data_fingerprint if needs_data else None,
+        examples if needs_data else 0,
+    )
+
+
 def criterion_scores(loaded: LoadedModel, criterion: str, examples: int) -> CriterionScores:
     """Channel scores of `criterion` on `loaded`, from the shelf or computed (with progress when it runs the model).
 
@@ -98,12 +108,7 @@ def criterion_scores(loaded: LoadedModel, criterion: str, examples: int) -> Crit
     """
     chosen = pe.CRITERIA[criterion]
     needs_data = chosen.needs_data
-    key = (
-        loaded.fingerprint,
-        criterion,
-        loaded.data_fingerprint if needs_data else None,
-        examples if needs_data else 0,
-    )
+    key = _shelf_key(loaded, criterion, examples)
     found = caches.importance_shelf().get(key)
     if found is not None:
         return found
@@ -173,7 +178,7 @@ def importance_section(loaded: LoadedModel, layers: list[str]) -> None:
     )
     about_criteria()
     criterion, examples, shown = _controls(loaded, layers)
-    result = _scores_or_message(loaded, criterion, examples)
+    result = _scores_or_message(loaded, criterion, examples, keys.INSPECT_SCORE)
     if result is None:
         return
     _model_views(result, [name for name in shown if name in result.scores])
@@ -220,12 +225,12 @@ def _label(name: str) -> str:
 def _controls(loaded: LoadedModel, layers: list[str]) -> tuple[str, int, list[str]]:
     """The criterion, the number of examples data-driven criteria look at, and the layers to show."""
     eval_data = loaded.bundle.eval_data
-    if st.session_state.get(keys.INSPECT_CRITERION) not in pe.CRITERIA:
+    if st.session_state.get(keys.INSPECT_CRITERION) not in capabilities.inspectable_criteria(loaded):
         st.session_state[keys.INSPECT_CRITERION] = "l1"
     columns = st.columns([3, 2, 2], vertical_alignment="bottom")
     criterion = columns[0].selectbox(
         "Criterion",
-        list(pe.CRITERIA),
+        capabilities.inspectable_criteria(loaded),
         key=keys.INSPECT_CRITERION,
         format_func=_label,
         persist_state="session",
@@ -263,16 +268,34 @@ def _controls(loaded: LoadedModel, layers: list[str]) -> tuple[str, int, list[st
     return criterion, examples, shown
 
 
-def _scores_or_message(loaded: LoadedModel, criterion: str, examples: int) -> CriterionScores | None:
-    """The criterion's scores, or None after telling the user why there are none."""
+def _scores_or_message(loaded: LoadedModel, criterion: str, examples: int, button_key: str) -> CriterionScores | None:
+    """The criterion's scores, or None after telling the user why there are none.
+
+    A criterion that runs the model is scored on a button that says about how long it takes, never just
+    because it was picked in a list; once scored, it is kept and shown at once.
+    """
     if needs_missing_data(loaded, criterion):
         _data_hint(criterion)
         return None
+    chosen = pe.CRITERIA[criterion]
+    if chosen.needs_data and caches.importance_shelf().get(_shelf_key(loaded, criterion, examples)) is None:
+        used = min(examples, len(loaded.bundle.eval_data))
+        estimate = fmt.rough_duration(_estimate(loaded, criterion, used))
+        st.caption(f"{chosen.label} runs the model on {used} examples: {estimate} on this server.")
+        if not st.button(f"Score with {chosen.label}", key=button_key, icon=":material/play_arrow:"):
+            return None
     try:
         return criterion_scores(loaded, criterion, examples)
     except pe.PruneScopeError as error:
         st.warning(f"{pe.CRITERIA[criterion].label} cannot score this model: {fmt.literal(str(error))}")
         return None
+
+
+def _estimate(loaded: LoadedModel, criterion: str, examples: int) -> float:
+    data_ = loaded.bundle.eval_data
+    seconds = caches.forward_seconds(loaded.fingerprint, loaded.data_fingerprint, examples, loaded.bundle.model, data_)
+    heads = sum(layer.heads for layer in pe.attention_layers(loaded.bundle.model))
+    return data.estimated_seconds(criterion, seconds, len(caches.layer_names(loaded)), heads)
 
 
 def _data_hint(criterion: str) -> None:
@@ -326,7 +349,7 @@ def _agreement(loaded: LoadedModel, layers: list[str], chosen: CriterionScores, 
     """A scatter of the chosen criterion against another on one layer, their Spearman correlation and its meaning."""
     st.subheader("Do two criteria agree?")
     criterion = chosen.criterion
-    others = [name for name in pe.CRITERIA if name != criterion]
+    others = [name for name in capabilities.inspectable_criteria(loaded) if name != criterion]
     fallback = "l1" if criterion != "l1" else "l2"  # a new criterion is compared with magnitude first
     if st.session_state.get(keys.INSPECT_COMPARE_WITH) not in others:
         st.session_state[keys.INSPECT_COMPARE_WITH] = fallback
@@ -341,7 +364,7 @@ def _agreement(loaded: LoadedModel, layers: list[str], chosen: CriterionScores, 
         format_func=_label,
         persist_state="session",
     )
-    compared = _scores_or_message(loaded, other, examples)
+    compared = _scores_or_message(loaded, other, examples, keys.INSPECT_SCORE_OTHER)
     if compared is None:
         return
     pair = (other, criterion)

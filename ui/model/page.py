@@ -9,7 +9,7 @@ from ui.model import upload
 from ui.model.picker import sample_picker
 from ui.shared import caches
 from ui.shared.widgets import layer_table, require_model
-from workbench import fmt
+from workbench import capabilities, fmt
 from workbench.session import LoadedModel, ModelSource
 
 
@@ -52,7 +52,7 @@ def overview(loaded: LoadedModel) -> None:
             fmt.literal(upload.nonfinite_warning(bundle.metadata["nonfinite_weights"])), icon=":material/warning:"
         )
     if loaded.source == "upload" and bundle.train_data is None:
-        st.caption(upload.NO_TRAINING)
+        st.caption(capabilities.NO_TRAINING)
 
 
 def accuracy_note(bundle: pe.ModelBundle, evaluation: dict[str, float], source: ModelSource = "sample") -> str:

@@ -28,7 +28,7 @@ from prune_engine.loading import (
 )
 from ui.shared import keys, state
 from ui.shared.widgets import choice
-from workbench import fmt
+from workbench import capabilities, fmt
 
 MODEL_TYPES = ["safetensors", "pt", "pth", "bin", "ckpt", "pt2", "pkl"]
 """Extensions the model uploader accepts; the engine tells the format from the content, not the name."""
@@ -47,11 +47,6 @@ TRAIN_CHOICES = {
 }
 SPLIT_SEED = 0
 """Seed of the shuffle that splits evaluation data into calibration and evaluation halves."""
-NO_TRAINING = (
-    "Without training data, BatchNorm re-estimation after channel pruning and fine-tuning are not available: "
-    "both learn from examples the model is not scored on. Add a training or calibration file, or split the "
-    "evaluation data, in the upload form."
-)
 
 
 def nonfinite_warning(counts: dict[str, int]) -> str:
@@ -185,7 +180,7 @@ def _file_uploader(label: str, key: str, **kwargs: Any) -> UploadedFile | None:
         return chosen
     column, button = st.columns([4, 1], vertical_alignment="center")
     column.caption(f"{label}: **{fmt.literal(earlier.name)}**, chosen earlier ({fmt.size(earlier.size)}).")
-    if button.button("Remove", key=keys.UPLOAD_FORGET(key), icon=":material/close:"):
+    if button.button("Remove", key=keys.upload_forget(key), icon=":material/close:"):
         _remembered()[key] = None
         st.rerun()
     return earlier
@@ -293,7 +288,7 @@ def _training_inputs() -> None:
             "measured on the other half only."
         )
     else:
-        st.caption(NO_TRAINING)
+        st.caption(capabilities.NO_TRAINING)
 
 
 def _load(architecture: str | None, source: str) -> None:

@@ -214,6 +214,8 @@ def plan_settings(loaded: LoadedModel, plan: pe.PruningPlan) -> None:
             help=f"Runs {caches.CALIBRATION_EXAMPLES} training examples through the pruned model to refresh the "
             "BatchNorm averages, which removed channels make wrong. No weight changes; channel pruning needs it.",
         )
+    elif plan.granularity == "channel" and (reason := capabilities.missing_training_data(loaded)):
+        st.caption(f":material/info: {reason}")
 
 
 def _nm_inputs(loaded: LoadedModel, plan: pe.PruningPlan) -> None:

@@ -23,7 +23,6 @@ from workbench.tasks import (
     SparseRequest,
     SparseRun,
     data_key,
-    rough_duration,
     slimming_plan,
     training_problem,
 )
@@ -111,24 +110,25 @@ def iterative_results(loaded: LoadedModel, outcome: IterativeOutcome, request: I
     history = outcome.result.history
     st.plotly_chart(charts.accuracy_per_step(history), key="sens_steps_chart")
     st.dataframe(history, column_config=HISTORY_COLUMNS, hide_index=True, key="sens_history")
-    use_model_button(loaded, outcome.result, keys.SENS_USE_PRUNED)
+    use_model_button(loaded, outcome.result, keys.SENS_USE_PRUNED, outcome.request.made_by())
 
 
 def estimate(loaded: LoadedModel, epochs: int, what: str) -> None:
     """The estimated duration of `epochs` training epochs, shown before the button that starts them."""
     seconds = epochs * caches.epoch_seconds(loaded.fingerprint, data_key(loaded), loaded)
-    st.caption(f"Estimated time: {rough_duration(seconds)} for {epochs} epoch(s) of {what} on this server.")
+    st.caption(f"Estimated time: {fmt.rough_duration(seconds)} for {epochs} epoch(s) of {what} on this server.")
 
 
-def use_model_button(loaded: LoadedModel, result: pe.PruneResult, key: str) -> None:
-    """Make `result` the session's pruned model (saved to the history), or say it already is."""
+def use_model_button(loaded: LoadedModel, result: pe.PruneResult, key: str, made_by: str) -> None:
+    """Make `result` the session's pruned model (saved to the history as a run named `made_by`), or say it
+    already is."""
     current = state.current_pruned()
     if current is not None and current.result is result:
         st.success("This is now the session's pruned model.", icon=":material/check_circle:")
         st.page_link(navigation.COMPARE_PAGE, label="Compare it with the original", icon=":material/compare_arrows:")
         return
     if st.button("Use this model as the pruned model", key=key, icon=":material/done:"):
-        runs.keep_result(loaded, PrunedModel.from_result(result, loaded), with_accuracy=True)
+        runs.keep_result(loaded, PrunedModel.from_result(result, loaded), with_accuracy=True, made_by=made_by)
         st.rerun()
     st.caption(
         "The Compare page then shows it beside the original, and exports it. Moving a Prune slider replaces it again."
@@ -235,4 +235,4 @@ def sparsity_results(loaded: LoadedModel, outcome: SparseOutcome, request: Spars
     result = caches.sparse_result(
         loaded.fingerprint, outcome.run.sparse_fingerprint, shown, ratio / 100, loaded, outcome.run
     )
-    use_model_button(loaded, result, keys.SENS_USE_SPARSE)
+    use_model_button(loaded, result, keys.SENS_USE_SPARSE, shown.made_by())

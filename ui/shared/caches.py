@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
@@ -414,6 +415,19 @@ def predicted_latency(
         bundle.model, pe.PruningPlan.from_json(plan_json), bundle.example_input, batch_size=batch_size
     )
     return {"dense_ms": prediction["dense_ms"], "predicted_ms": prediction["predicted_ms"]}
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def forward_seconds(
+    fingerprint: str, data_fingerprint: str, examples: int, _model: nn.Module, _data: pe.EvalData
+) -> float:
+    """The time of one forward pass of the model over `examples` of its evaluation examples (for estimates)."""
+    inputs = _data.subset(examples).inputs
+    with torch.no_grad(), single_threaded():
+        _model(inputs[:1])
+        start = time.perf_counter()
+        _model(inputs)
+    return time.perf_counter() - start
 
 
 # --- Inspect page: importance scores --------------------------------------------------------

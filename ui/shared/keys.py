@@ -49,6 +49,10 @@ INSPECT_EXAMPLES = "inspect_examples"
 INSPECT_BLOCK = "inspect_block"
 INSPECT_COMPARE_LAYER = "inspect_compare_layer"
 INSPECT_COMPARE_WITH = "inspect_compare_with"
+INSPECT_SCORE = "inspect_score"
+"""The button that scores the chosen data criterion."""
+INSPECT_SCORE_OTHER = "inspect_score_other"
+"""The button that scores the criterion it is compared with."""
 
 # --- Prune page --------------------------------------------------------------------------------
 
@@ -214,5 +218,5 @@ UPLOAD_REMEMBERED = "upload_remembered"
 left, so the form puts these back when the user returns."""
 UPLOAD_TRAIN_SOURCE = "upload_train_source"
 UPLOAD_TRAIN_FILE = "upload_train_file"
-UPLOAD_FORGET = _keyed("upload_forget")
+upload_forget = _keyed("upload_forget")
 """The "Choose another file" button beside a file remembered from an earlier visit."""
