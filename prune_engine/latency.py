@@ -13,7 +13,6 @@ predict no change and say so in a typed field.
 from __future__ import annotations
 
 import contextlib
-import copy
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -30,6 +29,7 @@ from .data import EvalData
 from .errors import PruneScopeError, UnsupportedModelError
 from .layers import LayerInfo, get_layer, prunable_layers
 from .metrics import available_devices, batch_of, eval_mode
+from .placement import model_device, place_model, placement
 from .plan import PruningPlan
 from .pruning import apply_plan
 
@@ -141,7 +141,7 @@ def predict_latency(
     if dense_kernels_unchanged:
         pruned_modules: dict[str, nn.Module] = {}
     else:
-        plan_input = _cast_like(example_input.to(_device_of(profile.model)), profile.model)
+        plan_input = placement(profile.model).inputs(example_input)
         pruned = apply_plan(profile.model, plan, plan_input, data=data).model
         pruned_modules = {info.name: get_layer(pruned, info.name) for info in prunable_layers(pruned)}
     rows = []
@@ -211,7 +211,7 @@ def _elements_left(profile: _Profile, rows: list[dict[str, object]]) -> float:
 def _profile(
     model: nn.Module, example_input: torch.Tensor, batch_size: int | None, threads: int, device: str
 ) -> _Profile:
-    if device not in available_devices():
+    if torch.device(device).type not in available_devices():
         raise PruneScopeError(f"Device {device!r} is not available here; use one of {available_devices()}.")
     if threads < 1:
         raise PruneScopeError("Threads must be at least 1.")
@@ -221,8 +221,8 @@ def _profile(
             "(compare_latency)."
         )
     layers = prunable_layers(model)
-    ready = model if _device_of(model).type == torch.device(device).type else copy.deepcopy(model).to(device)
-    inputs = _cast_like(batch_of(example_input, batch_size).to(device), ready)
+    ready = model if model_device(model).type == torch.device(device).type else place_model(model, device)
+    inputs = placement(ready).inputs(batch_of(example_input, batch_size))
     clock = _LayerClock({info.name: get_layer(ready, info.name) for info in layers}, device)
     totals: list[float] = []
     with (
@@ -328,19 +328,6 @@ def _layer_flops(model: nn.Module, inputs: torch.Tensor) -> dict[str, int]:
         path = key.split(".", 1)[1] if "." in key else ""
         flops[path] = int(sum(counts.values()))
     return flops
-
-
-def _device_of(model: nn.Module) -> torch.device:
-    tensor = next(iter([*model.parameters(), *model.buffers()]), None)
-    return tensor.device if tensor is not None else torch.device("cpu")
-
-
-def _cast_like(inputs: torch.Tensor, model: nn.Module) -> torch.Tensor:
-    """`inputs` in the model's floating dtype when both are floating point (token ids stay integers)."""
-    dtype = next((p.dtype for p in model.parameters() if p.dtype.is_floating_point), None)
-    if dtype is not None and inputs.dtype.is_floating_point and inputs.dtype != dtype:
-        return inputs.to(dtype)
-    return inputs
 
 
 # --- layers timed alone ----------------------------------------------------------------

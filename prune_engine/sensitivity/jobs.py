@@ -44,6 +44,8 @@ class ScanSettings:
     metric_name: str
     reference: torch.Tensor | None
     flops: int | None
+    device: str = "cpu"
+    """The device the scanned model was on; a worker elsewhere places its copy on the same kind of device."""
 
 
 def run_job(model: nn.Module, data: EvalData, settings: ScanSettings, job: ScanJob) -> dict[str, Any]:

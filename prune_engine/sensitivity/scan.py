@@ -23,6 +23,7 @@ from ..errors import InvalidPlanError, PruneScopeError
 from ..importance import ProgressFn
 from ..layers import get_layer, prunable_layers
 from ..metrics import count_flops, count_parameters, evaluate, model_outputs
+from ..placement import model_device
 from ..plan import PruningPlan
 from ..status import Blocked, BlockedBy
 from ..structured import ChannelGraph
@@ -126,7 +127,7 @@ def sensitivity_scan(
     settings, baseline = _baseline(model, data, granularity, criterion, example_input)
     jobs = [ScanJob(unit.job_layer, ratio) for unit in units if unit.blocked is None for ratio in grid]
     results: dict[ScanJob, dict[str, Any]] = {}
-    chosen = executor or default_executor(len(jobs))
+    chosen = executor or default_executor(len(jobs), settings.device)
 
     def frame() -> pd.DataFrame:
         return _scan_frame(units, grid, results, settings, baseline)
@@ -210,6 +211,7 @@ def _baseline(
         metric_name=metric_name,
         reference=reference,
         flops=count_flops(model, example_input),
+        device=str(model_device(model)),
     )
     params, nonzero = count_parameters(model)
     return settings, _Baseline(metrics[metric_name], job_loss(metrics, metric_name), params, nonzero)
