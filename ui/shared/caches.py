@@ -34,6 +34,7 @@ import prune_engine as pe
 from prune_engine.data import model_fingerprint
 from prune_engine.experiments import default_db_path
 from prune_engine.importance import ProgressFn
+from prune_engine.placement import placement
 from prune_engine.sensitivity import ScanExecutor
 from sample_models import load_sample
 from workbench.session import LoadedModel, PrunedModel
@@ -418,3 +419,23 @@ def put_latest(entries: dict, key: Hashable, value: object, keep: int) -> None:
 def session_memo(session_key: str) -> dict:
     """A per-session memo dict kept in `st.session_state` under `session_key` (made empty when missing)."""
     return st.session_state.setdefault(session_key, {})
+
+
+WORKING_COPIES = 4
+"""Working copies of models on a device kept at once (one per model, device and dtype), shared by every session."""
+
+
+@st.cache_resource(show_spinner="Placing the model on the device…", max_entries=WORKING_COPIES)
+def placed_model(fingerprint: str, device: str, dtype: str | None, _loaded: LoadedModel) -> LoadedModel:
+    """A read-only working copy of the model with this fingerprint on `device` (in `dtype`, e.g.
+    "float16", when given), shared by every session that chose that device."""
+    return _loaded.placed(device, None if dtype is None else getattr(torch, dtype))
+
+
+def working_copy(loaded: LoadedModel, device: str, dtype: str | None = None) -> LoadedModel:
+    """`loaded` on `device` in `dtype`: the shared model itself when it is already there, else its cached copy."""
+    here = placement(loaded.bundle.model)
+    same_dtype = dtype is None or here.dtype == getattr(torch, dtype)
+    if here.device.type == torch.device(device).type and same_dtype:
+        return loaded
+    return placed_model(loaded.fingerprint, device, dtype, loaded)

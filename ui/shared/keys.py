@@ -184,3 +184,8 @@ sens_l1_ratio = _keyed("sens_l1_ratio")
 """The pruning ratio slider of one sparsity target on the Sensitivity page."""
 notice = _keyed("notice")
 """The message left for the next run when the background task under this key was cancelled or stopped."""
+
+# --- Sidebar: device -----------------------------------------------------------------------------
+
+DEVICE = "device"
+"""The device picker in the sidebar: where the working copies of the current model run ("cpu", "cuda", "mps")."""
