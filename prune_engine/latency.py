@@ -28,7 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from .data import EvalData
 from .errors import PruneScopeError, UnsupportedModelError
 from .layers import LayerInfo, get_layer, prunable_layers
-from .metrics import available_devices, batch_of, eval_mode
+from .metrics import batch_of, checked_device, eval_mode
 from .placement import model_device, place_model, placement
 from .plan import PruningPlan
 from .pruning import apply_plan
@@ -211,8 +211,7 @@ def _elements_left(profile: _Profile, rows: list[dict[str, object]]) -> float:
 def _profile(
     model: nn.Module, example_input: torch.Tensor, batch_size: int | None, threads: int, device: str
 ) -> _Profile:
-    if torch.device(device).type not in available_devices():
-        raise PruneScopeError(f"Device {device!r} is not available here; use one of {available_devices()}.")
+    device = checked_device(device).type
     if threads < 1:
         raise PruneScopeError("Threads must be at least 1.")
     if isinstance(model, torch.jit.ScriptModule):

@@ -347,6 +347,17 @@ def available_devices() -> list[str]:
     return devices
 
 
+def checked_device(device: str | torch.device) -> torch.device:
+    """`device` as a `torch.device` when it is available here; else a PruneScopeError naming those that are."""
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:  # a name torch does not know, e.g. "tpu"
+        parsed = None
+    if parsed is None or parsed.type not in available_devices():
+        raise PruneScopeError(f"Device {device!r} is not available here; use one of {available_devices()}.")
+    return parsed
+
+
 def measure_latency(
     models: Mapping[str, nn.Module],
     example_input: torch.Tensor,
@@ -379,8 +390,7 @@ def measure_latency(
     """
     if not models:
         raise PruneScopeError("Give at least one model to measure.")
-    if torch.device(device).type not in available_devices():
-        raise PruneScopeError(f"Device {device!r} is not available here; use one of {available_devices()}.")
+    checked_device(device)
     if rounds < 1 or threads < 1 or max_rounds < 1:
         raise PruneScopeError("Rounds and threads must be at least 1.")
     timer = timer or _call_seconds

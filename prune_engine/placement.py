@@ -35,11 +35,11 @@ class Placement:
     def inputs(self, tensor: torch.Tensor) -> torch.Tensor:
         """`tensor` on this device; floating values cast to this dtype, integers (token ids) left as they are."""
         dtype = self.dtype if tensor.is_floating_point() else tensor.dtype
-        return tensor.to(device=self.device, dtype=dtype, non_blocking=True)
+        return tensor.to(device=self.device, dtype=dtype)
 
     def labels(self, tensor: torch.Tensor | None) -> torch.Tensor | None:
         """`tensor` on this device, its dtype kept (class ids stay integers); None stays None."""
-        return None if tensor is None else tensor.to(self.device, non_blocking=True)
+        return None if tensor is None else tensor.to(self.device)
 
 
 def model_device(model: nn.Module) -> torch.device:

@@ -319,4 +319,4 @@ def test_device_memory_is_none_on_the_cpu() -> None:
 @NO_CUDA
 def test_device_memory_reports_cuda_use() -> None:
     memory = device_memory("cuda")
-    assert memory is not None and 0 < memory["total"] and memory["free"] <= memory["total"]
+    assert memory is not None and memory["total"] > 0 and memory["free"] <= memory["total"]

@@ -74,7 +74,7 @@ def histogram(fingerprint: str, layer_name: str, _model: nn.Module, bins: int = 
 @st.cache_data(show_spinner=False, max_entries=256)
 def channel_l1_norms(fingerprint: str, layer_name: str, _model: nn.Module) -> np.ndarray:
     """The L1 norm of each output channel of one layer."""
-    return pe.channel_norms(_model, layer_name, p=1.0).numpy()
+    return pe.channel_norms(_model, layer_name, p=1.0).cpu().numpy()
 
 
 def model_evaluation(loaded: LoadedModel) -> dict[str, float] | None:
@@ -179,7 +179,7 @@ def apply(
 @st.cache_data(show_spinner=False, max_entries=32)
 def outputs(fingerprint: str, data_fingerprint: str, _model: nn.Module, _data: pe.EvalData) -> np.ndarray:
     """`prune_engine.model_outputs` of the model on its evaluation data, as an array."""
-    return pe.model_outputs(_model, _data).numpy()
+    return pe.model_outputs(_model, _data).cpu().numpy()
 
 
 def preview(loaded: LoadedModel, plan: pe.PruningPlan) -> pe.PlanPreview:
@@ -357,7 +357,7 @@ def scale_histograms(
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Histograms, on shared bins, of |γ| of every channel that has a BatchNorm scale, before and after."""
     values = [
-        np.concatenate([scores.numpy() for scores in pe.importance(model, "bn_scale").values()])
+        np.concatenate([scores.cpu().numpy() for scores in pe.importance(model, "bn_scale").values()])
         for model in (_before, _after)
     ]
     edges = np.linspace(0.0, max(float(value.max()) for value in values), HISTOGRAM_BINS + 1)
