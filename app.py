@@ -5,7 +5,7 @@ import streamlit as st
 import prune_engine as pe
 from sample_models import list_samples
 from ui.shared import caches, navigation, state
-from ui.shared.widgets import sidebar_model_card
+from ui.shared.widgets import device_picker, sidebar_model_card
 
 st.set_page_config(page_title="PruneScope", page_icon=":material/content_cut:", layout="wide")
 
@@ -29,4 +29,5 @@ page = st.navigation(
 load_default_model()
 with st.sidebar:
     sidebar_model_card(state.current_model())
+    device_picker()
 page.run()

@@ -46,6 +46,7 @@ from .data import EvalData
 from .embedding import is_embedding_model
 from .errors import CriterionError
 from .layers import get_layer, layer_kind
+from .placement import accumulation_dtype, placement
 from .tracing import trace_followers
 
 if TYPE_CHECKING:
@@ -68,18 +69,20 @@ CONDUCTANCE_STEPS = 16
 
 class _Explained(nn.Module):
     """The model with one output tensor: centred class logits for a classifier, else the
-    squared norm of the output per example (`classifier` is probed on `example`)."""
+    squared norm of the output per example (`classifier` is probed on `example`). Inputs
+    are moved and cast to the model's device and floating dtype (`place`) as they arrive."""
 
     def __init__(self, model: nn.Module, example: torch.Tensor) -> None:
         super().__init__()
         self.model = model
+        self.place = placement(model)
         with torch.no_grad():
-            output = _first(_run(model, example))
+            output = _first(_run(model, self.place.inputs(example)))
         self.classifier = output.dim() == 2 and output.shape[1] > 1 and output.is_floating_point()
         self.classes = int(output.shape[1]) if self.classifier else 0
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        output = _first(self.model(inputs))
+        output = _first(self.model(self.place.inputs(inputs)))
         if self.classifier:
             return output - output.mean(dim=1, keepdim=True)
         return output.float().pow(2).flatten(1).sum(dim=1)
@@ -197,7 +200,9 @@ def _taylor(context: ScoringContext) -> tuple[dict[str, torch.Tensor], dict[str,
     totals = {key: torch.zeros_like(value, dtype=torch.float32) for key, value in params.items()}
     batches = list(measured.sample.batches(chunk))
     vectorised = True
+    place = measured.model.place
     for index, (inputs, targets) in enumerate(batches):
+        inputs, targets = place.inputs(inputs), place.labels(targets)
         if vectorised:
             try:
                 sums = _taylor_vectorised(measured.model, params, inputs, targets)
@@ -265,16 +270,22 @@ def _channel_means(
     sums = [torch.zeros(classes, count, dtype=torch.float64) for count in channels]
     counts = torch.zeros(classes, dtype=torch.float64)
     batches = list(observed.measured.sample.batches(BATCH_SIZE))
+    place = observed.measured.model.place
+    summed = accumulation_dtype(place.device)
     for index, (inputs, targets) in enumerate(batches):
-        quantities = _run(lambda batch, targets=targets: measure(observed, batch, targets), inputs)
+        placed = place.labels(targets)
+        quantities = _run(lambda batch, targets=placed: measure(observed, batch, targets), place.inputs(inputs))
         groups = targets if targets is not None else torch.zeros(len(inputs), dtype=torch.long)
         counts.index_add_(0, groups, torch.ones(len(inputs), dtype=torch.float64))
         for total, quantity, dim in zip(sums, quantities, observed.channel_dims, strict=True):
-            per_value = value(quantity.detach()).movedim(dim, 1).double()
-            total.index_add_(0, groups, per_value.reshape(*per_value.shape[:2], -1).mean(dim=2))
+            per_value = value(quantity.detach()).movedim(dim, 1).to(summed)
+            total.index_add_(0, groups, per_value.reshape(*per_value.shape[:2], -1).mean(dim=2).cpu().double())
         _report_batch(context, criterion, index, batches)
     class_means = [total / counts.clamp(min=1).unsqueeze(1) for total in sums]
-    return {name: means.max(dim=0).values.float() for name, means in zip(observed.layers, class_means, strict=True)}
+    return {
+        name: means.max(dim=0).values.float().to(place.device)
+        for name, means in zip(observed.layers, class_means, strict=True)
+    }
 
 
 def _measured(context: ScoringContext) -> _Measured:
@@ -381,7 +392,7 @@ def _targets(model: _Explained, sample: EvalData) -> torch.Tensor | None:
             )
         return labels
     with torch.no_grad():
-        return torch.cat([_run(model, inputs).argmax(dim=1) for inputs, _ in sample.batches(BATCH_SIZE)])
+        return torch.cat([_run(model, inputs).argmax(dim=1).cpu() for inputs, _ in sample.batches(BATCH_SIZE)])
 
 
 def _selected(output: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:

@@ -16,6 +16,7 @@ from torch import nn
 
 from .data import EvalData
 from .errors import DataError
+from .placement import placement
 
 
 def has_batchnorm(model: nn.Module) -> bool:
@@ -43,8 +44,9 @@ def recalibrate_batchnorm(
     calibrated.eval()
     for norm in norms:
         norm.train()
+    place = placement(calibrated)
     for inputs, _ in data.subset(max_examples).batches(batch_size):
-        calibrated(inputs)
+        calibrated(place.inputs(inputs))
     for norm, momentum in zip(norms, momenta, strict=True):
         norm.momentum = momentum
     return calibrated.train(model.training)

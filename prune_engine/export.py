@@ -28,6 +28,7 @@ from torch.nn.modules.conv import _ConvNd
 from .errors import ModelLoadError, PruneScopeError
 from .jsontext import loads
 from .metrics import eval_mode
+from .placement import placement
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +106,8 @@ def export_model(model: nn.Module, fmt: str = "state_dict", example_input: Any =
             return safetensors.torch.save(tensors, metadata={"format": "pt"})
         except Exception as error:  # e.g. a dtype safetensors does not store
             raise ExportError(f"The model cannot be saved as safetensors: {error}") from error
+    if isinstance(example_input, torch.Tensor):
+        example_input = placement(model).inputs(example_input)
     if fmt == "torchscript":
         return _torchscript(model, example_input)
     return _onnx(model, example_input)

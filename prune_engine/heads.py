@@ -50,6 +50,7 @@ from torch import nn
 
 from .data import EvalData
 from .errors import CriterionError, UnsupportedModelError
+from .placement import placement
 
 if TYPE_CHECKING:
     from .importance import ScoringContext
@@ -125,7 +126,7 @@ def require_attention_layers(model: nn.Module) -> list[AttentionLayer]:
 
 def head_scores(layer: AttentionLayer, weight_scores: dict[str, torch.Tensor]) -> torch.Tensor:
     """One score per head: the sum of its weight scores in q/k/v (rows) and the output projection (columns)."""
-    total = torch.zeros(layer.heads)
+    total = torch.zeros(layer.heads, device=weight_scores[layer.query].device)
     for name in (layer.query, layer.key, layer.value):
         total += weight_scores[name].float().reshape(layer.heads, -1).sum(dim=1)
     output = weight_scores[layer.output].float()
@@ -250,7 +251,7 @@ def ablation_scores(
     """Per attention layer, one score per head: 1 − the mean cosine similarity between the model's
     outputs with that head switched off (its slice of the output projection's input zeroed) and
     the unchanged outputs, on up to `max_examples` examples spread over `data`."""
-    inputs = _spread(data.inputs, min(max_examples, ABLATION_EXAMPLES))
+    inputs = placement(model).inputs(_spread(data.inputs, min(max_examples, ABLATION_EXAMPLES)))
     was_training = model.training
     model.eval()
     try:
@@ -258,7 +259,7 @@ def ablation_scores(
             reference = _flat_output(model(inputs))
             scores = {}
             for layer in layers:
-                values = torch.zeros(layer.heads)
+                values = torch.zeros(layer.heads, device=reference.device)
                 for head in range(layer.heads):
                     with _head_switched_off(model, layer, head):
                         output = _flat_output(model(inputs))

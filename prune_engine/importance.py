@@ -279,14 +279,14 @@ def _layer_generator(seed: int, layer: str) -> torch.Generator:
 
 def _random_channel_scores(context: ScoringContext) -> dict[str, torch.Tensor]:
     return {
-        name: torch.rand(weight.shape[0], generator=_layer_generator(context.seed, name))
+        name: torch.rand(weight.shape[0], generator=_layer_generator(context.seed, name)).to(weight.device)
         for name, weight in _weights(context).items()
     }
 
 
 def _random_weight_scores(context: ScoringContext) -> dict[str, torch.Tensor]:
     return {
-        name: torch.rand(weight.shape, generator=_layer_generator(context.seed, name))
+        name: torch.rand(weight.shape, generator=_layer_generator(context.seed, name)).to(weight.device)
         for name, weight in _weights(context).items()
     }
 
@@ -324,7 +324,8 @@ class LayerScoreImportance(tp.importance.Importance):
     @torch.no_grad()
     def __call__(self, group: tp.dependency.Group) -> torch.Tensor | None:
         root_channels = len(group[0].idxs)
-        total = torch.zeros(root_channels)
+        device = next((layer_scores.device for layer_scores in self.scores.values()), None)
+        total = torch.zeros(root_channels, device=device)
         members = 0
         for item in group:
             dep = item.dep
@@ -333,9 +334,9 @@ class LayerScoreImportance(tp.importance.Importance):
                 continue
             if any(index is None for index in item.root_idxs):
                 continue
-            member = layer_scores[list(item.idxs)].float()
+            member = layer_scores[list(item.idxs)].float().to(total.device)
             member = member / (member.mean() + 1e-12)
-            total.scatter_add_(0, torch.tensor(item.root_idxs, dtype=torch.long), member)
+            total.scatter_add_(0, torch.tensor(item.root_idxs, dtype=torch.long, device=total.device), member)
             members += 1
         if members == 0:
             return None

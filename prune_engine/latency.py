@@ -13,7 +13,6 @@ predict no change and say so in a typed field.
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
 import time
 from collections import OrderedDict
@@ -30,7 +29,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from .data import EvalData
 from .errors import PruneScopeError, UnsupportedModelError
 from .layers import LayerInfo, get_layer, prunable_layers
-from .metrics import available_devices, batch_of, eval_mode
+from .metrics import batch_of, checked_device, eval_mode
+from .placement import model_device, place_model, placement
 from .plan import PruningPlan
 from .pruning import apply_plan
 
@@ -141,7 +141,7 @@ def predict_latency(
     dense_kernels_unchanged = plan.granularity not in SHAPE_CHANGING
     pruned = None
     if not dense_kernels_unchanged:
-        plan_input = _cast_like(example_input.to(_device_of(predictor.model)), predictor.model)
+        plan_input = placement(predictor.model).inputs(example_input)
         shapes_only = dataclasses.replace(plan, recalibrate_bn=False)  # BatchNorm statistics change no shape
         pruned = apply_plan(predictor.model, shapes_only, plan_input, data=data).model
     layers = predictor.layers(pruned)
@@ -175,7 +175,7 @@ class LatencyPredictor:
         threads: int = 1,
         device: str | None = None,
     ) -> None:
-        self.profile = _profile(model, example_input, batch_size, threads, device or _device_of(model).type)
+        self.profile = _profile(model, example_input, batch_size, threads, device or model_device(model).type)
         self.threads = threads
 
     @property
@@ -260,8 +260,7 @@ def _elements_left(profile: _Profile, rows: list[dict[str, object]]) -> float:
 def _profile(
     model: nn.Module, example_input: torch.Tensor, batch_size: int | None, threads: int, device: str
 ) -> _Profile:
-    if device not in available_devices():
-        raise PruneScopeError(f"Device {device!r} is not available here; use one of {available_devices()}.")
+    device = checked_device(device).type
     if threads < 1:
         raise PruneScopeError("Threads must be at least 1.")
     if isinstance(model, torch.jit.ScriptModule):
@@ -270,8 +269,8 @@ def _profile(
             "(compare_latency)."
         )
     layers = prunable_layers(model)
-    ready = model if _device_of(model).type == torch.device(device).type else copy.deepcopy(model).to(device)
-    inputs = _cast_like(batch_of(example_input, batch_size).to(device), ready)
+    ready = model if model_device(model).type == torch.device(device).type else place_model(model, device)
+    inputs = placement(ready).inputs(batch_of(example_input, batch_size))
     clock = _LayerClock({info.name: get_layer(ready, info.name) for info in layers}, device)
     totals: list[float] = []
     with (
@@ -377,19 +376,6 @@ def _layer_flops(model: nn.Module, inputs: torch.Tensor) -> dict[str, int]:
         path = key.split(".", 1)[1] if "." in key else ""
         flops[path] = int(sum(counts.values()))
     return flops
-
-
-def _device_of(model: nn.Module) -> torch.device:
-    tensor = next(iter([*model.parameters(), *model.buffers()]), None)
-    return tensor.device if tensor is not None else torch.device("cpu")
-
-
-def _cast_like(inputs: torch.Tensor, model: nn.Module) -> torch.Tensor:
-    """`inputs` in the model's floating dtype when both are floating point (token ids stay integers)."""
-    dtype = next((p.dtype for p in model.parameters() if p.dtype.is_floating_point), None)
-    if dtype is not None and inputs.dtype.is_floating_point and inputs.dtype != dtype:
-        return inputs.to(dtype)
-    return inputs
 
 
 # --- layers timed alone ----------------------------------------------------------------

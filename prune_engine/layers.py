@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .errors import UnknownLayerError
+from .placement import float32_fallback
 
 LAYER_KINDS: dict[type[nn.Module], str] = {
     nn.Linear: "Linear",
@@ -136,10 +137,15 @@ def weight_histogram(
     """Histogram of one layer's weights: `(counts, edges)` with `bins` equal-width bins.
 
     Computed by `torch.histogram` on the weight tensor itself, so only `bins` numbers
-    leave torch whatever the layer size.
+    leave torch whatever the layer size. `torch.histogram` has kernels only for float32
+    and float64 on the CPU: weights elsewhere (a GPU) or in another dtype (bfloat16,
+    float16) are binned as float32 on the CPU, and a note is logged.
     """
     weight = get_layer(model, layer_name).weight.detach()
-    values = weight if weight.dtype in (torch.float32, torch.float64) else weight.float()
+    values = weight
+    if weight.device.type != "cpu" or weight.dtype not in (torch.float32, torch.float64):
+        float32_fallback("torch.histogram", weight.dtype, weight.device)
+        values = weight.to(device="cpu", dtype=torch.float32)
     if value_range is None:
         low, high = float(values.min()), float(values.max())
         if low == high:

@@ -106,7 +106,8 @@ def _kth_lowest(scores: dict[str, torch.Tensor], k: int, bins: int, exact_limit:
             window = [values[(values >= low) & (values <= high)].float() for values in scores.values()]
             return torch.sort(torch.cat(window)).values[k - below - 1]
         counts = sum(torch.histc(values.float(), bins=bins, min=low, max=high) for values in scores.values())
-        index = int(torch.searchsorted(torch.cumsum(counts, 0), torch.tensor(float(k - below))))
+        rank = torch.tensor(float(k - below), device=counts.device)
+        index = int(torch.searchsorted(torch.cumsum(counts, 0), rank))
         width = (high - low) / bins
         proposal = (max(low, low + (index - 1) * width), min(high, low + (index + 2) * width))
         new_low, new_high = proposal if proposal != (low, high) else (low, low + (high - low) / 2)
@@ -146,7 +147,7 @@ def bounded_counts(
     for index, (name, layer_scores) in enumerate(scores.items()):
         ordered = torch.sort(layer_scores.reshape(-1).float()).values[counts[name] : high[name]]
         candidates.append(ordered)
-        owners.append(torch.full((len(ordered),), index, dtype=torch.long))
+        owners.append(torch.full((len(ordered),), index, dtype=torch.long, device=ordered.device))
     pool = torch.cat(candidates)
     if budget >= len(pool):
         return {name: max(counts[name], high[name]) for name in scores}

@@ -16,7 +16,6 @@ shows up in `sparse_bytes` instead.
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 import logging
 import time
@@ -34,6 +33,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from .data import EvalData
 from .embedding import embedding_metrics, is_embedding_model
 from .errors import DataError, PruneScopeError
+from .placement import Placement, float32_fallback, model_dtype, place_model, placement
 
 logger = logging.getLogger(__name__)
 
@@ -75,12 +75,14 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 
 
 def model_outputs(model: nn.Module, data: EvalData, batch_size: int = 256) -> torch.Tensor:
-    """The model's outputs on every example, concatenated (inference mode, no gradients)."""
+    """The model's outputs on every example, concatenated in float32 on the model's device
+    (inference mode, no gradients); each batch is moved and cast to the model as it runs."""
     outputs = []
+    place = placement(model)
     with eval_mode(model), torch.inference_mode():
         for inputs, _ in data.batches(batch_size):
             try:
-                output = model(inputs)
+                output = model(place.inputs(inputs))
             except Exception as error:  # a shape or dtype mismatch raised deep inside the model
                 raise DataError(f"The model cannot run on inputs of shape {tuple(inputs.shape)}: {error}") from error
             if isinstance(output, (tuple, list)):
@@ -111,12 +113,16 @@ def evaluate(
     """
     outputs = model_outputs(model, data, batch_size)
     metrics: dict[str, float] = {"examples": float(len(data))}
+    labels = None if data.labels is None else data.labels.to(outputs.device)
+    reference_outputs = _reference_outputs(reference, data, batch_size)
+    if reference_outputs is not None:
+        reference_outputs = reference_outputs.to(outputs.device)
     if is_embedding_model(model):
-        return metrics | embedding_metrics(outputs, data.labels, _reference_outputs(reference, data, batch_size))
-    if data.labels is not None:
-        metrics.update(_label_metrics(outputs, data.labels))
-    if reference is not None:
-        metrics.update(fidelity(outputs, _reference_outputs(reference, data, batch_size)))
+        return metrics | embedding_metrics(outputs, labels, reference_outputs)
+    if labels is not None:
+        metrics.update(_label_metrics(outputs, labels))
+    if reference_outputs is not None:
+        metrics.update(fidelity(outputs, reference_outputs))
     return metrics
 
 
@@ -169,6 +175,7 @@ def count_flops(model: nn.Module, example_input: torch.Tensor) -> int | None:
     None when the model cannot be run under the FLOP counter (e.g. some TorchScript).
     """
     counter = FlopCounterMode(display=False)
+    example_input = placement(model).inputs(example_input)
     try:
         with eval_mode(model), torch.inference_mode(), counter:
             model(example_input)
@@ -344,8 +351,24 @@ def batch_of(example_input: torch.Tensor, batch_size: int | None) -> torch.Tenso
 
 
 def available_devices() -> list[str]:
-    """Devices latency can be measured on here: always "cpu", "cuda" when present."""
-    return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+    """Devices models can be placed and timed on here: always "cpu", "cuda" and "mps" when present."""
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices.append("cuda")
+    if torch.backends.mps.is_available():
+        devices.append("mps")
+    return devices
+
+
+def checked_device(device: str | torch.device) -> torch.device:
+    """`device` as a `torch.device` when it is available here; else a PruneScopeError naming those that are."""
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:  # a name torch does not know, e.g. "tpu"
+        parsed = None
+    if parsed is None or parsed.type not in available_devices():
+        raise PruneScopeError(f"Device {device!r} is not available here; use one of {available_devices()}.")
+    return parsed
 
 
 def measure_latency(
@@ -355,6 +378,7 @@ def measure_latency(
     batch_size: int | None = None,
     threads: int = 1,
     device: str = "cpu",
+    dtype: torch.dtype | None = None,
     rounds: int = 15,
     block_seconds: float = 0.02,
     max_seconds: float = LATENCY_BUDGET_S,
@@ -371,23 +395,24 @@ def measure_latency(
     longer than `max_seconds`, so a model whose forward pass takes seconds is measured
     in bounded time); then rounds are added while a speed-up's interval is wider than
     ±`precision` of it and the budget (timed seconds) and `max_rounds` allow. The
-    table's `rounds` column says how many ran. Models on another device are copies; the
-    given models are not moved or changed. `timer` replaces the clock (tests feed it
-    known times).
+    table's `rounds` column says how many ran. Models on another device or in another
+    `dtype` (e.g. float16 on a GPU; None keeps each model's own) are timed as copies;
+    the given models are not moved or changed. Where a model cannot run in `dtype` on
+    `device` it is timed in float32 instead, and the table's `dtype` column says which
+    dtype each model ran in. `timer` replaces the clock (tests feed it known times).
     """
     if not models:
         raise PruneScopeError("Give at least one model to measure.")
-    if device not in available_devices():
-        raise PruneScopeError(f"Device {device!r} is not available here; use one of {available_devices()}.")
+    checked_device(device)
     if rounds < 1 or threads < 1 or max_rounds < 1:
         raise PruneScopeError("Rounds and threads must be at least 1.")
     timer = timer or _call_seconds
-    inputs = batch_of(example_input, batch_size).to(device)
+    batch = batch_of(example_input, batch_size)
     names = list(models)
     with contextlib.ExitStack() as stack:
-        ready = {}
+        ready, inputs = {}, {}
         for name in names:
-            model = models[name] if device == "cpu" else copy.deepcopy(models[name]).to(device)
+            model, inputs[name] = _timed_copy(models[name], batch, torch.device(device), dtype)
             ready[name] = stack.enter_context(eval_mode(model))
         with torch.inference_mode():
             numbers, per_round = _warm_up(ready, inputs, threads, device, block_seconds, timer)
@@ -402,13 +427,14 @@ def measure_latency(
             ):
                 session.run(min(max(MIN_LATENCY_ROUNDS, session.rounds // 2), max_rounds - session.rounds))
     samples = session.samples()
-    table = _latency_table(samples, names, inputs.shape[0], threads, device)
+    table = _latency_table(samples, names, batch.shape[0], threads, device)
+    table["dtype"] = [str(model_dtype(ready[name])).removeprefix("torch.") for name in names]
     return LatencyResult(table=table, samples=samples, precision=precision, precise=_precise(samples, names, precision))
 
 
 def _warm_up(
     ready: dict[str, nn.Module],
-    inputs: torch.Tensor,
+    inputs: dict[str, torch.Tensor],
     threads: int,
     device: str,
     block_seconds: float,
@@ -417,10 +443,10 @@ def _warm_up(
     """Run each model once or twice and choose its calls per block; returns them and the seconds per round."""
     numbers, per_round = {}, 0.0
     for name, model in ready.items():
-        first = float(np.mean(timer(model, inputs, 1, threads, device)))
+        first = float(np.mean(timer(model, inputs[name], 1, threads, device)))
         numbers[name] = max(1, int(block_seconds / first))
         if numbers[name] > 1:
-            first = float(np.mean(timer(model, inputs, numbers[name], threads, device)))
+            first = float(np.mean(timer(model, inputs[name], numbers[name], threads, device)))
         per_round += first * numbers[name]
     return numbers, per_round
 
@@ -431,7 +457,7 @@ class _TimingSession:
     def __init__(
         self,
         ready: dict[str, nn.Module],
-        inputs: torch.Tensor,
+        inputs: dict[str, torch.Tensor],
         numbers: dict[str, int],
         threads: int,
         device: str,
@@ -449,7 +475,7 @@ class _TimingSession:
         for _ in range(count):
             shift = self.rounds % len(self.names)
             for name in self.names[shift:] + self.names[:shift]:
-                calls = self.timer(self.ready[name], self.inputs, self.numbers[name], self.threads, self.device)
+                calls = self.timer(self.ready[name], self.inputs[name], self.numbers[name], self.threads, self.device)
                 self.seconds += float(np.sum(calls))
                 self.records.append({"model": name, "round": self.rounds, "ms": float(np.median(calls)) * 1e3})
             self.rounds += 1
@@ -473,6 +499,41 @@ def _precise(samples: pd.DataFrame, names: list[str], precision: float) -> bool:
     return all(interval.relative_half_width <= precision for interval in _intervals(samples, names).values())
 
 
+def _timed_copy(
+    model: nn.Module, batch: torch.Tensor, device: torch.device, dtype: torch.dtype | None
+) -> tuple[nn.Module, torch.Tensor]:
+    """The model to time (itself when it already sits on `device` in `dtype`, else a copy) and its inputs.
+
+    A copy that cannot run in `dtype` on `device` (no kernel for an op) is timed in float32 instead.
+    """
+    placed = place_model(model, device, dtype) if _needs_copy(model, device, dtype) else model
+    inputs = Placement(device, model_dtype(placed)).inputs(batch)
+    if dtype is None or dtype == torch.float32:
+        return placed, inputs
+    try:
+        with eval_mode(placed), torch.inference_mode():
+            placed(inputs)
+    except (RuntimeError, NotImplementedError):
+        float32_fallback(f"Timing {type(model).__name__}", dtype, device)
+        placed = place_model(model, device, torch.float32)
+        inputs = Placement(device, torch.float32).inputs(batch)
+    return placed, inputs
+
+
+def _needs_copy(model: nn.Module, device: torch.device, dtype: torch.dtype | None) -> bool:
+    here = placement(model)
+    same_device = here.device.type == device.type and (device.index is None or here.device == device)
+    return not same_device or (dtype is not None and here.dtype != dtype)
+
+
+def _synchronize(device: str) -> None:
+    kind = torch.device(device).type
+    if kind == "cuda":
+        torch.cuda.synchronize()
+    elif kind == "mps":
+        torch.mps.synchronize()
+
+
 def _call_seconds(model: nn.Module, inputs: torch.Tensor, number: int, threads: int, device: str) -> np.ndarray:
     """Seconds of each of `number` back-to-back forward passes on `threads` torch threads.
 
@@ -484,12 +545,12 @@ def _call_seconds(model: nn.Module, inputs: torch.Tensor, number: int, threads: 
     block: on a model whose forward pass takes seconds they tripled the time a measurement took.
     """
     with benchmark.utils.common.set_torch_threads(threads):
-        if device == "cuda":
-            torch.cuda.synchronize()
+        if torch.device(device).type != "cpu":
+            _synchronize(device)
             start = time.perf_counter()
             for _ in range(number):
                 model(inputs)
-            torch.cuda.synchronize()
+            _synchronize(device)
             return np.full(number, max(time.perf_counter() - start, 1e-9) / number)
         seconds = np.empty(number)
         for index in range(number):
@@ -535,18 +596,47 @@ def compare_latency(
     device: str = "cpu",
     rounds: int = 15,
     max_seconds: float = LATENCY_BUDGET_S,
+    dtype: torch.dtype | None = None,
 ) -> pd.DataFrame:
     """Interleaved latency table: one row per model with median_ms, iqr_ms and speedup
     relative to the first model, the speed-up's interval (`speedup_low`, `speedup_high`)
     and whether it lies wholly beyond ±5 % of 1 (`significant`; otherwise there is no
     measurable change),
-    plus the batch size, thread count and device used."""
+    plus the batch size, thread count, device and each model's dtype (`dtype=torch.float16`
+    times half-precision copies, e.g. on a GPU)."""
     return measure_latency(
         models,
         example_input,
         batch_size=batch_size,
         threads=threads,
         device=device,
+        dtype=dtype,
         rounds=rounds,
         max_seconds=max_seconds,
     ).table
+
+
+def device_memory(device: str | torch.device) -> dict[str, int | None] | None:
+    """Memory of an accelerator in bytes: `allocated` and `reserved` by this process, `peak`
+    allocated since the last reset (None where torch does not track it, on MPS), and the
+    device's `free` and `total`; None for the CPU (or a device torch reports nothing for)."""
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_available():
+        free, total = torch.cuda.mem_get_info(device)
+        return {
+            "allocated": torch.cuda.memory_allocated(device),
+            "reserved": torch.cuda.memory_reserved(device),
+            "peak": torch.cuda.max_memory_allocated(device),
+            "free": free,
+            "total": total,
+        }
+    if device.type == "mps" and torch.backends.mps.is_available():
+        allocated = torch.mps.current_allocated_memory()
+        return {
+            "allocated": allocated,
+            "reserved": torch.mps.driver_allocated_memory(),
+            "peak": None,
+            "free": max(torch.mps.recommended_max_memory() - allocated, 0),
+            "total": torch.mps.recommended_max_memory(),
+        }
+    return None

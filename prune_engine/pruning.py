@@ -35,6 +35,7 @@ from .heads import (
 from .importance import LayerScoreImportance, ProgressFn, ScoringContext, get_criterion, importance
 from .layers import LayerInfo, get_layer, prunable_layers
 from .masks import STREAM_ABOVE, bounded_counts, count_mask, global_masks, layer_mask, nm_mask, streamed_global_masks
+from .placement import placement
 from .plan import PruningPlan
 from .report import PREVIEW_COLUMNS, forward_figures, layer_figures, report_table, typed_status, typed_table
 from .status import PLAN_ERRORS, Blocked, BlockedBy
@@ -165,6 +166,7 @@ def apply_plan(
     layers = _checked_layers(model, plan, pruner)
     before = {layer.name: (layer.kind, layer_figures(model, layer.name)) for layer in layers}
     working = _working_copy(model)
+    example_input = placement(model).inputs(example_input)
     _report(progress, 0.05, "Ranking weights and channels")
     decision = pruner.decide(working, plan, example_input, data, _scaled(progress, 0.05, 0.8))
     _report(progress, 0.8, "Removing what the plan selects")
@@ -196,6 +198,7 @@ def preview_plan(
     its status and the scores behind it, computed on a copy without pruning anything."""
     pruner = _pruner(plan)
     layers = _checked_layers(model, plan, pruner)
+    example_input = placement(model).inputs(example_input)
     decision = pruner.decide(_working_copy(model), plan, example_input, data, None)
     decision.release()
     return _preview(layers, plan, decision, pruner)

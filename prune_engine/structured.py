@@ -22,6 +22,7 @@ from torch import nn
 
 from .errors import UnsupportedModelError
 from .layers import layer_kind
+from .placement import placement
 from .status import Blocked, BlockedBy
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class ChannelGraph:
         self.model = model
         self.names = {module: name for name, module in model.named_modules()}
         self.ignored = [model.get_submodule(name) for name in ignored_layers]
+        example_input = placement(model).inputs(example_input)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -229,7 +231,7 @@ def check_pruned_model(model: nn.Module, example_input: Any, expected_shape: tor
             raise UnsupportedModelError(f"Pruning left the attention layer {name!r} inconsistent.")
     try:
         with torch.no_grad():
-            output = run_model(model, example_input)
+            output = run_model(model, placement(model).inputs(example_input))
     except Exception as error:  # the pruned model is broken: say so rather than return it
         raise UnsupportedModelError(f"The channel-pruned model no longer runs: {error}") from error
     output = output[0] if isinstance(output, (tuple, list)) else output

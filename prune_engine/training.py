@@ -27,6 +27,7 @@ from .errors import DataError, InvalidPlanError, UnsupportedModelError
 from .importance import ProgressFn
 from .layers import LayerInfo, get_layer, prunable_layers
 from .metrics import count_parameters, evaluate
+from .placement import placement
 from .plan import PruningPlan
 from .pruning import PruneResult, apply_plan
 from .report import layer_report
@@ -139,7 +140,7 @@ def _class_labels(data: EvalData, what: str) -> torch.Tensor:
 def _check_outputs(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> None:
     with torch.no_grad():
         try:
-            output = model(inputs[:2])
+            output = model(placement(model).inputs(inputs[:2]))
         except Exception as error:  # a shape or dtype mismatch raised deep inside the model
             raise DataError(f"The model cannot run on inputs of shape {tuple(inputs.shape)}: {error}") from error
     if not isinstance(output, torch.Tensor) or output.dim() != 2:
@@ -185,12 +186,13 @@ def _train(
         raise InvalidPlanError("The batch size must be at least 1 and the learning rate above 0.")
     labels = _class_labels(data, "Training")
     inputs = data.inputs
+    place = placement(model)
     was_training = model.training
     _check_outputs(model.eval(), inputs, labels)
     masked = _hold_zeros(model)
     parameters = [parameter for parameter in model.parameters() if parameter.requires_grad]
     try:
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[place.device] if place.device.type == "cuda" else []):
             torch.manual_seed(seed)
             generator = torch.Generator().manual_seed(seed)
             optimizer = torch.optim.Adam(parameters, lr=lr)
@@ -202,7 +204,8 @@ def _train(
                     batch = order[start : start + batch_size]
                     if len(batch) < 2 < len(order):
                         continue  # BatchNorm cannot train on a single example
-                    loss = F.cross_entropy(model(inputs[batch]), labels[batch])
+                    output = model(place.inputs(inputs[batch]))
+                    loss = F.cross_entropy(output, place.labels(labels[batch]))
                     if penalty is not None:
                         loss = loss + penalty(model)
                     optimizer.zero_grad(set_to_none=True)

@@ -6,13 +6,16 @@ frozen, and the models they hold may be shared between sessions, so they are rea
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
+import torch
 from torch import nn
 
 import prune_engine as pe
 from prune_engine.data import model_fingerprint
+from prune_engine.placement import model_device, place_model
 
 ModelSource = Literal["sample", "upload"]
 
@@ -43,6 +46,21 @@ class LoadedModel:
     @property
     def name(self) -> str:
         return self.bundle.name
+
+    def placed(self, device: str, dtype: torch.dtype | None = None) -> LoadedModel:
+        """A working copy on `device` (in `dtype` when given); its fingerprint names the place
+        (`fingerprint@cuda`, `…@cuda:bfloat16`), so caches keyed by it keep results per device.
+        The original stays where it is, and the evaluation data as it was loaded."""
+        model = place_model(self.bundle.model, device, dtype)
+        place = (
+            str(model_device(model)) if dtype is None else f"{model_device(model)}:{str(dtype).removeprefix('torch.')}"
+        )
+        return LoadedModel(
+            bundle=dataclasses.replace(self.bundle, model=model),
+            fingerprint=f"{self.fingerprint}@{place}",
+            data_fingerprint=self.data_fingerprint,
+            source=self.source,
+        )
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from torch import nn
 from ..data import EvalData
 from ..errors import DataError
 from ..metrics import eval_mode
+from ..placement import placement
 from .files import DEFAULT_MAX_BYTES, Blob, Source, megabytes, read_blob, short
 
 INPUT_KEYS = ("inputs", "x", "X")
@@ -342,10 +343,9 @@ def check_data_fits(model: nn.Module, data: EvalData, batch_size: int = 8) -> No
     Also checks that integer labels are class indices within the model's outputs.
     """
     batch = data.inputs[:batch_size]
-    device = next((parameter.device for parameter in model.parameters()), torch.device("cpu"))
     try:
         with eval_mode(model), torch.inference_mode():
-            output = model(batch.to(device))
+            output = model(placement(model).inputs(batch))
     except Exception as error:  # a shape or dtype mismatch raised anywhere inside the model
         raise DataError(
             f"The model cannot take inputs of shape {tuple(batch.shape)} ({batch.dtype}): {short(error)}. "

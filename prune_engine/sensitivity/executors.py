@@ -6,6 +6,7 @@ latency, which each process times on its own) differ.
 
 from __future__ import annotations
 
+import io
 import math
 import multiprocessing
 import os
@@ -20,6 +21,7 @@ from torch import nn
 
 from ..data import EvalData
 from ..errors import PruneScopeError
+from ..metrics import available_devices
 from .jobs import JobResults, ScanJob, ScanSettings, run_job
 
 RAY_ADDRESS_ENV = "PRUNESCOPE_RAY_ADDRESS"
@@ -50,17 +52,45 @@ class SerialExecutor:
             yield job, run_job(model, data, settings, job)
 
 
-_WORKER_STATE: tuple[nn.Module, EvalData, ScanSettings] | None = None
+def portable(model: nn.Module, data: EvalData, settings: ScanSettings) -> bytes:
+    """What a worker needs, serialised with every tensor readable on a CPU-only machine
+    (`unpack` places the model on the worker's device)."""
+    buffer = io.BytesIO()
+    torch.save((model, data, settings), buffer, pickle_protocol=pickle.HIGHEST_PROTOCOL)
+    return buffer.getvalue()
+
+
+def unpack(payload: bytes) -> tuple[nn.Module, EvalData, ScanSettings]:
+    """The model, data and settings of `portable`, the model on the same kind of device it was on.
+
+    Raises ExecutorError, saying why, when this worker has no such device.
+    """
+    model, data, settings = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False)
+    kind = torch.device(settings.device).type
+    if kind not in available_devices():
+        raise ExecutorError(
+            f"The scanned model runs on {settings.device}, but a worker has no {kind} device (it has "
+            f"{', '.join(available_devices())}); give the workers one (RayExecutor(gpus_per_task=1) for CUDA), "
+            "scan with SerialExecutor(), or move the model to the CPU first."
+        )
+    return model.to(kind), data, settings
+
+
+_WORKER_STATE: bytes | tuple[nn.Module, EvalData, ScanSettings] | None = None
 
 
 def _init_worker(payload: bytes, threads: int) -> None:
     global _WORKER_STATE
     torch.set_num_threads(threads)
-    _WORKER_STATE = pickle.loads(payload)
+    _WORKER_STATE = payload
 
 
 def _worker_job(job: ScanJob) -> dict[str, Any]:
+    """Run one job; the first job unpacks the model (so a missing device reaches the caller as an error)."""
+    global _WORKER_STATE
     assert _WORKER_STATE is not None, "the pool initializer did not run"
+    if isinstance(_WORKER_STATE, bytes):
+        _WORKER_STATE = unpack(_WORKER_STATE)
     return run_job(*_WORKER_STATE, job)
 
 
@@ -77,7 +107,7 @@ class ProcessExecutor:
 
     def run(self, model: nn.Module, data: EvalData, settings: ScanSettings, jobs: Sequence[ScanJob]) -> JobResults:
         try:
-            payload = pickle.dumps((model, data, settings), protocol=pickle.HIGHEST_PROTOCOL)
+            payload = portable(model, data, settings)
         except Exception as error:  # a model class defined inline, a TorchScript module, an open handle
             raise ExecutorError(
                 f"This model cannot be sent to worker processes ({error}); scan with SerialExecutor() instead."
@@ -126,20 +156,27 @@ class RayExecutor:
         runtime_env: dict[str, Any] | None = None,
         cpus_per_task: float = 1,
         init_options: dict[str, Any] | None = None,
+        gpus_per_task: float = 0,
     ) -> None:
         self.address = address
         self.runtime_env = runtime_env
         self.cpus_per_task = cpus_per_task
+        self.gpus_per_task = gpus_per_task
         self.init_options = dict(init_options or {})
         self._connected_here = False
 
     def run(self, model: nn.Module, data: EvalData, settings: ScanSettings, jobs: Sequence[ScanJob]) -> JobResults:
         ray = _import_ray()
         self._connect(ray)
-        model_ref, data_ref, settings_ref = ray.put(model), ray.put(data), ray.put(settings)
-        task = ray.remote(num_cpus=self.cpus_per_task, max_retries=1)(_ray_job)
+        if self.gpus_per_task > ray.cluster_resources().get("GPU", 0):
+            raise ExecutorError(
+                f"Each scan task asks for {self.gpus_per_task} GPU, but the Ray cluster has "
+                f"{ray.cluster_resources().get('GPU', 0):g}; move the model to the CPU or add GPU workers."
+            )
+        payload_ref = ray.put(portable(model, data, settings))
+        task = ray.remote(num_cpus=self.cpus_per_task, num_gpus=self.gpus_per_task, max_retries=1)(_ray_job)
         threads = max(1, math.floor(self.cpus_per_task))
-        pending = {task.remote(model_ref, data_ref, settings_ref, job, threads): job for job in jobs}
+        pending = {task.remote(payload_ref, job, threads): job for job in jobs}
         try:
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)
@@ -169,9 +206,9 @@ class RayExecutor:
         self._connected_here = True
 
 
-def _ray_job(model: nn.Module, data: EvalData, settings: ScanSettings, job: ScanJob, threads: int) -> dict[str, Any]:
+def _ray_job(payload: bytes, job: ScanJob, threads: int) -> dict[str, Any]:
     torch.set_num_threads(threads)
-    return run_job(model, data, settings, job)
+    return run_job(*unpack(payload), job)
 
 
 def _import_ray() -> Any:
@@ -185,12 +222,13 @@ def _import_ray() -> Any:
     return ray
 
 
-def default_executor(job_count: int) -> ScanExecutor:
-    """Ray when `PRUNESCOPE_RAY_ADDRESS` is set; else a process pool for big scans on a
-    multi-core machine; else in-process."""
+def default_executor(job_count: int, device: str = "cpu") -> ScanExecutor:
+    """Ray when `PRUNESCOPE_RAY_ADDRESS` is set; else a process pool for big scans of a CPU
+    model on a multi-core machine; else in-process (always for a model on an accelerator,
+    which worker processes would only queue on)."""
     address = os.environ.get(RAY_ADDRESS_ENV)
     if address:
-        return RayExecutor(address=address)
-    if (os.cpu_count() or 1) > 1 and job_count >= POOL_MIN_JOBS:
+        return RayExecutor(address=address, gpus_per_task=0 if torch.device(device).type == "cpu" else 1)
+    if torch.device(device).type == "cpu" and (os.cpu_count() or 1) > 1 and job_count >= POOL_MIN_JOBS:
         return ProcessExecutor()
     return SerialExecutor()

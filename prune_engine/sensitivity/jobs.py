@@ -53,6 +53,8 @@ class ScanSettings:
     recalibrate_bn: bool = False
     calibration_data: EvalData | None = None
     latency: LatencyPredictor | None = None
+    device: str = "cpu"
+    """The device the scanned model was on; a worker elsewhere places its copy on the same kind of device."""
 
 
 def run_job(model: nn.Module, data: EvalData, settings: ScanSettings, job: ScanJob) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from ..importance import ProgressFn
 from ..latency import SHAPE_CHANGING, LatencyPredictor
 from ..layers import get_layer, prunable_layers
 from ..metrics import count_flops, count_parameters, evaluate, model_outputs
+from ..placement import model_device
 from ..plan import PruningPlan
 from ..status import Blocked, BlockedBy
 from ..structured import ChannelGraph
@@ -158,7 +159,7 @@ def sensitivity_scan(
     )
     jobs = [ScanJob(unit.job_layer, ratio) for unit in units if unit.blocked is None for ratio in grid]
     results: dict[ScanJob, dict[str, Any]] = {}
-    chosen = executor or default_executor(len(jobs))
+    chosen = executor or default_executor(len(jobs), settings.device)
 
     def frame() -> pd.DataFrame:
         return _scan_frame(units, grid, results, settings, baseline)
@@ -242,6 +243,7 @@ def _baseline(
         metric_name=metric_name,
         reference=reference,
         flops=count_flops(model, example_input),
+        device=str(model_device(model)),
     )
     params, nonzero = count_parameters(model)
     return settings, _Baseline(metrics[metric_name], job_loss(metrics, metric_name), params, nonzero)

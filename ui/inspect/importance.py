@@ -144,7 +144,7 @@ def _scored(
     unscored = tuple(layer.name for layer in pe.prunable_layers(model) if layer.name not in scores)
     arrays = {}
     for name, tensor in scores.items():
-        array = tensor.detach().double().numpy()
+        array = tensor.detach().cpu().double().numpy()
         array.setflags(write=False)
         arrays[name] = array
     return CriterionScores(

@@ -35,6 +35,7 @@ import prune_engine as pe
 from prune_engine.data import model_fingerprint
 from prune_engine.experiments import default_db_path
 from prune_engine.importance import ProgressFn
+from prune_engine.placement import placement
 from prune_engine.sensitivity import ScanExecutor
 from sample_models import load_sample
 from workbench.session import LoadedModel, PrunedModel
@@ -81,7 +82,7 @@ def histogram(fingerprint: str, layer_name: str, _model: nn.Module, bins: int = 
 @st.cache_data(show_spinner=False, max_entries=256)
 def channel_l1_norms(fingerprint: str, layer_name: str, _model: nn.Module) -> np.ndarray:
     """The L1 norm of each output channel of one layer."""
-    return pe.channel_norms(_model, layer_name, p=1.0).numpy()
+    return pe.channel_norms(_model, layer_name, p=1.0).cpu().numpy()
 
 
 def model_evaluation(loaded: LoadedModel) -> dict[str, float] | None:
@@ -186,7 +187,7 @@ def apply(
 @st.cache_data(show_spinner=False, max_entries=32)
 def outputs(fingerprint: str, data_fingerprint: str, _model: nn.Module, _data: pe.EvalData) -> np.ndarray:
     """`prune_engine.model_outputs` of the model on its evaluation data, as an array."""
-    return pe.model_outputs(_model, _data).numpy()
+    return pe.model_outputs(_model, _data).cpu().numpy()
 
 
 def preview(loaded: LoadedModel, plan: pe.PruningPlan) -> pe.PlanPreview:
@@ -369,7 +370,7 @@ def scale_histograms(
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Histograms, on shared bins, of |γ| of every channel that has a BatchNorm scale, before and after."""
     values = [
-        np.concatenate([scores.numpy() for scores in pe.importance(model, "bn_scale").values()])
+        np.concatenate([scores.cpu().numpy() for scores in pe.importance(model, "bn_scale").values()])
         for model in (_before, _after)
     ]
     edges = np.linspace(0.0, max(float(value.max()) for value in values), HISTOGRAM_BINS + 1)
@@ -482,3 +483,23 @@ def put_latest(entries: dict, key: Hashable, value: object, keep: int) -> None:
 def session_memo(session_key: str) -> dict:
     """A per-session memo dict kept in `st.session_state` under `session_key` (made empty when missing)."""
     return st.session_state.setdefault(session_key, {})
+
+
+WORKING_COPIES = 4
+"""Working copies of models on a device kept at once (one per model, device and dtype), shared by every session."""
+
+
+@st.cache_resource(show_spinner="Placing the model on the device…", max_entries=WORKING_COPIES)
+def placed_model(fingerprint: str, device: str, dtype: str | None, _loaded: LoadedModel) -> LoadedModel:
+    """A read-only working copy of the model with this fingerprint on `device` (in `dtype`, e.g.
+    "float16", when given), shared by every session that chose that device."""
+    return _loaded.placed(device, None if dtype is None else getattr(torch, dtype))
+
+
+def working_copy(loaded: LoadedModel, device: str, dtype: str | None = None) -> LoadedModel:
+    """`loaded` on `device` in `dtype`: the shared model itself when it is already there, else its cached copy."""
+    here = placement(loaded.bundle.model)
+    same_dtype = dtype is None or here.dtype == getattr(torch, dtype)
+    if here.device.type == torch.device(device).type and same_dtype:
+        return loaded
+    return placed_model(loaded.fingerprint, device, dtype, loaded)

@@ -220,3 +220,8 @@ UPLOAD_TRAIN_SOURCE = "upload_train_source"
 UPLOAD_TRAIN_FILE = "upload_train_file"
 upload_forget = _keyed("upload_forget")
 """The "Choose another file" button beside a file remembered from an earlier visit."""
+
+# --- Sidebar: device -----------------------------------------------------------------------------
+
+DEVICE = "device"
+"""The device picker in the sidebar: where the working copies of the current model run ("cpu", "cuda", "mps")."""

@@ -49,6 +49,21 @@ def set_current_bundle(bundle: pe.ModelBundle, source: ModelSource = "sample") -
     return loaded
 
 
+def current_device() -> str:
+    """The device chosen in the sidebar for the working copies; "cpu" until one is chosen or
+    when the chosen one is no longer available."""
+    device = st.session_state.get(keys.DEVICE, "cpu")
+    return device if device in pe.available_devices() else "cpu"
+
+
+def working_model(dtype: str | None = None) -> LoadedModel | None:
+    """The current model placed on the chosen device (in `dtype`, e.g. "float16" for latency on a
+    GPU, when given): the one engine steps run on. None before a model is chosen. Its
+    fingerprint names the device, so results cached from it are kept per device."""
+    loaded = current_model()
+    return None if loaded is None else caches.working_copy(loaded, current_device(), dtype)
+
+
 def current_plan() -> pe.PruningPlan | None:
     """The plan the Prune page's controls describe, or None before it has run."""
     return st.session_state.get(keys.PLAN)
@@ -83,10 +98,10 @@ def take_incoming_plan() -> pe.PruningPlan | None:
 def current_pruned() -> PrunedModel | None:
     """The last pruning result for the current model, or None (also when it is stale)."""
     pruned = st.session_state.get(keys.PRUNED)
-    loaded = current_model()
-    if pruned is None or loaded is None or pruned.base_fingerprint != loaded.fingerprint:
+    loaded, working = current_model(), working_model()
+    if pruned is None or loaded is None or working is None:
         return None
-    return pruned
+    return pruned if pruned.base_fingerprint in (loaded.fingerprint, working.fingerprint) else None
 
 
 def set_pruned(pruned: PrunedModel) -> None:

@@ -12,8 +12,10 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 import prune_engine as pe
-from ui.shared import caches, navigation
-from ui.shared.state import current_model
+from prune_engine.metrics import device_memory
+from prune_engine.placement import placement
+from ui.shared import caches, keys, navigation
+from ui.shared.state import current_model, working_model
 from workbench import fmt
 from workbench.session import LoadedModel
 
@@ -87,6 +89,35 @@ def sidebar_model_card(loaded: LoadedModel | None) -> None:
     if accuracy is not None:
         parts.append(f"{fmt.percent(accuracy)} accuracy")
     st.caption(" · ".join(parts))
+
+
+DEVICE_LABELS = {"cpu": "CPU", "cuda": "CUDA GPU", "mps": "Apple GPU (MPS)"}
+
+
+def device_picker() -> str:
+    """The sidebar's device picker (CPU, CUDA when available, MPS when present): places the
+    working copy of the current model there at once and says where it runs and, on a GPU,
+    how much memory is in use; returns the chosen device (call inside `st.sidebar`)."""
+    devices = pe.available_devices()
+    if st.session_state.get(keys.DEVICE) not in devices:
+        st.session_state[keys.DEVICE] = "cpu"
+    device = st.selectbox(
+        "Device",
+        devices,
+        key=keys.DEVICE,
+        format_func=lambda option: DEVICE_LABELS.get(option, option),
+        disabled=len(devices) == 1,
+        help="Where the working copy of the model runs: pruning, evaluation, scans and fine-tuning. "
+        "The loaded model itself stays where it was loaded.",
+    )
+    working = working_model()
+    if working is not None:
+        place = placement(working.bundle.model)
+        st.caption(f"Working copy on {place.device} in {str(place.dtype).removeprefix('torch.')}")
+    memory = device_memory(device)
+    if memory is not None:
+        st.caption(f"{fmt.size(memory['allocated'])} in use of {fmt.size(memory['total'])} on the {device} device")
+    return device
 
 
 def layer_table(stats: pd.DataFrame, total_params: int) -> None:
