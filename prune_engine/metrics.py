@@ -34,6 +34,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from .data import EvalData
 from .embedding import embedding_metrics, is_embedding_model
 from .errors import DataError, PruneScopeError
+from .language import is_language_model, language_model_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -108,11 +109,15 @@ def evaluate(
     An embedding model (see `embedding.is_embedding_model`) gets embedding figures
     instead: `paraphrase_accuracy` when the labels are paraphrase group ids, and with
     `reference` the mean `cosine` and `retrieval_agreement` (same nearest neighbour).
+    A causal language model (see `language.is_language_model`) gets `perplexity` and `loss`
+    on its token ids, and with `reference` next-token `agreement` and `cosine` per position.
     """
     outputs = model_outputs(model, data, batch_size)
     metrics: dict[str, float] = {"examples": float(len(data))}
     if is_embedding_model(model):
         return metrics | embedding_metrics(outputs, data.labels, _reference_outputs(reference, data, batch_size))
+    if is_language_model(model):
+        return metrics | language_model_metrics(outputs, data.inputs, _reference_outputs(reference, data, batch_size))
     if data.labels is not None:
         metrics.update(_label_metrics(outputs, data.labels))
     if reference is not None:

@@ -31,9 +31,19 @@ from .heads import (
 )
 from .importance import LayerScoreImportance, ProgressFn, ScoringContext, get_criterion, importance
 from .layers import LayerInfo, get_layer, prunable_layers
-from .masks import STREAM_ABOVE, bounded_counts, count_mask, global_masks, layer_mask, nm_mask, streamed_global_masks
+from .masks import (
+    STREAM_ABOVE,
+    bounded_counts,
+    count_mask,
+    global_masks,
+    layer_mask,
+    nm_mask,
+    row_mask,
+    streamed_global_masks,
+)
+from .oneshot import NM
 from .plan import PruningPlan
-from .report import PREVIEW_COLUMNS, layer_figures, report_table, typed_status, typed_table
+from .report import PREVIEW_COLUMNS, layer_figures, present_figures, report_table, typed_status, typed_table
 from .status import PLAN_ERRORS, Blocked, BlockedBy
 from .structured import ChannelGraph, ChannelGroup, check_pruned_model
 
@@ -46,7 +56,8 @@ class Decision:
     channels or heads otherwise); `scores`: the scores it was ranked by (per weight, or per
     channel/unit/head); `blocked`: layers this granularity cannot prune, targeted or not,
     and why; `notes`: how a layer is coupled to others or shares weights (for people);
-    `groups`: the layer whose channel group or attention heads a layer belongs to.
+    `groups`: the layer whose channel group or attention heads a layer belongs to;
+    `kept_changed`: layers whose kept weights the pruning changes (SparseGPT).
     """
 
     ratios: dict[str, float] = field(default_factory=dict)
@@ -54,6 +65,7 @@ class Decision:
     notes: dict[str, str] = field(default_factory=dict)
     blocked: dict[str, Blocked] = field(default_factory=dict)
     groups: dict[str, str] = field(default_factory=dict)
+    kept_changed: list[str] = field(default_factory=list)
 
     def blocked_by(self) -> dict[str, BlockedBy]:
         """The typed cause of each blocked layer."""
@@ -65,9 +77,12 @@ class Decision:
 
 @dataclass
 class MaskDecision(Decision):
-    """Unstructured and N:M: a keep-mask (1 = keep) per layer's weight."""
+    """Unstructured and N:M: a keep-mask (1 = keep) per layer's weight, or, for a criterion that
+    prunes by itself and updates the weights it keeps (SparseGPT), `reconstruct`, which does so
+    in place on the model it is given (`masks` is then empty)."""
 
     masks: dict[str, torch.Tensor] = field(default_factory=dict)
+    reconstruct: Callable[[nn.Module], None] | None = None
 
 
 @dataclass
@@ -171,9 +186,11 @@ def apply_plan(
         working = recalibrate_batchnorm(working, calibration_data)
     working.train(model.training)
     _report(progress, 1.0, "Done")
-    after = {name: layer_figures(working, name) for name in before}
+    after = present_figures(working, before)
     notes = {name: _note(decision, name, pruner) for name in before}
-    report = report_table(before, after, plan, decision.ratios, decision.blocked_by(), notes)
+    report = report_table(
+        before, after, plan, decision.ratios, decision.blocked_by(), notes, kept_changed=decision.kept_changed
+    )
     return PruneResult(model=working, plan=plan, report=report, skipped=_skipped(decision, plan, pruner))
 
 
@@ -306,6 +323,9 @@ def _decide_unstructured(
     targets, tied = _unique_weights(model, _target_layers(model, plan), decision)
     if not targets:
         return decision
+    criterion = get_criterion(plan.criterion)
+    if criterion.reconstruct is not None:
+        return _decide_reconstructed(model, plan, data, progress, decision, targets, tied, None)
     scores = importance(model, plan.criterion, data, level="weight", layers=targets, progress=progress, seed=plan.seed)
     ranked = {name: scores[name] for name in targets if plan.is_global_ranked(name)}
     if ranked:
@@ -321,9 +341,10 @@ def _decide_unstructured(
                 ranked, total, {n: b[0] for n, b in bounds.items()}, {n: b[1] for n, b in bounds.items()}
             )
             decision.masks.update({name: count_mask(ranked[name], counts[name]) for name in ranked})
+    local_mask = row_mask if criterion.compare_within == "row" else layer_mask
     for name in targets:
         if name not in ranked:
-            decision.masks[name] = layer_mask(scores[name], plan.target_ratio(name))
+            decision.masks[name] = local_mask(scores[name], plan.target_ratio(name))
     decision.scores = scores
     decision.ratios = {name: 1.0 - int(mask.count_nonzero()) / mask.numel() for name, mask in decision.masks.items()}
     decision.ratios.update({name: decision.ratios[owner] for name, owner in tied.items()})
@@ -349,6 +370,8 @@ def _decide_nm(
     targets, tied = _unique_weights(model, wanted, decision)
     if not targets:
         return decision
+    if get_criterion(plan.criterion).reconstruct is not None:
+        return _decide_reconstructed(model, plan, data, progress, decision, targets, tied, NM(plan.n, plan.m))
     scores = importance(model, plan.criterion, data, level="weight", layers=targets, progress=progress, seed=plan.seed)
     decision.masks = {name: nm_mask(scores[name], plan.n, plan.m) for name in targets}
     decision.scores = scores
@@ -356,7 +379,40 @@ def _decide_nm(
     return decision
 
 
+def _decide_reconstructed(
+    model: nn.Module,
+    plan: PruningPlan,
+    data: EvalData | None,
+    progress: ProgressFn | None,
+    decision: MaskDecision,
+    targets: list[str],
+    tied: dict[str, str],
+    nm: NM | None,
+) -> Decision:
+    """A criterion that prunes by itself (SparseGPT): each layer gets its own ratio (a global
+    ratio applies to every layer alike: the method prunes layer by layer); the scores are its
+    initial saliency, for display; the pruning itself waits for `apply`."""
+    criterion = get_criterion(plan.criterion)
+    assert criterion.reconstruct is not None
+    reconstruct = criterion.reconstruct
+    if data is None:
+        raise InvalidPlanError(f"The {criterion.name} criterion needs calibration data; give apply_plan data=….")
+    ratios = {name: (1.0 - nm.n / nm.m) if nm is not None else plan.target_ratio(name) for name in targets}
+    decision.scores = importance(
+        model, plan.criterion, data, level="weight", layers=targets, progress=progress, seed=plan.seed
+    )
+    decision.ratios = {**ratios, **{name: ratios[owner] for name, owner in tied.items()}}
+    for name in targets:
+        decision.notes[name] = f"{criterion.label}: the weights it keeps are updated to make up for those removed"
+    decision.kept_changed = [*targets, *tied]
+    decision.reconstruct = lambda working: reconstruct(working, ratios, data, nm)
+    return decision
+
+
 def _apply_masks(model: nn.Module, decision: MaskDecision, example_input: torch.Tensor) -> None:
+    if decision.reconstruct is not None:
+        decision.reconstruct(model)
+        return
     with torch.no_grad():
         for name, mask in decision.masks.items():
             weight = get_layer(model, name).weight

@@ -9,7 +9,7 @@ Figures come from the weights as they are; `status` and `blocked_by` are typed v
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -37,12 +37,14 @@ REPORT_COLUMNS = (
     "status",
     "blocked_by",
     "note",
+    "kept_changed",
 )
 """Columns of every pruned model's report. `target_ratio`: what the plan asks of the layer;
 `assigned_ratio`: what its ranking gave it (NaN when no single ranking made the model,
 e.g. after pruning in steps); `achieved_ratio`: what it lost (output channels for channel
 pruning, weights for head pruning, non-zero weights otherwise); `status`: a `LayerStatus`;
-`blocked_by`: a `BlockedBy`, None unless blocked; `note`: for people only."""
+`blocked_by`: a `BlockedBy`, None unless blocked; `note`: for people only; `kept_changed`: True
+when the pruning also changed the weights the layer keeps (SparseGPT), else False."""
 
 PREVIEW_COLUMNS = ("layer", "kind", "target_ratio", "assigned_ratio", "group", "status", "blocked_by", "note")
 """Columns of `preview_plan`'s table; `group`: the layer whose channel group (or the
@@ -59,6 +61,16 @@ class LayerFigures:
     weights: int
     nonzero: int
     channels: int
+
+
+REMOVED = LayerFigures(0, 0, 0, 0)
+"""The figures of a layer that is gone (its block became the identity)."""
+
+
+def present_figures(model: nn.Module, names: Collection[str]) -> dict[str, LayerFigures]:
+    """The figures of each of `names` that `model` still has (a removed block's layers are left out)."""
+    present = {layer.name for layer in prunable_layers(model)}
+    return {name: layer_figures(model, name) for name in names if name in present}
 
 
 def layer_figures(model: nn.Module, name: str) -> LayerFigures:
@@ -88,7 +100,7 @@ def layer_report(
     was one; without them assigned ratios are NaN and notes empty.
     """
     before = {layer.name: (layer.kind, layer_figures(original, layer.name)) for layer in prunable_layers(original)}
-    after = {name: layer_figures(pruned, name) for name in before}
+    after = present_figures(pruned, before)
     return report_table(before, after, plan, assigned, blocked or {}, notes or {})
 
 
@@ -99,11 +111,13 @@ def report_table(
     assigned: Mapping[str, float] | None,
     blocked: Mapping[str, BlockedBy],
     notes: Mapping[str, str],
+    kept_changed: Collection[str] = (),
 ) -> pd.DataFrame:
-    """Rows of `REPORT_COLUMNS` from each layer's (kind, figures) before and its figures after."""
+    """Rows of `REPORT_COLUMNS` from each layer's (kind, figures) before and its figures after
+    (`after` may leave out a layer that was removed with its block: it then has no weights)."""
     rows = []
     for name, (kind, old) in before.items():
-        new = after[name]
+        new = after.get(name, REMOVED)
         lost = new.params < old.params or new.nonzero < old.nonzero
         rows.append(
             {
@@ -122,6 +136,7 @@ def report_table(
                 "channels_after": new.channels,
                 **typed_status(name, blocked, lost),
                 "note": notes.get(name, ""),
+                "kept_changed": name in kept_changed,
             }
         )
     return typed_table(rows, REPORT_COLUMNS)
