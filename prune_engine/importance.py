@@ -24,7 +24,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from . import attribution, heads, oneshot
+from . import attribution, blocks, heads, oneshot
 from .attribution import DEFAULT_MAX_EXAMPLES
 from .data import EvalData, model_fingerprint
 from .errors import CriterionError
@@ -577,6 +577,23 @@ BUILT_IN_CRITERIA = (
         needs_data=True,
         kind="data",
         reconstruct=oneshot.sparsegpt_prune,
+    ),
+    Criterion(
+        name="block_influence",
+        label="Block influence (depth)",
+        explanation=(
+            "For depth pruning: how much a whole residual block or transformer layer turns what flows "
+            "through it, measured as 1 − the cosine similarity between the block's input and its output "
+            "on calibration examples (per token for a transformer). A block whose output points almost "
+            "the same way as its input adds little, so it is the first to become a plain pass-through "
+            "(Men et al., 2024, ShortGPT). One forward pass over up to 128 examples. It looks at each block "
+            "alone, in the unpruned model: removing two neighbours may cost more than each suggests, which "
+            "ablation (switch each block off and compare the outputs) checks more directly. Every layer "
+            "inside a block gets its block's score."
+        ),
+        channel_scores=blocks.block_influence_channel_scores,
+        needs_data=True,
+        kind="data",
     ),
 )
 """Every criterion PruneScope ships, in the order the app lists them; `CRITERIA` starts with these."""

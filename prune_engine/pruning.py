@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .blocks import Block, block_scores, calibration_inputs, find_blocks, require_blocks, skip_block
 from .calibration import has_batchnorm, recalibrate_batchnorm
 from .data import EvalData
 from .errors import InvalidPlanError, UnsupportedModelError
@@ -104,6 +105,13 @@ class HeadDecision(Decision):
     """Head: per attention layer, the heads to remove."""
 
     removals: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class BlockDecision(Decision):
+    """Block: the blocks that become the identity."""
+
+    removals: list[Block] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -665,10 +673,67 @@ def _attention_names(model: nn.Module) -> list[str]:
     return [layer.name for layer in require_attention_layers(model)]
 
 
+def _decide_blocks(
+    model: nn.Module,
+    plan: PruningPlan,
+    example_input: torch.Tensor,
+    data: EvalData | None,
+    progress: ProgressFn | None,
+) -> Decision:
+    """Rank the skippable blocks and choose the lowest `global_ratio` share of them, plus any block
+    the plan names with a ratio above 0; at least one block stays."""
+    decision = BlockDecision()
+    found = find_blocks(model, example_input)
+    owners = {layer: block.name for block in found for layer in block.layers}
+    not_skippable = Blocked(BlockedBy.SHAPE_CHANGE, "its block changes the shape of what flows through it")
+    for layer in prunable_layers(model):
+        if layer.name not in owners:
+            decision.blocked[layer.name] = Blocked(BlockedBy.NOT_IN_BLOCK, "it is in no residual block or layer stack")
+    for block in found:
+        for layer in block.layers:
+            decision.groups[layer] = block.name
+            if not block.skippable:
+                decision.blocked[layer] = not_skippable
+        if not block.skippable and plan.ratios.get(block.name, 0.0) > 0:
+            raise InvalidPlanError(f"Block {block.name!r} changes the shape of its input, so it cannot be skipped.")
+    candidates = [block for block in found if block.skippable and block.name not in plan.ignored_layers]
+    if not candidates:
+        return decision
+    inputs = None if data is None else calibration_inputs(data.inputs)
+    _report(progress, 0.0, f"Ranking {len(candidates)} blocks by {plan.criterion}")
+    scores = block_scores(model, candidates, plan.criterion, inputs, plan.seed)
+    forced = [block for block in candidates if plan.ratios.get(block.name, 0.0) > 0]
+    count = min(max(round((plan.global_ratio or 0.0) * len(candidates)), len(forced)), len(candidates) - 1)
+    ranked = sorted((block for block in candidates if block not in forced), key=lambda block: scores[block.name])
+    decision.removals = (forced + ranked)[: max(count, len(forced))]
+    removed = {block.name for block in decision.removals}
+    for block in candidates:
+        for layer in block.layers:
+            size = get_layer(model, layer).weight.shape[0]
+            decision.scores[layer] = torch.full((size,), scores[block.name])
+            decision.ratios[layer] = 1.0 if block.name in removed else 0.0
+            decision.notes[layer] = f"in block {block.name!r} (score {scores[block.name]:.3g})" + (
+                ", which becomes the identity" if block.name in removed else ""
+            )
+    return decision
+
+
+def _apply_blocks(model: nn.Module, decision: BlockDecision, example_input: torch.Tensor) -> None:
+    if not decision.removals:
+        return
+    with torch.no_grad():
+        output = model(example_input)
+    expected_shape = (output[0] if isinstance(output, (tuple, list)) else output).shape
+    for block in decision.removals:
+        skip_block(model, block)
+    check_pruned_model(model, example_input, expected_shape)
+
+
 PRUNERS: dict[str, Pruner] = {
     "unstructured": Pruner("unstructured", _decide_unstructured, _apply_masks, unit="weights"),
     "n:m": Pruner("n:m", _decide_nm, _apply_masks, unit="weights to N:M sparsity"),
     "channel": Pruner("channel", _decide_channel, _apply_channels, unit="channels"),
     "head": Pruner("head", _decide_heads, _apply_heads, unit="heads", targets=_attention_names),
+    "block": Pruner("block", _decide_blocks, _apply_blocks, unit="its block", targets=require_blocks),
 }
 """Granularity name (see `plan.GRANULARITIES`) → the pruner that carries it out."""

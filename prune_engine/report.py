@@ -145,7 +145,7 @@ def report_table(
 def _achieved(granularity: str, old: LayerFigures, new: LayerFigures) -> float:
     if granularity == "channel":
         return 1.0 - new.channels / max(old.channels, 1)
-    if granularity == "head":
+    if granularity in ("head", "block"):
         return 1.0 - new.weights / max(old.weights, 1)
     return 1.0 - new.nonzero / max(old.weights, 1)
 
