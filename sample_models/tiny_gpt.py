@@ -113,7 +113,7 @@ class TinyGPT(nn.Module):
 
 def encode(text: str) -> torch.Tensor:
     """Token ids of `text`: its UTF-8 bytes, int64."""
-    return torch.tensor(list(text.encode("utf-8")), dtype=torch.long)
+    return torch.frombuffer(bytearray(text.encode("utf-8")), dtype=torch.uint8).long()
 
 
 def decode(ids: torch.Tensor) -> str:
@@ -133,10 +133,17 @@ def corpus() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def held_out_sequences(count: int = EVAL_SEQUENCES, length: int = CONTEXT) -> torch.Tensor:
-    """`count` non-overlapping held-out sequences of `length` token ids, spread over the held-out text."""
-    _, held_out = corpus()
-    starts = torch.linspace(0, len(held_out) - length - 1, count).long()
-    return torch.stack([held_out[start : start + length] for start in starts.tolist()])
+    """`count` non-overlapping held-out sequences of `length` token ids, spread over the held-out text.
+
+    Topics repeat some passages of others (shared boilerplate, overlapping sections), so a
+    window of held-out text that also occurs in the training text is left out."""
+    train, held_out = corpus()
+    train_text = bytes(train.tolist())
+    windows = [held_out[start : start + length] for start in range(0, len(held_out) - length + 1, length)]
+    unseen = [window for window in windows if bytes(window.tolist()) not in train_text]
+    if len(unseen) < count:
+        raise ModelLoadError(f"The held-out documentation has only {len(unseen)} unseen windows of {length} bytes.")
+    return torch.stack([unseen[index] for index in torch.linspace(0, len(unseen) - 1, count).round().long().tolist()])
 
 
 def save_eval_data(path: Path = EVAL_PATH) -> None:
