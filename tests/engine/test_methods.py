@@ -167,3 +167,19 @@ def test_distillation_recovers_agreement_without_labels_and_keeps_zeros() -> Non
         pe.distill(pruned, bundle.model, unlabelled, epochs=1).fc1.weight,
         pe.distill(pruned, bundle.model, unlabelled, epochs=1).fc1.weight,
     )
+
+
+def test_iterative_pruning_recovers_by_distillation_without_labels() -> None:
+    bundle = load_sample("digits_mlp")
+    unlabelled_train = pe.EvalData(bundle.train_data.inputs[:256])
+    unlabelled_eval = pe.EvalData(bundle.eval_data.inputs[:128])
+
+    result = pe.iterative_prune(
+        bundle.model, pe.PruningPlan(global_ratio=0.8), unlabelled_train, unlabelled_eval, steps=2, recovery="distill"
+    )
+
+    history = result.history
+    assert (history["metric"] == "agreement").all() and history["accuracy"].isna().all()
+    assert history["value"].iloc[0] == 1.0
+    assert (history["value"].iloc[1:] >= history["pruned_value"].iloc[1:]).all()
+    assert float((result.model.fc1.weight == 0).float().mean()) == pytest.approx(0.8, abs=0.01)

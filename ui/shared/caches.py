@@ -418,3 +418,29 @@ def put_latest(entries: dict, key: Hashable, value: object, keep: int) -> None:
 def session_memo(session_key: str) -> dict:
     """A per-session memo dict kept in `st.session_state` under `session_key` (made empty when missing)."""
     return st.session_state.setdefault(session_key, {})
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def sample_continuation(fingerprint: str, prompt: str, _model: nn.Module) -> str:
+    """The greedy continuation of `prompt` by a byte-level language model (tiny_gpt), cached per model."""
+    from sample_models.tiny_gpt import continue_text
+
+    return continue_text(_model, prompt)
+
+
+def continuation(loaded: LoadedModel, model: nn.Module | None = None, fingerprint: str | None = None) -> str:
+    """How the model (or `model`, e.g. a pruned copy, with its `fingerprint`) continues the sample's prompt."""
+    prompt = str(loaded.bundle.metadata.get("prompt", ""))
+    if model is None:
+        return sample_continuation(loaded.fingerprint, prompt, loaded.bundle.model)
+    return sample_continuation(fingerprint or model_fingerprint(model), prompt, model)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def methods_comparison(
+    fingerprint: str, request_json: str, _loaded: LoadedModel, _progress: ProgressFn | None = None
+) -> pd.DataFrame:
+    """The runs of a methods comparison (`prune_engine.comparison.compare_methods`) asked by `request_json`."""
+    from prune_engine.comparison import run_request
+
+    return run_request(_loaded.bundle, request_json, _progress)
