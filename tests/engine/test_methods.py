@@ -183,3 +183,27 @@ def test_iterative_pruning_recovers_by_distillation_without_labels() -> None:
     assert history["value"].iloc[0] == 1.0
     assert (history["value"].iloc[1:] >= history["pruned_value"].iloc[1:]).all()
     assert float((result.model.fc1.weight == 0).float().mean()) == pytest.approx(0.8, abs=0.01)
+
+
+def test_compare_methods_repeats_random_over_seeds_and_data_criteria_over_subsets() -> None:
+    from prune_engine.comparison import Method, compare_methods, summarise
+
+    bundle = load_sample("digits_mlp")
+    methods = [Method("l1"), Method("random"), Method("wanda")]
+
+    runs = compare_methods(
+        bundle.model,
+        bundle.example_input,
+        bundle.eval_data,
+        bundle.train_data,
+        methods,
+        [0.5],
+        repeats=3,
+        calibration_size=32,
+    )
+
+    assert runs.groupby("criterion")["repeat"].nunique().to_dict() == {"l1": 1, "random": 3, "wanda": 3}
+    assert runs[runs["criterion"] == "random"]["value"].nunique() > 1
+    table = summarise(runs).set_index("method")
+    assert (table["low"] <= table["mean"]).all() and (table["mean"] <= table["high"]).all()
+    assert (table["metric"] == "accuracy").all()
