@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
 BLOCK_CRITERIA = ("block_influence", "ablation", "random")
 """Criteria that rank whole blocks."""
+BLOCK_LEVEL_CRITERIA = ("block_influence",)
+"""Criteria that score only layers inside blocks (every layer gets its block's score)."""
 CALIBRATION_EXAMPLES = 128
 BATCH_SIZE = 32
 
