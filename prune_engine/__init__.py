@@ -17,6 +17,7 @@ detection, upload helpers) is imported from its module, e.g.
 """
 
 from .architectures import build_architecture, list_architectures, register_architecture
+from .blocks import BLOCK_CRITERIA, find_blocks
 from .calibration import recalibrate_batchnorm
 from .data import EvalData, ModelBundle
 from .embedding import (
@@ -43,6 +44,7 @@ from .experiments import ExperimentRun, ExperimentStore, ExperimentStoreError, p
 from .export import EXPORT_FORMATS, ExportError, export_bundle, export_model
 from .heads import AttentionLayer, attention_layers, remove_heads
 from .importance import CRITERIA, Criterion, ScoringContext, get_criterion, importance, register_criterion
+from .language import generate, is_language_model, language_model_metrics
 from .latency import latency_profile, predict_latency
 from .layers import LayerInfo, channel_norms, get_layer, layer_stats, prunable_layers, weight_histogram
 from .loading import StateDictMismatchError, load_eval_data, load_model
@@ -73,14 +75,25 @@ from .sensitivity import (
 )
 from .sparse_runtime import SparseLinear, sparse_runtime, sparse_runtime_report
 from .status import BlockedBy, LayerStatus
-from .training import SCHEDULES, fine_tune, iterative_prune, schedule_fractions, train_sparse
+from .training import (
+    RECOVERIES,
+    SCHEDULES,
+    distill,
+    fine_tune,
+    iterative_prune,
+    recovery_metric,
+    schedule_fractions,
+    train_sparse,
+)
 
 __all__ = [
+    "BLOCK_CRITERIA",
     "CRITERIA",
     "DEFAULT_RATIOS",
     "EXPORT_FORMATS",
     "GRANULARITIES",
     "MEASURABLE_CHANGE",
+    "RECOVERIES",
     "SCHEDULES",
     "SCOPES",
     "AttentionLayer",
@@ -121,18 +134,23 @@ __all__ = [
     "channel_norms",
     "compare_latency",
     "count_flops",
+    "distill",
     "embedding_fidelity",
     "embedding_metrics",
     "evaluate",
     "export_bundle",
     "export_model",
     "fidelity",
+    "find_blocks",
     "fine_tune",
+    "generate",
     "get_criterion",
     "get_layer",
     "importance",
     "is_embedding_model",
+    "is_language_model",
     "iterative_prune",
+    "language_model_metrics",
     "latency_profile",
     "layer_report",
     "layer_stats",
@@ -151,6 +169,7 @@ __all__ = [
     "preview_plan",
     "prunable_layers",
     "recalibrate_batchnorm",
+    "recovery_metric",
     "register_architecture",
     "register_criterion",
     "remove_heads",

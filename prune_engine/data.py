@@ -17,7 +17,7 @@ from torch import nn
 
 from .errors import DataError
 
-TASKS = ("classification", "embedding", "regression")
+TASKS = ("classification", "embedding", "regression", "language_model")
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from . import attribution, heads
+from . import attribution, blocks, heads, oneshot
 from .attribution import DEFAULT_MAX_EXAMPLES
 from .data import EvalData, model_fingerprint
 from .errors import CriterionError
@@ -83,7 +83,11 @@ class Criterion:
     """One importance criterion: a name, a plain-words explanation and its scoring functions.
 
     `explanation` is written to be read out in a demo: what it measures, why that
-    suggests what to prune, what it costs, and when it misleads.
+    suggests what to prune, what it costs, and when it misleads. `compare_within="row"`:
+    unstructured pruning in layer scope removes the same share from every output row
+    (Wanda). `reconstruct`: the criterion prunes by itself and changes the weights it keeps
+    (SparseGPT): `reconstruct(model, ratios, data, nm, max_examples, progress)` prunes the
+    layers of `model` named in `ratios` in place; scores are then only for display.
     """
 
     name: str
@@ -94,6 +98,8 @@ class Criterion:
     group_importance: Callable[[ScoringContext], tp.importance.Importance] | None = None
     needs_data: bool = False
     kind: str = "magnitude"
+    compare_within: str = "layer"
+    reconstruct: Callable[..., None] | None = None
 
 
 def register_criterion(criterion: Criterion) -> Criterion:
@@ -536,6 +542,63 @@ BUILT_IN_CRITERIA = (
             "alone. It scores attention heads only: use it with head pruning."
         ),
         channel_scores=heads.ablation_channel_scores,
+        needs_data=True,
+        kind="data",
+    ),
+    Criterion(
+        name="wanda",
+        label="Wanda (weight × input size)",
+        explanation=(
+            "Multiplies each weight's size by the size of the input it reads (the norm of that input over "
+            "a few calibration examples, every token or position), and removes the lowest-scoring weights "
+            "of each output row, so every output keeps the same share of its inputs. In a transformer a "
+            "few inputs are far larger than the rest, and a small weight that reads one of them matters "
+            "more than a large weight reading a quiet one: magnitude pruning cannot see that, Wanda can. "
+            "Costs one forward pass over up to 128 examples and changes no weight (Sun et al., 2023). For "
+            "a convolution the input is the size of the channel it reads. Works for single weights and "
+            "N:M (2:4, 4:8); it needs calibration data."
+        ),
+        channel_scores=oneshot.wanda_channel_scores,
+        weight_scores=oneshot.wanda_weight_scores,
+        needs_data=True,
+        kind="data",
+        compare_within="row",
+    ),
+    Criterion(
+        name="sparsegpt",
+        label="SparseGPT (prune and update)",
+        explanation=(
+            "Prunes one layer at a time and then changes the weights it keeps, so that the layer's outputs "
+            "on a few calibration examples stay as close as they can to what they were: the removed "
+            "weights' work is taken over by the others. It uses how the layer's inputs vary together (their "
+            "Hessian, slightly dampened) to decide both which weights to drop and how to correct the rest, "
+            "128 columns at a time, layer after layer in the order the model runs them, each layer seeing "
+            "the inputs the already-pruned layers before it give (Frantar & Alistarh, 2023). It is the only "
+            "method here that changes the kept weights, so a before/after weight histogram moves. Costs a "
+            "partial forward pass per layer and an inverse of an inputs × inputs matrix per layer (about "
+            "half a minute for MiniLM on two cores). Single weights and N:M; Linear and Conv2d layers; "
+            "needs calibration data."
+        ),
+        channel_scores=oneshot.sparsegpt_channel_scores,
+        weight_scores=oneshot.sparsegpt_weight_scores,
+        needs_data=True,
+        kind="data",
+        reconstruct=oneshot.sparsegpt_prune,
+    ),
+    Criterion(
+        name="block_influence",
+        label="Block influence (depth)",
+        explanation=(
+            "For depth pruning: how much a whole residual block or transformer layer turns what flows "
+            "through it, measured as 1 − the cosine similarity between the block's input and its output "
+            "on calibration examples (per token for a transformer). A block whose output points almost "
+            "the same way as its input adds little, so it is the first to become a plain pass-through "
+            "(Men et al., 2024, ShortGPT). One forward pass over up to 128 examples. It looks at each block "
+            "alone, in the unpruned model: removing two neighbours may cost more than each suggests, which "
+            "ablation (switch each block off and compare the outputs) checks more directly. Every layer "
+            "inside a block gets its block's score."
+        ),
+        channel_scores=blocks.block_influence_channel_scores,
         needs_data=True,
         kind="data",
     ),

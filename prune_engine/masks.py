@@ -168,3 +168,14 @@ def nm_mask(scores: torch.Tensor, n: int, m: int) -> torch.Tensor:
     keep.scatter_(1, torch.topk(groups, n, dim=1).indices, True)
     keep = keep.reshape(moved.shape)
     return (keep.movedim(-1, 1) if scores.dim() > 2 else keep).to(scores.dtype)
+
+
+def row_mask(scores: torch.Tensor, ratio: float) -> torch.Tensor:
+    """Keep-mask (bool) zeroing the `round(ratio × row size)` lowest scores of every output row
+    (dim 0), so each output loses the same share of its inputs (Wanda compares weights this way)."""
+    rows = scores.reshape(scores.shape[0], -1)
+    count = min(round(float(ratio) * rows.shape[1]), rows.shape[1])
+    keep = torch.ones_like(rows, dtype=torch.bool)
+    if count > 0:
+        keep.scatter_(1, torch.topk(rows, count, dim=1, largest=False).indices, False)
+    return keep.reshape(scores.shape)

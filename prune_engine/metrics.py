@@ -33,6 +33,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from .data import EvalData
 from .embedding import embedding_metrics, is_embedding_model
 from .errors import DataError, PruneScopeError
+from .language import is_language_model, language_model_metrics
 from .placement import Placement, float32_fallback, model_dtype, place_model, placement
 
 logger = logging.getLogger(__name__)
@@ -110,6 +111,8 @@ def evaluate(
     An embedding model (see `embedding.is_embedding_model`) gets embedding figures
     instead: `paraphrase_accuracy` when the labels are paraphrase group ids, and with
     `reference` the mean `cosine` and `retrieval_agreement` (same nearest neighbour).
+    A causal language model (see `language.is_language_model`) gets `perplexity` and `loss`
+    on its token ids, and with `reference` next-token `agreement` and `cosine` per position.
     """
     outputs = model_outputs(model, data, batch_size)
     metrics: dict[str, float] = {"examples": float(len(data))}
@@ -119,6 +122,8 @@ def evaluate(
         reference_outputs = reference_outputs.to(outputs.device)
     if is_embedding_model(model):
         return metrics | embedding_metrics(outputs, labels, reference_outputs)
+    if is_language_model(model):
+        return metrics | language_model_metrics(outputs, data.inputs.to(outputs.device), reference_outputs)
     if labels is not None:
         metrics.update(_label_metrics(outputs, labels))
     if reference_outputs is not None:

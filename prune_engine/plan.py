@@ -15,10 +15,11 @@ from dataclasses import asdict, dataclass, field, fields
 from .errors import InvalidPlanError
 from .jsontext import loads
 
-GRANULARITIES = ("unstructured", "channel", "n:m", "head")
+GRANULARITIES = ("unstructured", "channel", "n:m", "head", "block")
 """unstructured: single weights are zeroed; channel: whole output channels are removed
 (the model shrinks); n:m: in every m consecutive input weights only n are kept; head:
-whole attention heads are removed from transformer attention layers (see `heads.py`)."""
+whole attention heads are removed from transformer attention layers (see `heads.py`); block:
+whole residual blocks or transformer layers become the identity (see `blocks.py`)."""
 
 SCOPES = ("layer", "global")
 """layer: each layer is ranked on its own; global: layers without their own ratio are
@@ -41,7 +42,9 @@ class PruningPlan:
 
     `ratios` maps module paths to the fraction to remove from that layer (weights for
     unstructured, output channels for channel; for head, attention layers — the module
-    paths `heads.attention_layers` names — and the fraction of their heads). `global_ratio` applies to every prunable
+    paths `heads.attention_layers` names — and the fraction of their heads; for block, the
+    global ratio is the share of blocks removed and a block named with a ratio above 0 is
+    removed whatever its score). `global_ratio` applies to every prunable
     layer without its own entry; under `scope="global"` those layers are ranked together,
     so each gets the ratio the global ranking assigns, kept within `min_ratio`/`max_ratio`.
     For n:m the sparsity is fixed by n and m; ratios only select layers (> 0 means

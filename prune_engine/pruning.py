@@ -20,6 +20,7 @@ from torch.nn.utils import parametrize, remove_spectral_norm, remove_weight_norm
 from torch.nn.utils.spectral_norm import SpectralNorm
 from torch.nn.utils.weight_norm import WeightNorm
 
+from .blocks import Block, block_scores, calibration_inputs, find_blocks, require_blocks, skip_block
 from .calibration import has_batchnorm, recalibrate_batchnorm
 from .data import EvalData
 from .errors import InvalidPlanError, UnsupportedModelError
@@ -34,7 +35,17 @@ from .heads import (
 )
 from .importance import LayerScoreImportance, ProgressFn, ScoringContext, get_criterion, importance
 from .layers import LayerInfo, get_layer, prunable_layers
-from .masks import STREAM_ABOVE, bounded_counts, count_mask, global_masks, layer_mask, nm_mask, streamed_global_masks
+from .masks import (
+    STREAM_ABOVE,
+    bounded_counts,
+    count_mask,
+    global_masks,
+    layer_mask,
+    nm_mask,
+    row_mask,
+    streamed_global_masks,
+)
+from .oneshot import NM
 from .placement import placement
 from .plan import PruningPlan
 from .report import PREVIEW_COLUMNS, forward_figures, layer_figures, report_table, typed_status, typed_table
@@ -50,7 +61,8 @@ class Decision:
     channels or heads otherwise); `scores`: the scores it was ranked by (per weight, or per
     channel/unit/head); `blocked`: layers this granularity cannot prune, targeted or not,
     and why; `notes`: how a layer is coupled to others or shares weights (for people);
-    `groups`: the layer whose channel group or attention heads a layer belongs to.
+    `groups`: the layer whose channel group or attention heads a layer belongs to;
+    `kept_changed`: layers whose kept weights the pruning changes (SparseGPT).
     """
 
     ratios: dict[str, float] = field(default_factory=dict)
@@ -58,6 +70,7 @@ class Decision:
     notes: dict[str, str] = field(default_factory=dict)
     blocked: dict[str, Blocked] = field(default_factory=dict)
     groups: dict[str, str] = field(default_factory=dict)
+    kept_changed: list[str] = field(default_factory=list)
 
     def blocked_by(self) -> dict[str, BlockedBy]:
         """The typed cause of each blocked layer."""
@@ -69,9 +82,12 @@ class Decision:
 
 @dataclass
 class MaskDecision(Decision):
-    """Unstructured and N:M: a keep-mask (1 = keep) per layer's weight."""
+    """Unstructured and N:M: a keep-mask (1 = keep) per layer's weight, or, for a criterion that
+    prunes by itself and updates the weights it keeps (SparseGPT), `reconstruct`, which does so
+    in place on the model it is given (`masks` is then empty)."""
 
     masks: dict[str, torch.Tensor] = field(default_factory=dict)
+    reconstruct: Callable[[nn.Module], None] | None = None
 
 
 @dataclass
@@ -93,6 +109,13 @@ class HeadDecision(Decision):
     """Head: per attention layer, the heads to remove."""
 
     removals: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class BlockDecision(Decision):
+    """Block: the blocks that become the identity."""
+
+    removals: list[Block] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -181,7 +204,9 @@ def apply_plan(
     _report(progress, 1.0, "Done")
     after = forward_figures(working, list(before), example_input)
     notes = {name: _note(decision, name, pruner) for name in before}
-    report = report_table(before, after, plan, decision.ratios, decision.blocked_by(), notes)
+    report = report_table(
+        before, after, plan, decision.ratios, decision.blocked_by(), notes, kept_changed=decision.kept_changed
+    )
     preview = _preview(layers, plan, decision, pruner)
     return PruneResult(
         model=working, plan=plan, report=report, skipped=_skipped(decision, plan, pruner), preview=preview
@@ -365,6 +390,9 @@ def _decide_unstructured(
     targets, tied = _unique_weights(model, _target_layers(model, plan), decision)
     if not targets:
         return decision
+    criterion = get_criterion(plan.criterion)
+    if criterion.reconstruct is not None:
+        return _decide_reconstructed(model, plan, data, progress, decision, targets, tied, None)
     scores = importance(model, plan.criterion, data, level="weight", layers=targets, progress=progress, seed=plan.seed)
     ranked = {name: scores[name] for name in targets if plan.is_global_ranked(name)}
     if ranked:
@@ -380,9 +408,10 @@ def _decide_unstructured(
                 ranked, total, {n: b[0] for n, b in bounds.items()}, {n: b[1] for n, b in bounds.items()}
             )
             decision.masks.update({name: count_mask(ranked[name], counts[name]) for name in ranked})
+    local_mask = row_mask if criterion.compare_within == "row" else layer_mask
     for name in targets:
         if name not in ranked:
-            decision.masks[name] = layer_mask(scores[name], plan.target_ratio(name))
+            decision.masks[name] = local_mask(scores[name], plan.target_ratio(name))
     decision.scores = scores
     decision.ratios = {name: 1.0 - int(mask.count_nonzero()) / mask.numel() for name, mask in decision.masks.items()}
     decision.ratios.update({name: decision.ratios[owner] for name, owner in tied.items()})
@@ -408,6 +437,8 @@ def _decide_nm(
     targets, tied = _unique_weights(model, wanted, decision)
     if not targets:
         return decision
+    if get_criterion(plan.criterion).reconstruct is not None:
+        return _decide_reconstructed(model, plan, data, progress, decision, targets, tied, NM(plan.n, plan.m))
     scores = importance(model, plan.criterion, data, level="weight", layers=targets, progress=progress, seed=plan.seed)
     decision.masks = {name: nm_mask(scores[name], plan.n, plan.m) for name in targets}
     decision.scores = scores
@@ -415,7 +446,40 @@ def _decide_nm(
     return decision
 
 
+def _decide_reconstructed(
+    model: nn.Module,
+    plan: PruningPlan,
+    data: EvalData | None,
+    progress: ProgressFn | None,
+    decision: MaskDecision,
+    targets: list[str],
+    tied: dict[str, str],
+    nm: NM | None,
+) -> Decision:
+    """A criterion that prunes by itself (SparseGPT): each layer gets its own ratio (a global
+    ratio applies to every layer alike: the method prunes layer by layer); the scores are its
+    initial saliency, for display; the pruning itself waits for `apply`."""
+    criterion = get_criterion(plan.criterion)
+    assert criterion.reconstruct is not None
+    reconstruct = criterion.reconstruct
+    if data is None:
+        raise InvalidPlanError(f"The {criterion.name} criterion needs calibration data; give apply_plan data=….")
+    ratios = {name: (1.0 - nm.n / nm.m) if nm is not None else plan.target_ratio(name) for name in targets}
+    decision.scores = importance(
+        model, plan.criterion, data, level="weight", layers=targets, progress=progress, seed=plan.seed
+    )
+    decision.ratios = {**ratios, **{name: ratios[owner] for name, owner in tied.items()}}
+    for name in targets:
+        decision.notes[name] = f"{criterion.label}: the weights it keeps are updated to make up for those removed"
+    decision.kept_changed = [*targets, *tied]
+    decision.reconstruct = lambda working: reconstruct(working, ratios, data, nm)
+    return decision
+
+
 def _apply_masks(model: nn.Module, decision: MaskDecision, example_input: torch.Tensor) -> None:
+    if decision.reconstruct is not None:
+        decision.reconstruct(model)
+        return
     with torch.no_grad():
         for name, mask in decision.masks.items():
             weight = get_layer(model, name).weight
@@ -668,10 +732,67 @@ def _attention_names(model: nn.Module) -> list[str]:
     return [layer.name for layer in require_attention_layers(model)]
 
 
+def _decide_blocks(
+    model: nn.Module,
+    plan: PruningPlan,
+    example_input: torch.Tensor,
+    data: EvalData | None,
+    progress: ProgressFn | None,
+) -> Decision:
+    """Rank the skippable blocks and choose the lowest `global_ratio` share of them, plus any block
+    the plan names with a ratio above 0; at least one block stays."""
+    decision = BlockDecision()
+    found = find_blocks(model, example_input)
+    owners = {layer: block.name for block in found for layer in block.layers}
+    not_skippable = Blocked(BlockedBy.SHAPE_CHANGE, "its block changes the shape of what flows through it")
+    for layer in prunable_layers(model):
+        if layer.name not in owners:
+            decision.blocked[layer.name] = Blocked(BlockedBy.NOT_IN_BLOCK, "it is in no residual block or layer stack")
+    for block in found:
+        for layer in block.layers:
+            decision.groups[layer] = block.name
+            if not block.skippable:
+                decision.blocked[layer] = not_skippable
+        if not block.skippable and plan.ratios.get(block.name, 0.0) > 0:
+            raise InvalidPlanError(f"Block {block.name!r} changes the shape of its input, so it cannot be skipped.")
+    candidates = [block for block in found if block.skippable and block.name not in plan.ignored_layers]
+    if not candidates:
+        return decision
+    inputs = None if data is None else calibration_inputs(data.inputs)
+    _report(progress, 0.0, f"Ranking {len(candidates)} blocks by {plan.criterion}")
+    scores = block_scores(model, candidates, plan.criterion, inputs, plan.seed)
+    forced = [block for block in candidates if plan.ratios.get(block.name, 0.0) > 0]
+    count = min(max(round((plan.global_ratio or 0.0) * len(candidates)), len(forced)), len(candidates) - 1)
+    ranked = sorted((block for block in candidates if block not in forced), key=lambda block: scores[block.name])
+    decision.removals = (forced + ranked)[: max(count, len(forced))]
+    removed = {block.name for block in decision.removals}
+    for block in candidates:
+        for layer in block.layers:
+            size = get_layer(model, layer).weight.shape[0]
+            decision.scores[layer] = torch.full((size,), scores[block.name])
+            decision.ratios[layer] = 1.0 if block.name in removed else 0.0
+            decision.notes[layer] = f"in block {block.name!r} (score {scores[block.name]:.3g})" + (
+                ", which becomes the identity" if block.name in removed else ""
+            )
+    return decision
+
+
+def _apply_blocks(model: nn.Module, decision: BlockDecision, example_input: torch.Tensor) -> None:
+    if not decision.removals:
+        return
+    with torch.no_grad():
+        output = model(example_input)
+    expected_shape = (output[0] if isinstance(output, (tuple, list)) else output).shape
+    for block in decision.removals:
+        skip_block(model, block)
+    check_pruned_model(model, example_input, expected_shape)
+
+
 PRUNERS: dict[str, Pruner] = {
     "unstructured": Pruner("unstructured", _decide_unstructured, _apply_masks, unit="weights"),
     "n:m": Pruner("n:m", _decide_nm, _apply_masks, unit="weights to N:M sparsity"),
     "channel": Pruner("channel", _decide_channel, _apply_channels, unit="channels"),
     "head": Pruner("head", _decide_heads, _apply_heads, unit="heads", targets=_attention_names),
+    "block": Pruner("block", _decide_blocks, _apply_blocks, unit="its block", targets=require_blocks),
 }
 """Granularity name (see `plan.GRANULARITIES`) → the pruner that carries it out."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,12 +43,14 @@ REPORT_COLUMNS = (
     "status",
     "blocked_by",
     "note",
+    "kept_changed",
 )
 """Columns of every pruned model's report. `target_ratio`: what the plan asks of the layer;
 `assigned_ratio`: what its ranking gave it (NaN when no single ranking made the model,
 e.g. after pruning in steps); `achieved_ratio`: what it lost (output channels for channel
 pruning, weights for head pruning, non-zero weights otherwise); `status`: a `LayerStatus`;
-`blocked_by`: a `BlockedBy`, None unless blocked; `note`: for people only."""
+`blocked_by`: a `BlockedBy`, None unless blocked; `note`: for people only; `kept_changed`: True
+when the pruning also changed the weights the layer keeps (SparseGPT), else False."""
 
 PREVIEW_COLUMNS = ("layer", "kind", "target_ratio", "assigned_ratio", "group", "status", "blocked_by", "note")
 """Columns of `preview_plan`'s table; `group`: the layer whose channel group (or the
@@ -69,6 +71,16 @@ class LayerFigures:
     """Weights that are NaN or infinite (they stay through pruning and spoil every measurement)."""
 
 
+REMOVED = LayerFigures(0, 0, 0, 0)
+"""The figures of a layer that is gone (its block became the identity)."""
+
+
+def present_figures(model: nn.Module, names: Collection[str]) -> dict[str, LayerFigures]:
+    """The figures of each of `names` that `model` still has (a removed block's layers are left out)."""
+    present = {layer.name for layer in prunable_layers(model)}
+    return {name: layer_figures(model, name) for name in names if name in present}
+
+
 def layer_figures(model: nn.Module, name: str) -> LayerFigures:
     """The figures of layer `name` of `model`, read from its weight and bias."""
     return _figures_of(get_layer(model, name))
@@ -79,9 +91,12 @@ def forward_figures(model: nn.Module, names: list[str], example_input: Any) -> d
 
     Read inside the pass, after every hook that rebuilds a weight before the layer runs, so a
     weight the forward pass recomputes cannot be reported as pruned; a layer the pass does not
-    reach (or a pass that fails) falls back to the weight as it is.
+    reach (or a pass that fails) falls back to the weight as it is. Layers the model no longer has (a
+    removed block's) are left out, as in `present_figures`.
     """
     used: dict[str, LayerFigures] = {}
+    present = {layer.name for layer in prunable_layers(model)}
+    names = [name for name in names if name in present]
 
     def recorder(name: str) -> Callable[..., None]:
         return lambda module, inputs: used.setdefault(name, _figures_of(module)) and None
@@ -124,7 +139,7 @@ def layer_report(
     was one; without them assigned ratios are NaN and notes empty.
     """
     before = {layer.name: (layer.kind, layer_figures(original, layer.name)) for layer in prunable_layers(original)}
-    after = {name: layer_figures(pruned, name) for name in before}
+    after = present_figures(pruned, before)
     return report_table(before, after, plan, assigned, blocked or {}, notes or {})
 
 
@@ -135,11 +150,13 @@ def report_table(
     assigned: Mapping[str, float] | None,
     blocked: Mapping[str, BlockedBy],
     notes: Mapping[str, str],
+    kept_changed: Collection[str] = (),
 ) -> pd.DataFrame:
-    """Rows of `REPORT_COLUMNS` from each layer's (kind, figures) before and its figures after."""
+    """Rows of `REPORT_COLUMNS` from each layer's (kind, figures) before and its figures after
+    (`after` may leave out a layer that was removed with its block: it then has no weights)."""
     rows = []
     for name, (kind, old) in before.items():
-        new = after[name]
+        new = after.get(name, REMOVED)
         lost = new.params < old.params or new.nonzero < old.nonzero
         rows.append(
             {
@@ -158,6 +175,7 @@ def report_table(
                 "channels_after": new.channels,
                 **typed_status(name, blocked, lost),
                 "note": _with_nonfinite(notes.get(name, ""), new.nonfinite),
+                "kept_changed": name in kept_changed,
             }
         )
     return typed_table(rows, REPORT_COLUMNS)
@@ -173,7 +191,7 @@ def _with_nonfinite(note: str, nonfinite: int) -> str:
 def _achieved(granularity: str, old: LayerFigures, new: LayerFigures) -> float:
     if granularity == "channel":
         return 1.0 - new.channels / max(old.channels, 1)
-    if granularity == "head":
+    if granularity in ("head", "block"):
         return 1.0 - new.weights / max(old.weights, 1)
     return 1.0 - new.nonzero / max(old.weights, 1)
 

@@ -48,6 +48,10 @@ class BlockedBy(StrEnum):
     """Its input size is not a multiple of m, so it has no N:M groups."""
     NOT_ATTENTION = "not_attention"
     """It is not a projection of an attention layer, so head pruning cannot touch it."""
+    SHAPE_CHANGE = "shape_change"
+    """Its block changes the shape of what flows through it, so it cannot become the identity."""
+    NOT_IN_BLOCK = "not_in_block"
+    """It is in no block that could be skipped (block pruning removes whole residual blocks or layers)."""
 
 
 PLAN_ERRORS = frozenset({BlockedBy.OUTPUT_LAYER, BlockedBy.SINGLE_CHANNEL})

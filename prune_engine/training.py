@@ -6,6 +6,8 @@ removed because the pruned model's shapes are trained as they are. `iterative_pr
 reaches a plan's ratios in steps that follow a sparsity schedule, fine-tuning between
 steps. `train_sparse` adds an L1 penalty that pushes weights (or BatchNorm scales,
 "network slimming") towards zero, so that pruning afterwards removes less that matters.
+`distill` recovers without labels: the pruned model learns to give the original's outputs
+(its logits, or its embeddings) on the same inputs, so any model with inputs can recover.
 Every function trains a copy; the model passed in is never changed.
 """
 
@@ -23,10 +25,12 @@ from torch.nn.utils import prune
 
 from .calibration import has_batchnorm, recalibrate_batchnorm
 from .data import EvalData
+from .embedding import is_embedding_model
 from .errors import DataError, InvalidPlanError, UnsupportedModelError
 from .importance import ProgressFn
+from .language import is_language_model
 from .layers import LayerInfo, get_layer, prunable_layers
-from .metrics import count_parameters, evaluate
+from .metrics import count_parameters, eval_mode, evaluate
 from .placement import placement
 from .plan import PruningPlan
 from .pruning import PruneResult, apply_plan
@@ -54,6 +58,14 @@ SCHEDULES: dict[str, Callable[[int, int], float]] = {"agp": _agp, "linear": _lin
 `one_shot` prunes everything at step 1 and spends the other steps fine-tuning."""
 
 SPARSE_TARGETS = ("weights", "bn")
+
+DISTILL_LOSSES = ("auto", "logits", "embeddings")
+"""logits: KL divergence between the original's and the pruned model's softened output
+distributions (over the last dimension: classes, or next tokens); embeddings: 1 − cosine
+similarity of the output vectors; auto: embeddings for an embedding model, else logits."""
+
+RECOVERIES = ("fine_tune", "distill")
+"""How `iterative_prune` recovers between steps: fine-tuning on labels, or distillation from the original."""
 
 
 def schedule_fractions(schedule: str, steps: int) -> list[float]:
@@ -122,6 +134,96 @@ def train_sparse(
     return _train(working, train_data, epochs, lr, batch_size, seed, penalty, progress)
 
 
+def distill(
+    model: nn.Module,
+    teacher: nn.Module,
+    train_data: EvalData,
+    epochs: int = 3,
+    lr: float = 1e-4,
+    loss: str = "auto",
+    temperature: float = 2.0,
+    progress: ProgressFn | None = None,
+    batch_size: int = 32,
+    seed: int = 0,
+) -> nn.Module:
+    """A copy of `model` trained to give `teacher`'s outputs on `train_data`'s inputs (labels unused).
+
+    The usual recovery after pruning when there are no labels (an embedding model, an uploaded
+    model with inputs only): `teacher` is the original, which is only run, never changed.
+    Zeros stay zero and shapes stay as they are, as in `fine_tune`; BatchNorm statistics are
+    re-estimated afterwards. Same seed, same result.
+    """
+    if loss not in DISTILL_LOSSES:
+        raise InvalidPlanError(f"Unknown distillation loss {loss!r}; choose one of {', '.join(DISTILL_LOSSES)}.")
+    _check_training_settings(epochs, lr, batch_size)
+    if temperature <= 0:
+        raise InvalidPlanError(f"The temperature must be above 0, got {temperature}.")
+    if loss == "auto":
+        loss = "embeddings" if is_embedding_model(model) else "logits"
+    working = _plain_copy(model)
+    was_training = working.training
+    device = next((parameter.device for parameter in working.parameters()), torch.device("cpu"))
+    masked = _hold_zeros(working)
+    parameters = [parameter for parameter in working.parameters() if parameter.requires_grad]
+    inputs = train_data.inputs
+    try:
+        with torch.random.fork_rng(devices=[]), eval_mode(teacher):
+            torch.manual_seed(seed)
+            generator = torch.Generator().manual_seed(seed)
+            optimizer = torch.optim.Adam(parameters, lr=lr)
+            working.train()
+            for epoch in range(epochs):
+                order = torch.randperm(len(inputs), generator=generator)
+                total, batches = 0.0, 0
+                for start in range(0, len(order), batch_size):
+                    batch = inputs[order[start : start + batch_size]].to(device)
+                    with torch.no_grad():
+                        target = _first_tensor(teacher(batch)).float()
+                    value = _distillation_loss(_first_tensor(working(batch)).float(), target, loss, temperature)
+                    optimizer.zero_grad(set_to_none=True)
+                    value.backward()
+                    optimizer.step()
+                    total, batches = total + float(value.detach()), batches + 1
+                if progress is not None:
+                    progress(
+                        (epoch + 1) / epochs, f"Epoch {epoch + 1}/{epochs}: distillation loss {total / batches:.4f}"
+                    )
+    finally:
+        for module in masked:
+            prune.remove(module, "weight")
+    if epochs and has_batchnorm(working):
+        working = recalibrate_batchnorm(working, train_data)
+    return working.train(was_training)
+
+
+def _first_tensor(output: object) -> torch.Tensor:
+    output = output[0] if isinstance(output, (tuple, list)) else output
+    if not isinstance(output, torch.Tensor):
+        raise DataError(f"Distillation needs a model that returns a tensor, not {type(output).__name__}.")
+    return output
+
+
+def _distillation_loss(student: torch.Tensor, teacher: torch.Tensor, loss: str, temperature: float) -> torch.Tensor:
+    if student.shape != teacher.shape:
+        raise DataError(
+            f"The pruned model gives outputs of shape {tuple(student.shape)}, the original {tuple(teacher.shape)}."
+        )
+    if loss == "embeddings":
+        flat, target = student.reshape(len(student), -1), teacher.reshape(len(teacher), -1)
+        return (1.0 - F.cosine_similarity(flat, target, dim=1)).mean()
+    classes = student.shape[-1]
+    log_student = F.log_softmax(student.reshape(-1, classes) / temperature, dim=-1)
+    log_teacher = F.log_softmax(teacher.reshape(-1, classes) / temperature, dim=-1)
+    return F.kl_div(log_student, log_teacher, log_target=True, reduction="batchmean") * temperature**2
+
+
+def _check_training_settings(epochs: int, lr: float, batch_size: int) -> None:
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+        raise InvalidPlanError(f"Epochs must be a whole number ≥ 0, got {epochs!r}.")
+    if batch_size < 1 or lr <= 0:
+        raise InvalidPlanError("The batch size must be at least 1 and the learning rate above 0.")
+
+
 def _plain_copy(model: nn.Module) -> nn.Module:
     for name, module in model.named_modules():
         if any(key.endswith("_orig") for key, _ in module.named_parameters(recurse=False)):
@@ -180,10 +282,7 @@ def _train(
     """Train `model` (Adam, cross-entropy + optional penalty) holding its zeros, then re-estimate
     its BatchNorm statistics: the running averages lag behind weights that moved, which
     after a fast L1 run can cost half the accuracy until they are refreshed."""
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
-        raise InvalidPlanError(f"Epochs must be a whole number ≥ 0, got {epochs!r}.")
-    if batch_size < 1 or lr <= 0:
-        raise InvalidPlanError("The batch size must be at least 1 and the learning rate above 0.")
+    _check_training_settings(epochs, lr, batch_size)
     labels = _class_labels(data, "Training")
     inputs = data.inputs
     place = placement(model)
@@ -233,8 +332,13 @@ def iterative_prune(
     lr: float = 1e-3,
     progress: ProgressFn | None = None,
     example_input: torch.Tensor | None = None,
+    recovery: str = "fine_tune",
 ) -> PruneResult:
     """Reach `plan` in `steps` prune-then-fine-tune rounds whose ratios follow `schedule`.
+
+    `recovery="distill"` recovers between steps by distillation from `model` instead of
+    fine-tuning on labels, so neither data set needs labels; the history then follows the
+    model's own figure (see `recovery_metric`).
 
     At step t every ratio of the plan (and its global ratio) is scaled by
     `schedule_fractions(schedule, steps)[t]`. Unstructured: each step prunes the model
@@ -248,21 +352,28 @@ def iterative_prune(
     The result's `report` compares the final model with `model` (the columns of
     `apply_plan`'s; assigned ratios are NaN, as no single ranking made it); its `history` has one
     row per step (step 0 = the original): step, ratio_fraction, pruned_accuracy (before
-    fine-tuning), accuracy (after), params and nonzero.
+    fine-tuning), accuracy (after), params and nonzero, and `metric`, `pruned_value` and `value`:
+    the figure followed (accuracy with class labels, else see `recovery_metric`) before and after
+    recovery; without class labels the accuracy columns are NaN.
     """
     plan.validate()
     fractions = schedule_fractions(schedule, steps)
-    if plan.granularity == "n:m":
-        raise InvalidPlanError("N:M has one fixed pattern, so it cannot be reached in steps; apply it, then fine_tune.")
+    if recovery not in RECOVERIES:
+        raise InvalidPlanError(f"Unknown recovery {recovery!r}; choose one of {', '.join(RECOVERIES)}.")
+    if plan.granularity in ("n:m", "block"):
+        raise InvalidPlanError(
+            f"{plan.granularity} pruning cannot be reached in steps; apply it, then fine_tune or distill."
+        )
     if plan.granularity == "channel" and (plan.min_ratio is not None or plan.max_ratio is not None):
         raise InvalidPlanError("Iterative channel pruning does not take min/max ratios; set per-layer ratios instead.")
-    _class_labels(train_data, "Iterative pruning")
-    _class_labels(eval_data, "Iterative pruning")
+    if recovery == "fine_tune":
+        _class_labels(train_data, "Iterative pruning")
+        _class_labels(eval_data, "Iterative pruning")
     example_input = eval_data.inputs[:1] if example_input is None else example_input
     original = {layer.name: layer for layer in prunable_layers(model)}
     plan.check_layers(original)
     current, previous, skipped, last_step = model, 0.0, {}, None
-    history = [_history_row(0, 0.0, model, eval_data, None)]
+    history = [_history_row(0, 0.0, model, eval_data, None, model)]
     for step, fraction in enumerate(fractions, start=1):
         report = _step_progress(progress, step, len(fractions))
         step_plan = _step_plan(plan, fraction, previous, original, current)
@@ -271,11 +382,16 @@ def iterative_prune(
         pruned = apply_plan(current, step_plan, example_input, data=train_data)
         skipped.update(pruned.skipped)
         last_step = pruned.report
-        pruned_accuracy = evaluate(pruned.model, eval_data)["accuracy"]
-        current = fine_tune(
-            pruned.model, train_data, epochs=epochs_per_step, lr=lr, seed=plan.seed + step, progress=report
-        )
-        history.append(_history_row(step, fraction, current, eval_data, pruned_accuracy))
+        pruned_value = recovery_metric(pruned.model, eval_data, model)[1]
+        if recovery == "distill":
+            current = distill(
+                pruned.model, model, train_data, epochs=epochs_per_step, lr=lr, seed=plan.seed + step, progress=report
+            )
+        else:
+            current = fine_tune(
+                pruned.model, train_data, epochs=epochs_per_step, lr=lr, seed=plan.seed + step, progress=report
+            )
+        history.append(_history_row(step, fraction, current, eval_data, pruned_value, model))
         previous = fraction
     return PruneResult(
         model=current,
@@ -317,18 +433,39 @@ def _step_plan(
     return dataclasses.replace(plan, ratios=ratios, global_ratio=global_ratio)
 
 
+def recovery_metric(model: nn.Module, data: EvalData, original: nn.Module) -> tuple[str, float]:
+    """The one figure a recovery is followed by: `accuracy` with class labels, `perplexity` for a
+    language model, `retrieval_agreement` with the original for an embedding model, else
+    top-1 `agreement` with the original (or `cosine` for one-number outputs)."""
+    labelled = data.labels is not None and not data.labels.dtype.is_floating_point
+    if is_language_model(model):
+        return "perplexity", evaluate(model, data)["perplexity"]
+    if labelled and not is_embedding_model(model):
+        return "accuracy", evaluate(model, data)["accuracy"]
+    figures = evaluate(model, data, reference=original)
+    for name in ("retrieval_agreement", "agreement", "cosine"):
+        if name in figures:
+            return name, figures[name]
+    raise DataError("The model's outputs give no figure to follow; give data with class labels.")
+
+
 def _history_row(
-    step: int, fraction: float, model: nn.Module, data: EvalData, pruned_accuracy: float | None
-) -> dict[str, float | int | None]:
+    step: int, fraction: float, model: nn.Module, data: EvalData, pruned_value: float | None, original: nn.Module
+) -> dict[str, float | int | str | None]:
     params, nonzero = count_parameters(model)
-    accuracy = evaluate(model, data)["accuracy"]
+    metric, value = recovery_metric(model, data, original)
+    pruned_value = value if pruned_value is None else pruned_value
+    is_accuracy = metric == "accuracy"
     return {
         "step": step,
         "ratio_fraction": fraction,
-        "pruned_accuracy": accuracy if pruned_accuracy is None else pruned_accuracy,
-        "accuracy": accuracy,
+        "pruned_accuracy": pruned_value if is_accuracy else float("nan"),
+        "accuracy": value if is_accuracy else float("nan"),
         "params": params,
         "nonzero": nonzero,
+        "metric": metric,
+        "pruned_value": pruned_value,
+        "value": value,
     }
 
 

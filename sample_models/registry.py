@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 
 from prune_engine import ModelBundle
 from prune_engine.errors import ModelLoadError, UnknownSampleError
+from prune_engine.language import LANGUAGE_MODEL_TASK
 
 from .architectures import ARCHITECTURES, CLASSES, IMAGE_SIZE
 from .digits import digits_data
@@ -22,6 +23,8 @@ from .large import LARGE_SAMPLES, large_sample_params, load_large_sample
 from .minilm import ARCHITECTURE as MINILM_ARCHITECTURE
 from .minilm import DESCRIPTION as MINILM_DESCRIPTION
 from .minilm import MINILM_PARAMS, load_minilm_sample
+from .tiny_gpt import DESCRIPTION as TINY_GPT_DESCRIPTION
+from .tiny_gpt import load_tiny_gpt_sample
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 REGISTRY_PATH = WEIGHTS_DIR / "registry.json"
@@ -42,6 +45,7 @@ DESCRIPTIONS: dict[str, str] = {
         "handwritten digits. Its channels are wide enough that removing half of them makes it "
         "several times faster on a CPU, which shows what structured pruning buys."
     ),
+    "tiny_gpt": TINY_GPT_DESCRIPTION,
     "minilm": MINILM_DESCRIPTION,
 }
 """Sample name → one or two plain sentences a teacher could read out; also sets the order."""
@@ -52,6 +56,9 @@ TASK = "classification"
 @dataclass(frozen=True)
 class SampleInfo:
     """What a sample is: its description, task, recorded test accuracy and size.
+
+    A sample without a test accuracy (an embedding or language model, a large sample) has NaN;
+    `tiny_gpt`'s recorded perplexity is in its bundle's metadata.
 
     `architecture` is the key of its factory in `sample_models.architectures.ARCHITECTURES`.
     """
@@ -86,6 +93,8 @@ def sample_info(name: str) -> SampleInfo:
     figures = _recorded_figures().get(name)
     if figures is None:
         raise ModelLoadError(f"Sample {name!r} has no recorded figures; run `python -m sample_models.train`.")
+    if name == "tiny_gpt":
+        return SampleInfo(name, DESCRIPTIONS[name], LANGUAGE_MODEL_TASK, float("nan"), int(figures["params"]), name)
     return SampleInfo(
         name=name,
         description=DESCRIPTIONS[name],
@@ -106,6 +115,8 @@ def load_sample(name: str) -> ModelBundle:
         return load_large_sample(name)
     if name == "minilm":
         return load_minilm_sample(name)
+    if name == "tiny_gpt":
+        return load_tiny_gpt_sample(weights_path(name), _recorded_figures().get(name))
     info = sample_info(name)
     path = weights_path(name)
     if not path.is_file():

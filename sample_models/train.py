@@ -2,10 +2,13 @@
 
     python -m sample_models.train                 # all samples
     python -m sample_models.train --only digits_cnn --epochs 5
+    python -m sample_models.train --only tiny_gpt # the language model, ~3 minutes on one core
 
 Same seed, same thread count, same weights: initialisation and shuffling come from the
 seed, torch runs its deterministic algorithms on a fixed number of threads. The weight
-files and `weights/registry.json` (test accuracy, params) are rewritten.
+files and `weights/registry.json` (test accuracy or perplexity, params) are rewritten;
+`tiny_gpt` also writes its held-out evaluation sequences. Its text comes from the running
+Python's `pydoc_data.topics`, so equal weights need the same Python version too.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from prune_engine import EvalData, evaluate
 from .architectures import ARCHITECTURES
 from .digits import digits_data
 from .registry import REGISTRY_PATH, WEIGHTS_DIR, list_samples, weights_path
+from .tiny_gpt import CONTEXT, TinyGPT, corpus, eval_data, language_model_loss, save_eval_data
 
 SEED = 0
 TRAIN_THREADS = 2
@@ -47,6 +51,20 @@ RECIPES: dict[str, Recipe] = {
     "digits_cnn": Recipe(epochs=20, max_lr=1e-2, weight_decay=1e-2),
     "digits_resnet": Recipe(epochs=20, max_lr=3e-3, weight_decay=1e-2),
 }
+
+
+@dataclass(frozen=True)
+class LanguageRecipe:
+    """How `tiny_gpt` is trained: AdamW with a one-cycle schedule on random windows of the training text."""
+
+    steps: int = 240
+    max_lr: float = 2e-3
+    weight_decay: float = 0.1
+    batch_size: int = 32
+    threads: int = 1
+
+
+LANGUAGE_RECIPE = LanguageRecipe()
 
 
 @contextlib.contextmanager
@@ -91,6 +109,35 @@ def train_model(name: str, epochs: int | None = None, seed: int = SEED, threads:
     return model.eval()
 
 
+def train_language_model(
+    steps: int | None = None, seed: int = SEED, recipe: LanguageRecipe = LANGUAGE_RECIPE
+) -> nn.Module:
+    """A freshly initialised `tiny_gpt` trained for `steps` (default: the recipe's) on random
+    windows of the training text; returned in eval mode. Equal arguments give equal weights."""
+    steps = recipe.steps if steps is None else steps
+    train, _ = corpus()
+    with deterministic(seed, recipe.threads):
+        model = TinyGPT()
+        windows = torch.Generator().manual_seed(seed)
+        decay = [p for name, p in model.named_parameters() if p.dim() > 1 and "embedding" not in name]
+        rest = [p for p in model.parameters() if all(p is not q for q in decay)]
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": rest, "weight_decay": 0.0}],
+            lr=recipe.max_lr,
+        )
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.max_lr, total_steps=max(steps, 1))
+        model.train()
+        for _ in range(steps):
+            starts = torch.randint(0, len(train) - CONTEXT - 1, (recipe.batch_size,), generator=windows)
+            batch = torch.stack([train[start : start + CONTEXT + 1] for start in starts.tolist()])
+            optimizer.zero_grad(set_to_none=True)
+            language_model_loss(model, batch).backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+    return model.eval()
+
+
 def _shuffled_batches(
     data: EvalData, batch_size: int, generator: torch.Generator
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -103,23 +150,30 @@ def _shuffled_batches(
 def main(argv: Sequence[str] | None = None) -> None:
     """Train the chosen samples, write their weights and figures, print a summary table."""
     parser = argparse.ArgumentParser(prog="python -m sample_models.train", description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=list_samples(), help="train this sample only")
+    parser.add_argument("--only", choices=[*RECIPES, "tiny_gpt"], help="train this sample only")
     parser.add_argument("--epochs", type=int, help="override every recipe's number of epochs")
     args = parser.parse_args(argv)
 
     _, test_data = digits_data()
     figures = json.loads(REGISTRY_PATH.read_text()) if REGISTRY_PATH.is_file() else {}
     WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
-    print(f"{'sample':<15}{'params':>10}{'test acc':>10}{'seconds':>9}")
-    for name in [args.only] if args.only else list_samples():
+    print(f"{'sample':<15}{'params':>10}{'test figure':>22}{'seconds':>9}")
+    for name in [args.only] if args.only else [*RECIPES, "tiny_gpt"]:
         start = time.perf_counter()
-        model = train_model(name, epochs=args.epochs)
+        if name == "tiny_gpt":
+            model = train_language_model()
+            save_eval_data()
+            metric, value = "perplexity", evaluate(model, eval_data())["perplexity"]
+            shown = f"perplexity {value:.3f}"
+        else:
+            model = train_model(name, epochs=args.epochs)
+            metric, value = "accuracy", evaluate(model, test_data)["accuracy"]
+            shown = f"accuracy {value:.2%}"
         seconds = time.perf_counter() - start
-        accuracy = evaluate(model, test_data)["accuracy"]
         params = sum(parameter.numel() for parameter in model.parameters())
         save_file(model.state_dict(), weights_path(name))
-        figures[name] = {"accuracy": round(accuracy, 6), "params": params}
-        print(f"{name:<15}{params:>10,}{accuracy:>10.2%}{seconds:>9.1f}")
+        figures[name] = {metric: round(value, 6), "params": params}
+        print(f"{name:<15}{params:>10,}{shown:>22}{seconds:>9.1f}")
     ordered = {name: figures[name] for name in list_samples() if name in figures}
     REGISTRY_PATH.write_text(json.dumps(ordered, indent=2) + "\n")
 

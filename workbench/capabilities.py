@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import prune_engine as pe
+from prune_engine.blocks import candidate_blocks
 from prune_engine.calibration import has_batchnorm
 from prune_engine.heads import HEAD_LEVEL_CRITERIA
 from workbench.session import LoadedModel
@@ -46,6 +47,12 @@ def inspectable_criteria(loaded: LoadedModel) -> list[str]:
 
 
 def granularities(loaded: LoadedModel, plan: pe.PruningPlan) -> list[str]:
-    """The granularities offered: attention heads only for a model that has attention layers."""
-    offered = [name for name in pe.GRANULARITIES if name != "head" or pe.attention_layers(loaded.bundle.model)]
+    """The granularities offered: attention heads only for a model that has attention layers, whole
+    blocks only for one with residual blocks or layer stacks."""
+    model = loaded.bundle.model
+    offered = [
+        name
+        for name in pe.GRANULARITIES
+        if (name != "head" or pe.attention_layers(model)) and (name != "block" or candidate_blocks(model))
+    ]
     return offered if plan.granularity in offered else [*offered, plan.granularity]

@@ -11,12 +11,13 @@ from model_zoo import ZOO_BY_NAME
 from torch import nn
 
 import prune_engine as pe
+from prune_engine.blocks import BLOCK_LEVEL_CRITERIA
 from prune_engine.heads import HEAD_LEVEL_CRITERIA
 from prune_engine.importance import CRITERIA, clear_importance_cache, importance, importance_cache_info
 from sample_models import load_sample
 
 DATA_CRITERIA = [name for name, criterion in CRITERIA.items() if criterion.needs_data]
-LAYER_CRITERIA = [name for name in CRITERIA if name not in HEAD_LEVEL_CRITERIA]
+LAYER_CRITERIA = [name for name in CRITERIA if name not in HEAD_LEVEL_CRITERIA + BLOCK_LEVEL_CRITERIA]
 """Criteria that score any Linear/Conv layer; head ablation scores attention heads (tests/engine/test_heads.py)."""
 SCORED_CRITERIA = ["taylor", "activation", "apoz", "grad_x_activation", "conductance", "deeplift"]
 EXAMPLES = 48

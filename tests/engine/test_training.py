@@ -126,7 +126,10 @@ def test_iterative_pruning_follows_the_schedule_and_records_history(
 
     assert state_hash(mlp.model) == before
     history = result.history
-    assert list(history.columns) == ["step", "ratio_fraction", "pruned_accuracy", "accuracy", "params", "nonzero"]
+    assert list(history.columns) == [
+        "step", "ratio_fraction", "pruned_accuracy", "accuracy", "params", "nonzero", "metric", "pruned_value", "value"
+    ]  # fmt: skip
+    assert (history["metric"] == "accuracy").all() and history["value"].equals(history["accuracy"])
     assert list(history["step"]) == [0, 1, 2, 3]
     assert list(history["ratio_fraction"]) == [0.0, *schedule_fractions("agp", 3)]
     assert history["nonzero"].is_monotonic_decreasing and history["params"].nunique() == 1

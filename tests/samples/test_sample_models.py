@@ -16,7 +16,7 @@ SAMPLES = ["digits_mlp", "digits_cnn", "digits_resnet"]
 
 
 def test_list_samples_runs_from_smallest_to_largest() -> None:
-    assert list_samples() == [*SAMPLES, "minilm"]
+    assert list_samples() == [*SAMPLES, "tiny_gpt", "minilm"]
 
 
 @pytest.mark.parametrize("name", SAMPLES)

@@ -26,7 +26,13 @@ def overview(loaded: LoadedModel) -> None:
     if bundle.description:
         st.markdown(fmt.literal(bundle.description))
     columns = st.columns(5)
-    if "paraphrase_accuracy" in evaluation:
+    if "perplexity" in evaluation:
+        columns[0].metric(
+            "Perplexity",
+            f"{evaluation['perplexity']:.2f}",
+            help="How many next tokens, on average, the model hesitates between on held-out text (lower is better).",
+        )
+    elif "paraphrase_accuracy" in evaluation:
         columns[0].metric(
             "Paraphrase found first",
             fmt.percent(evaluation["paraphrase_accuracy"]),
@@ -45,6 +51,9 @@ def overview(loaded: LoadedModel) -> None:
     columns[3].metric("Size", fmt.size(summary["size_bytes"]), help="The saved weights (state_dict), dense.")
     columns[4].metric("Sparsity", fmt.percent(summary["sparsity"]), help="Share of all parameters that are zero.")
     st.caption(accuracy_note(bundle, evaluation, loaded.source))
+    prompt = bundle.metadata.get("prompt")
+    if isinstance(prompt, str):
+        st.markdown(f"**It continues** “{fmt.literal(prompt)}” **with:** {fmt.literal(caches.continuation(loaded))}")
     if bundle.metadata.get("random_data"):
         st.warning(upload.RANDOM_WARNING, icon=":material/warning:")
     if bundle.metadata.get("nonfinite_weights"):
@@ -57,6 +66,12 @@ def overview(loaded: LoadedModel) -> None:
 
 def accuracy_note(bundle: pe.ModelBundle, evaluation: dict[str, float], source: ModelSource = "sample") -> str:
     """Where the accuracy figure comes from, in one sentence."""
+    if "perplexity" in evaluation:
+        return (
+            f"A language model has no accuracy: this is its perplexity per token on {int(evaluation['examples']):,} "
+            "held-out sequences it never saw in training (a model guessing uniformly would score the vocabulary "
+            "size). Compare adds how often the pruned model still predicts the same next token."
+        )
     if "paraphrase_accuracy" in evaluation:
         return (
             f"An embedding model has no accuracy: on {int(evaluation['examples']):,} sentences, this is how often "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui.sensitivity import scan, text, training
+from ui.sensitivity import methods, scan, text, training
 from ui.shared.widgets import page_start
 
 TABS = (
@@ -15,6 +15,7 @@ TABS = (
         ("Iterative pruning, schedules (AGP) and fine-tuning", text.ITERATIVE, training.iterative_panel),
     ),
     ("Sparsity training", ("L1 sparsity training and network slimming", text.SPARSITY, training.sparsity_panel)),
+    ("Compare methods", ("Comparing pruning methods fairly", methods.TEXT, methods.methods_panel)),
 )
 """Each tab: its title, and the "What is this?" text and panel it shows."""
 

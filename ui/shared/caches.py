@@ -32,12 +32,14 @@ import torch
 from torch import nn
 
 import prune_engine as pe
+from prune_engine.comparison import run_request
 from prune_engine.data import model_fingerprint
 from prune_engine.experiments import default_db_path
 from prune_engine.importance import ProgressFn
 from prune_engine.placement import placement
 from prune_engine.sensitivity import ScanExecutor
 from sample_models import load_sample
+from sample_models.tiny_gpt import continue_text
 from workbench.session import LoadedModel, PrunedModel
 from workbench.tasks import (
     L1_LEARNING_RATE,
@@ -503,3 +505,25 @@ def working_copy(loaded: LoadedModel, device: str, dtype: str | None = None) -> 
     if here.device.type == torch.device(device).type and same_dtype:
         return loaded
     return placed_model(loaded.fingerprint, device, dtype, loaded)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def sample_continuation(fingerprint: str, prompt: str, _model: nn.Module) -> str:
+    """The greedy continuation of `prompt` by a byte-level language model (tiny_gpt), cached per model."""
+    return continue_text(_model, prompt)
+
+
+def continuation(loaded: LoadedModel, model: nn.Module | None = None, fingerprint: str | None = None) -> str:
+    """How the model (or `model`, e.g. a pruned copy, with its `fingerprint`) continues the sample's prompt."""
+    prompt = str(loaded.bundle.metadata.get("prompt", ""))
+    if model is None:
+        return sample_continuation(loaded.fingerprint, prompt, loaded.bundle.model)
+    return sample_continuation(fingerprint or model_fingerprint(model), prompt, model)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def methods_comparison(
+    fingerprint: str, request_json: str, _loaded: LoadedModel, _progress: ProgressFn | None = None
+) -> pd.DataFrame:
+    """The runs of a methods comparison (`prune_engine.comparison.compare_methods`) asked by `request_json`."""
+    return run_request(_loaded.bundle, request_json, _progress)

@@ -45,6 +45,18 @@ GRANULARITIES = {
         "**What to expect:** the regular pattern costs a little more accuracy than free unstructured pruning "
         "at the same sparsity. A layer whose input size is not a multiple of m cannot use it.",
     ),
+    "block": (
+        "Whole blocks (depth pruning)",
+        "**What is removed:** whole residual blocks or transformer layers. A removed block becomes a plain "
+        "pass-through: what comes in goes straight on, as if the block's own contribution (the part added "
+        "to its shortcut) were zero. The ratio is the share of blocks removed; blocks that change the shape of "
+        "what flows through them (a stride-2 stage entry) cannot be removed.\n\n"
+        "**Which blocks go?** By *block influence*, the blocks that change their input least (the cosine "
+        "between a block's input and output on calibration examples is close to 1); by *ablation*, the blocks "
+        "whose removal changes the model's outputs least; or at random, the baseline.\n\n"
+        "**Does it get faster?** Yes, on any hardware: a third of the blocks removed is about a third less "
+        "work. **What to expect:** a large drop at once; distillation from the original wins much of it back.",
+    ),
 }
 """Granularity → (title, explanation)."""
 

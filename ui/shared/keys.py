@@ -129,6 +129,14 @@ SENS_RUN_SPARSE = "sens_run_sparse"
 SENS_CANCEL_SPARSE = "sens_cancel_sparse"
 SENS_SPARSE = "sens_sparse"
 """Session key: the `SparseOutcome` last shown."""
+SENS_METHODS_FORM = "sens_methods_form"
+SENS_METHODS_GRANULARITY = "sens_methods_granularity"
+SENS_METHODS_CRITERIA = "sens_methods_criteria"
+SENS_METHODS_RATIOS = "sens_methods_ratios"
+SENS_METHODS_RECOVERY = "sens_methods_recovery"
+SENS_METHODS_CHART = "sens_methods_chart"
+SENS_METHODS = "sens_methods"
+"""Session key: (model fingerprint, runs) of the methods comparison last shown."""
 
 # --- Experiments page --------------------------------------------------------------------------
 
