@@ -37,6 +37,7 @@ from torch import nn
 from .data import EvalData
 from .errors import CriterionError
 from .layers import get_layer
+from .placement import placement
 
 if TYPE_CHECKING:
     from .importance import ScoringContext
@@ -71,10 +72,6 @@ def calibration_inputs(data: EvalData, max_examples: int = CALIBRATION_EXAMPLES)
     return data.inputs[torch.linspace(0, len(data) - 1, count).round().long()]
 
 
-def _device(model: nn.Module) -> torch.device:
-    return next((parameter.device for parameter in model.parameters()), torch.device("cpu"))
-
-
 def _rows(module: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     """The layer's inputs as rows of what one weight row reads: tokens × features for a Linear,
     unfolded patches × (channels·kernel) for a Conv2d."""
@@ -106,11 +103,12 @@ def _hooked(model: nn.Module, layers: list[str], observe: Callable[[str, nn.Modu
 
 
 def _run_batches(model: nn.Module, inputs: torch.Tensor) -> None:
-    device = _device(model)
+    """Run the calibration inputs through `model` batch by batch, placed on its device and in its dtype."""
+    place = placement(model)
     with torch.no_grad():
         for start in range(0, len(inputs), BATCH_SIZE):
             with suppress(_StopForward):
-                model(inputs[start : start + BATCH_SIZE].to(device))
+                model(place.inputs(inputs[start : start + BATCH_SIZE]))
 
 
 def _private_copy(model: nn.Module) -> nn.Module:

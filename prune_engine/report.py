@@ -94,9 +94,11 @@ def forward_figures(model: nn.Module, names: list[str], example_input: Any) -> d
     reach (or a pass that fails) falls back to the weight as it is. Layers the model no longer has (a
     removed block's) are left out, as in `present_figures`.
     """
-    used: dict[str, LayerFigures] = {}
     present = {layer.name for layer in prunable_layers(model)}
     names = [name for name in names if name in present]
+    if isinstance(model, torch.jit.ScriptModule):  # no hooks on TorchScript: its weights are what it runs
+        return {name: layer_figures(model, name) for name in names}
+    used: dict[str, LayerFigures] = {}
 
     def recorder(name: str) -> Callable[..., None]:
         return lambda module, inputs: used.setdefault(name, _figures_of(module)) and None

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 import prune_engine as pe
+from prune_engine.blocks import BLOCK_LEVEL_CRITERIA
 from prune_engine.data import model_fingerprint
 from prune_engine.metrics import device_memory
 from prune_engine.placement import Placement, model_device, model_dtype, place_model, placement
@@ -40,7 +41,12 @@ CASES = [
 PLACED = [pytest.param(case.values, id=case.id, marks=case.marks) for case in CASES]
 """The same pairs as one fixture parameter."""
 EXAMPLES = 32
-DATA_CRITERIA = [name for name, criterion in pe.CRITERIA.items() if criterion.needs_data and name != "ablation"]
+DATA_CRITERIA = [
+    name
+    for name, criterion in pe.CRITERIA.items()
+    if criterion.needs_data and name not in ("ablation", *BLOCK_LEVEL_CRITERIA)
+]
+"""Every criterion that runs the model on data and scores the layers of a CNN (not heads, not whole blocks)."""
 
 
 @pytest.fixture(scope="module")
