@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import prune_engine as pe
-from prune_engine.blocks import candidate_blocks
+from prune_engine.blocks import BLOCK_LEVEL_CRITERIA, candidate_blocks
 from prune_engine.calibration import has_batchnorm
 from prune_engine.heads import HEAD_LEVEL_CRITERIA
 from workbench.session import LoadedModel
@@ -27,15 +27,21 @@ def can_recalibrate(loaded: LoadedModel) -> bool:
     return loaded.bundle.train_data is not None and has_batchnorm(loaded.bundle.model)
 
 
-def criteria(loaded: LoadedModel) -> list[str]:
-    """The registered criteria this model can use: those that need data only when it has some, and those that
-    score attention heads only when it has attention layers."""
+def criteria(loaded: LoadedModel, granularity: str | None = None) -> list[str]:
+    """The registered criteria this model can use under `granularity`: those that need data only when it has
+    some, head-level ones only with attention layers, and block-level ones only to prune whole blocks (which
+    only they, ablation and random can rank)."""
     has_data = loaded.bundle.eval_data is not None
     has_attention = bool(pe.attention_layers(loaded.bundle.model))
+    if granularity == "block":
+        candidates = [name for name in pe.BLOCK_CRITERIA if name in pe.CRITERIA]
+    else:
+        candidates = [name for name in pe.CRITERIA if name not in BLOCK_LEVEL_CRITERIA]
     return [
         name
-        for name, criterion in pe.CRITERIA.items()
-        if (has_data or not criterion.needs_data) and (has_attention or name not in HEAD_LEVEL_CRITERIA)
+        for name in candidates
+        if (has_data or not pe.CRITERIA[name].needs_data)
+        and (has_attention or granularity == "block" or name not in HEAD_LEVEL_CRITERIA)
     ]
 
 
@@ -43,7 +49,11 @@ def inspectable_criteria(loaded: LoadedModel) -> list[str]:
     """Every registered criterion the Inspect page offers for this model (those needing data say so when picked);
     head-level criteria only for models with attention layers."""
     has_attention = bool(pe.attention_layers(loaded.bundle.model))
-    return [name for name in pe.CRITERIA if has_attention or name not in HEAD_LEVEL_CRITERIA]
+    return [
+        name
+        for name in pe.CRITERIA
+        if name not in BLOCK_LEVEL_CRITERIA and (has_attention or name not in HEAD_LEVEL_CRITERIA)
+    ]
 
 
 def granularities(loaded: LoadedModel, plan: pe.PruningPlan) -> list[str]:

@@ -252,9 +252,10 @@ def test_a_criterion_that_cannot_apply_shows_why_and_keeps_the_last_result(app: 
     assert at.session_state[keys.PRUNED] is kept
 
 
-def test_criteria_come_from_the_engines_registry(app: AppTest) -> None:
+def test_criteria_come_from_the_engines_registry_as_far_as_they_apply(app: AppTest) -> None:
     at = open_prune(app)
-    assert at.selectbox(key=keys.PRUNE_CRITERION).options == [criterion.label for criterion in pe.CRITERIA.values()]
+    offered = [name for name in pe.CRITERIA if name not in ("ablation", "block_influence")]
+    assert at.selectbox(key=keys.PRUNE_CRITERION).options == [pe.CRITERIA[name].label for name in offered]
     explained = " ".join(markdown.value for markdown in at.markdown)
     assert all(criterion.explanation in explained for criterion in pe.CRITERIA.values())
 

@@ -90,7 +90,13 @@ def update_plan(change: Callable[[pe.PruningPlan], pe.PruningPlan], from_layer_w
 def _on_granularity(loaded: LoadedModel) -> None:
     granularity = st.session_state[keys.PRUNE_GRANULARITY]
     recalibrate = granularity == "channel" and capabilities.can_recalibrate(loaded)
-    update_plan(lambda plan: edits.with_granularity(plan, granularity, recalibrate))
+    offered = capabilities.criteria(loaded, granularity)
+
+    def change(plan: pe.PruningPlan) -> pe.PruningPlan:
+        switched = edits.with_granularity(plan, granularity, recalibrate)
+        return switched if switched.criterion in offered else dataclasses.replace(switched, criterion=offered[0])
+
+    update_plan(change)
 
 
 def _on_setting(key: str, field: str) -> None:
@@ -161,7 +167,7 @@ def plan_upload(loaded: LoadedModel) -> None:
 
 def plan_settings(loaded: LoadedModel, plan: pe.PruningPlan) -> None:
     """Granularity, criterion, and scope (or n and m for N:M), plus BatchNorm re-estimation when it applies."""
-    options = capabilities.criteria(loaded)
+    options = capabilities.criteria(loaded, plan.granularity)
     if plan.criterion not in options:
         options.append(plan.criterion)
     seed(keys.PRUNE_GRANULARITY, plan.granularity)
@@ -175,8 +181,8 @@ def plan_settings(loaded: LoadedModel, plan: pe.PruningPlan) -> None:
         horizontal=True,
         on_change=_on_granularity,
         args=(loaded,),
-        help="What is removed: single weights, whole channels, n of every m weights, or whole attention heads "
-        "(transformers only). See “What is this?” above.",
+        help="What is removed: single weights, whole channels, n of every m weights, whole attention heads "
+        "(transformers only) or whole blocks (residual blocks, transformer layers). See “What is this?” above.",
     )
     middle.selectbox(
         "Criterion",

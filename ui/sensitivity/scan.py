@@ -104,7 +104,7 @@ def scan_settings(loaded: LoadedModel) -> ScanRequest:
         keys.SENS_GRANULARITY,
         help="N:M is not scanned: its pattern fixes the ratio (half of the weights for 2:4).",
     )
-    criteria = capabilities.criteria(loaded)
+    criteria = capabilities.criteria(loaded, granularity)
     criterion = middle.selectbox(
         "Criterion",
         criteria,
