@@ -47,6 +47,11 @@ class LoadedModel:
     def name(self) -> str:
         return self.bundle.name
 
+    @property
+    def identity(self) -> str:
+        """The fingerprint of the model's weights wherever they are placed: what the history files runs under."""
+        return self.fingerprint.partition("@")[0]
+
     def placed(self, device: str, dtype: torch.dtype | None = None) -> LoadedModel:
         """A working copy on `device` (in `dtype` when given); its fingerprint names the place
         (`fingerprint@cuda`, `…@cuda:bfloat16`), so caches keyed by it keep results per device.

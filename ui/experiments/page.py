@@ -33,7 +33,7 @@ def render() -> None:
     selected = view.runs_table(shown, all_models)
     view.export(shown["id"].tolist())
     st.subheader("Trade-offs")
-    current = shown[shown["model_fingerprint"] == loaded_model.fingerprint]
+    current = shown[shown["model_fingerprint"] == loaded_model.identity]
     if all_models:
         st.caption(f"The charts show the runs of the current model, {fmt.literal(loaded_model.name)}, only.")
     if current.empty:

@@ -86,7 +86,7 @@ def history(loaded: LoadedModel) -> pd.DataFrame | None:
         help="Show the runs of every model in the history, not only those of the current model.",
     )
     try:
-        runs = caches.experiments().list(model_fingerprint=None if all_models else loaded.fingerprint)
+        runs = caches.experiments().list(model_fingerprint=None if all_models else loaded.identity)
     except pe.PruneScopeError as error:
         st.error(f"The experiment history cannot be read: {fmt.literal(str(error))}", icon=":material/error:")
         return None
@@ -313,7 +313,7 @@ def run_actions(run: pd.Series, loaded: LoadedModel) -> None:
             icon=":material/save:",
         )
     with act:
-        same_model = run["model_fingerprint"] == loaded.fingerprint
+        same_model = run["model_fingerprint"] == loaded.identity
         label = "Load into the Prune sliders" if same_model else f"Switch to {run['model_name']} and load the plan"
         if st.button(label, key=keys.EXPERIMENTS_RELOAD, type="primary", icon=":material/tune:"):
             _reload(run, loaded)
@@ -332,7 +332,7 @@ def _reload(run: pd.Series, loaded: LoadedModel) -> None:
     """Send the run's plan to the Prune page (switching to its sample model if need be) and go there."""
     try:
         plan = pe.PruningPlan.from_json(run["plan_json"])
-        if run["model_fingerprint"] != loaded.fingerprint:
+        if run["model_fingerprint"] != loaded.identity:
             state.set_current_model(_sample_of(run))
     except pe.PruneScopeError as error:
         st.error(fmt.literal(str(error)), icon=":material/error:")
@@ -423,7 +423,7 @@ def plan_differences(first: pd.Series, second: pd.Series, loaded: LoadedModel) -
 
 def _layer_ratios(first: pd.Series, second: pd.Series, loaded: LoadedModel) -> pd.DataFrame | None:
     """Each layer's share under both plans (as a global ranking assigns it), or None for another model's runs."""
-    if first["model_fingerprint"] != loaded.fingerprint or second["model_fingerprint"] != loaded.fingerprint:
+    if {first["model_fingerprint"], second["model_fingerprint"]} != {loaded.identity}:
         return None
     tables = [
         caches.preview(loaded, pe.PruningPlan.from_json(run["plan_json"])).table.set_index("layer")["assigned_ratio"]

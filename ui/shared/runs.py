@@ -77,7 +77,7 @@ def _save(
         run_id = _same_run(store, loaded, pruned, made_by)
         if run_id is None:
             run_id = store.add(
-                made_by, pruned.plan, metrics, model_name=loaded.name, model_fingerprint=loaded.fingerprint
+                made_by, pruned.plan, metrics, model_name=loaded.name, model_fingerprint=loaded.identity
             )
         else:
             store.update_metrics(run_id, metrics)
@@ -96,7 +96,7 @@ def _same_run(store: pe.ExperimentStore, loaded: LoadedModel, pruned: PrunedMode
     A plain application of a plan gives the same model every time, so it matches any run of that plan
     not made by another method (a renamed one too); a result made another way matches only its own kind.
     """
-    runs = store.list(model_fingerprint=loaded.fingerprint)
+    runs = store.list(model_fingerprint=loaded.identity)
     same = runs[runs["plan_json"] == pruned.plan.to_json()]
     names = same["name"].fillna("").astype(str)
     same = same[~names.str.startswith(MADE_BY_PREFIXES)] if made_by is None else same[names == made_by]

@@ -15,7 +15,7 @@ import prune_engine as pe
 from prune_engine.metrics import device_memory
 from prune_engine.placement import placement
 from ui.shared import caches, keys, navigation
-from ui.shared.state import current_model, working_model
+from ui.shared.state import working_model
 from workbench import fmt
 from workbench.session import LoadedModel
 
@@ -46,8 +46,9 @@ _LAYER_COLUMNS = {
 
 
 def require_model() -> LoadedModel:
-    """The current model; without one, a hint to pick one on the Model page, and the page stops."""
-    loaded = current_model()
+    """The current model, placed on the device chosen in the sidebar (the working copy every engine step
+    runs on); without a model, a hint to pick one on the Model page, and the page stops."""
+    loaded = working_model()
     if loaded is None:
         st.info("No model is loaded yet. Pick one on the Model page first.", icon=":material/info:")
         st.page_link(navigation.MODEL_PAGE, label="Choose a model", icon=":material/arrow_forward:")
