@@ -132,3 +132,38 @@ def test_the_frame_stays_on_reruns(app: AppTest, page: str) -> None:
     app.run()
     assert not app.exception
     assert "Current model" in sidebar_text(app)
+
+
+def test_the_pruned_layers_weights_are_shown_before_and_after_on_the_same_bins(app: AppTest) -> None:
+    at = prune_then_compare(app)
+    assert not at.exception
+    report = at.session_state[keys.PRUNED].result.report
+    largest = report.sort_values("weights_before", ascending=False)["layer"].iloc[0]
+    assert at.selectbox(key=keys.COMPARE_HISTOGRAM_LAYER).value == largest, "the largest pruned layer first"
+    assert f"Weight values of {largest} before and after pruning" in chart_titles(at)
+    assert any("now exactly zero" in caption.value for caption in at.caption)
+
+
+def test_the_measured_speed_up_stands_beside_the_one_predicted_before_pruning(app: AppTest) -> None:
+    at = prune_then_compare(app, "digits_cnn", "channel")
+    assert not at.exception
+    said = " ".join(markdown.value for markdown in at.markdown)
+    assert "**Predicted before pruning:**" in said and "**measured:**" in said
+
+
+def test_sparse_kernels_are_timed_in_the_same_run_for_unstructured_results(app: AppTest) -> None:
+    at = prune_then_compare(app)
+    at.toggle(key=keys.COMPARE_SPARSE).set_value(True).run()
+    assert not at.exception
+    latency = next(frame.value for frame in at.dataframe if "verdict" in frame.value)
+    assert latency["model"].tolist() == ["original", "pruned", "pruned, sparse kernels"]
+
+
+def test_a_language_model_is_compared_by_perplexity_and_its_continuations(app: AppTest) -> None:
+    at = prune_then_compare(app, "tiny_gpt")
+    assert not at.exception
+    original, pruned = sides(at)
+    assert list(original)[:2] == ["Perplexity", "Same next token"]
+    assert float(pruned["Perplexity"][0]) > 0
+    said = " ".join(markdown.value for markdown in at.markdown)
+    assert "*Original continues:*" in said and "*Pruned continues:*" in said

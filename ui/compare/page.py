@@ -33,7 +33,7 @@ def render() -> None:
         view.headline(loaded_model, pruned_model, latency)
     runs.record_measurements(loaded_model, pruned_model, latency)
     st.subheader("Layer by layer")
-    view.layer_changes(pruned_model)
+    view.layer_changes(loaded_model, pruned_model)
     st.subheader("Predictions that changed")
     view.prediction_changes(loaded_model, pruned_model)
     st.subheader("Export")

@@ -4,6 +4,7 @@ per layer, the confusion-matrix difference and the test examples whose predictio
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -12,10 +13,12 @@ import streamlit as st
 import torch
 
 import prune_engine as pe
-from ui.shared import caches, charts, explain, keys
+from prune_engine.metrics import device_memory
+from ui.shared import caches, charts, explain, keys, state
 from ui.shared.widgets import Figure, figure_metric
 from workbench import fmt
 from workbench.plans import describe_plan
+from workbench.quality import PERPLEXITY
 from workbench.session import LoadedModel, PrunedModel
 
 BATCH_SIZES = (1, 8, 32, 64, 256)
@@ -49,6 +52,8 @@ def quality(loaded: LoadedModel, pruned: PrunedModel) -> tuple[list[Figure], str
         return [], f"The models could not be evaluated on the data: {error}"
     if pe.is_embedding_model(loaded.bundle.model):
         return embedding_quality(original, after, before, now, len(data))
+    if PERPLEXITY.key in before:
+        return language_quality(before, now, fidelity.get("agreement"), data)
     agreement = fidelity.get("agreement")
     same = Figure.share("Same prediction as original", 1.0, agreement, False, AGREEMENT_HELP)
     if "accuracy" in before:
@@ -107,6 +112,48 @@ def embedding_quality(
         "paraphrases still come first, whether each sentence finds the same nearest neighbour as before, and how "
         "close its vectors stay to the original's."
     )
+
+
+def language_quality(
+    before: dict[str, float], now: dict[str, float], agreement: float | None, data: pe.EvalData
+) -> tuple[list[Figure], str]:
+    """Perplexity and how often the pruned model predicts the same next token, for a language model."""
+    figures = [
+        Figure(
+            PERPLEXITY.label,
+            before[PERPLEXITY.key],
+            now.get(PERPLEXITY.key),
+            PERPLEXITY.show,
+            True,
+            PERPLEXITY.help,
+            step=0.01,
+        ),
+        Figure.share(
+            "Same next token",
+            1.0,
+            agreement,
+            False,
+            "Share of positions where the pruned model's most likely next token is the original's.",
+        ),
+    ]
+    sequences, tokens = data.inputs.shape[:2]
+    return figures, (
+        f"A language model is judged on {sequences:,} held-out sequences of {tokens} tokens: its perplexity (lower "
+        "is better) and how often its most likely next token stays the original's."
+    )
+
+
+def continuations(loaded: LoadedModel, pruned: PrunedModel) -> None:
+    """How the original and the pruned language model continue the sample's prompt (greedy, so repeatable)."""
+    prompt = loaded.bundle.metadata.get("prompt")
+    if not prompt:
+        return
+    before = caches.continuation(loaded)
+    after = caches.continuation(loaded, pruned.model, pruned.fingerprint)
+    st.markdown(f"**Prompt:** {fmt.literal(str(prompt))}")
+    left, right = st.columns(2)
+    left.markdown(f"*Original continues:* {fmt.literal(before)}")
+    right.markdown(f"*Pruned continues:* {fmt.literal(after)}")
 
 
 def size_figures(loaded: LoadedModel, pruned: PrunedModel) -> list[Figure]:
@@ -178,6 +225,7 @@ def headline(loaded: LoadedModel, pruned: PrunedModel, latency: pe.LatencyResult
                 for column, figure in zip(st.columns(HEADLINE_COLUMNS), row, strict=False):
                     figure_metric(column, figure, side)
     st.caption(quality_note)
+    continuations(loaded, pruned)
     if pruned.plan.granularity == "unstructured":
         st.info(explain.UNSTRUCTURED_NOTE, icon=":material/info:")
     elif pruned.plan.granularity == "n:m":
@@ -187,10 +235,85 @@ def headline(loaded: LoadedModel, pruned: PrunedModel, latency: pe.LatencyResult
 # --- latency ---------------------------------------------------------------------------
 
 
+PRECISIONS = {"float32": "float32", "float16": "float16 (half)", "bfloat16": "bfloat16"}
+"""Precisions offered for timing on a GPU; the CPU times the models as they are."""
+SPARSE_MIN = 0.9
+"""Linear layers at least this sparse run on sparse kernels when "sparse kernels" is ticked: below that,
+CSR matrix products were slower than dense ones on this CPU (0.5–0.6× at 50 %, about 1× at 70 %)."""
+SPARSE_NAME = "pruned, sparse kernels"
+
+
+@dataclass(frozen=True)
+class LatencySetting:
+    """How the two models are timed: the latency table is cached per setting and per pair of models."""
+
+    batch: int
+    threads: int
+    device: str
+    precision: str | None
+    sparse: bool
+
+
 def latency_section(loaded: LoadedModel, pruned: PrunedModel) -> pe.LatencyResult | None:
-    """Batch size, threads and device; the interleaved measurement (cached per setting) with its table and plot."""
+    """Batch size, threads, device, precision and sparse kernels; the interleaved measurement (cached per
+    setting) with the speed-up predicted before pruning, its table and plot."""
+    setting = _latency_setting(pruned)
+    key = (loaded.fingerprint, pruned.fingerprint, setting)
+    results = caches.session_memo(keys.COMPARE_LATENCY_RESULTS)
+    measured = results.get(key)
+    small = int(caches.model_summary(loaded)["params"]) < AUTO_MEASURE_MAX_PARAMS
+    again = st.button(
+        "Measure again" if measured is not None or small else "Measure latency",
+        key=keys.COMPARE_MEASURE,
+        icon=":material/timer:",
+    )
+    if again or (measured is None and small):
+        measured = _measure(loaded, pruned, setting)
+        if measured is not None:
+            caches.put_latest(results, key, measured, KEEP_MEASUREMENTS)
+    if measured is None:
+        st.caption("Not measured yet: press Measure latency (it takes a few seconds on a large model).")
+        return None
+    st.caption(
+        f"Both models timed in one run, taking turns, after a warm-up: {int(measured.table['rounds'].iloc[0])} "
+        f"timed blocks each at batch {setting.batch}, {setting.threads} thread(s), on {setting.device}, added until "
+        "the speed-up's 95 % interval (a bootstrap over the paired blocks) was within ±10 % or the time budget ran "
+        f"out. A change smaller than {pe.MEASURABLE_CHANGE:.0%} either way counts as no measurable change."
+    )
+    _predicted_beside_measured(loaded, pruned, setting, measured)
+    table, plot = st.columns([1.3, 1])
+    shown = measured.table.assign(verdict=[speedup_text(row) for _, row in measured.table.iterrows()])
+    shown.loc[0, "verdict"] = "the reference"
+    table.dataframe(
+        shown[["model", "median_ms", "iqr_ms", "verdict", "batch_size", "threads", "device", "dtype"]],
+        hide_index=True,
+        placeholder=fmt.MISSING,
+        column_config={
+            "median_ms": st.column_config.NumberColumn("median (ms)", format="%.3f"),
+            "iqr_ms": st.column_config.NumberColumn("IQR (ms)", format="%.3f"),
+            "verdict": st.column_config.TextColumn(
+                "speed-up", help="Original's median ÷ this one's, with its 95 % interval.", width="medium"
+            ),
+            "batch_size": st.column_config.NumberColumn("batch"),
+            "dtype": st.column_config.TextColumn("precision", help="What each model ran in."),
+        },
+    )
+    plot.plotly_chart(charts.latency_samples(measured.samples))
+    memory = device_memory(setting.device)
+    if memory is not None:
+        st.caption(
+            f"{setting.device} memory: {fmt.size(memory['allocated'])} allocated by this server, "
+            f"{fmt.size(memory['free'])} free of {fmt.size(memory['total'])}."
+        )
+    return measured
+
+
+def _latency_setting(pruned: PrunedModel) -> LatencySetting:
+    """The latency widgets; the device defaults to the one chosen in the sidebar."""
     devices = pe.available_devices()
-    batch_column, threads_column, device_column, button_column = st.columns([1, 1, 1, 1.2], vertical_alignment="bottom")
+    if st.session_state.get(keys.COMPARE_DEVICE) not in devices:
+        st.session_state[keys.COMPARE_DEVICE] = state.current_device()
+    batch_column, threads_column, device_column, precision_column = st.columns(4, vertical_alignment="bottom")
     batch = batch_column.selectbox(
         "Batch size", BATCH_SIZES, index=BATCH_SIZES.index(DEFAULT_BATCH), key=keys.COMPARE_BATCH
     )
@@ -205,61 +328,70 @@ def latency_section(loaded: LoadedModel, pruned: PrunedModel) -> pe.LatencyResul
         "ran). One thread gives stable numbers that compare fairly.",
     )
     device = device_column.selectbox(
-        "Device", devices, key=keys.COMPARE_DEVICE, help="CPU, or a CUDA GPU when one is present."
+        "Device", devices, key=keys.COMPARE_DEVICE, help="The sidebar's device by default; CUDA when present."
     )
-    key = (loaded.fingerprint, pruned.fingerprint, batch, int(threads), device)
-    results = caches.session_memo(keys.COMPARE_LATENCY_RESULTS)
-    measured = results.get(key)
-    small = int(caches.model_summary(loaded)["params"]) < AUTO_MEASURE_MAX_PARAMS
-    again = button_column.button(
-        "Measure again" if measured is not None or small else "Measure latency",
-        key=keys.COMPARE_MEASURE,
-        icon=":material/timer:",
-    )
-    if again or (measured is None and small):
-        measured = _measure(loaded, pruned, batch, int(threads), device)
-        if measured is not None:
-            caches.put_latest(results, key, measured, KEEP_MEASUREMENTS)
-    if measured is None:
-        st.caption("Not measured yet: press Measure latency (it takes a few seconds on a large model).")
-        return None
-    st.caption(
-        f"Both models timed in one run, taking turns, after a warm-up: {int(measured.table['rounds'].iloc[0])} "
-        f"timed blocks each at batch {batch}, {threads} thread(s), on {device}, added until the speed-up's "
-        "95 % interval (a bootstrap over the paired blocks) was within ±10 % or the time budget ran out. A change "
-        f"smaller than {pe.MEASURABLE_CHANGE:.0%} either way counts as no measurable change."
-    )
-    table, plot = st.columns([1.3, 1])
-    shown = measured.table.assign(verdict=[speedup_text(row) for _, row in measured.table.iterrows()])
-    shown.loc[0, "verdict"] = "the reference"
-    table.dataframe(
-        shown[["model", "median_ms", "iqr_ms", "verdict", "batch_size", "threads", "device"]],
-        hide_index=True,
-        placeholder=fmt.MISSING,
-        column_config={
-            "median_ms": st.column_config.NumberColumn("median (ms)", format="%.3f"),
-            "iqr_ms": st.column_config.NumberColumn("IQR (ms)", format="%.3f"),
-            "verdict": st.column_config.TextColumn(
-                "speed-up", help="Original's median ÷ this one's, with its 95 % interval.", width="medium"
-            ),
-            "batch_size": st.column_config.NumberColumn("batch"),
-        },
-    )
-    plot.plotly_chart(charts.latency_samples(measured.samples))
-    return measured
+    precision = None
+    if device != "cpu":
+        precision = precision_column.selectbox(
+            "Precision",
+            list(PRECISIONS),
+            key=keys.COMPARE_PRECISION,
+            format_func=PRECISIONS.get,
+            help="Half precision is how models are usually served on a GPU; a layer with no kernel for it runs "
+            "in float32, and the table says so.",
+        )
+    sparse = False
+    if pruned.plan.granularity in ("unstructured", "n:m") and device == "cpu":
+        sparse = precision_column.toggle(
+            "Sparse kernels too",
+            key=keys.COMPARE_SPARSE,
+            help=f"Also time the pruned model with its Linear layers at least {SPARSE_MIN:.0%} sparse on sparse "
+            "(CSR) matrix kernels, in the same interleaved run.",
+        )
+    return LatencySetting(batch, int(threads), device, None if precision == "float32" else precision, sparse)
 
 
-def _measure(
-    loaded: LoadedModel, pruned: PrunedModel, batch: int, threads: int, device: str
-) -> pe.LatencyResult | None:
-    with st.spinner("Timing both models, taking turns…"):
+def _predicted_beside_measured(
+    loaded: LoadedModel, pruned: PrunedModel, setting: LatencySetting, measured: pe.LatencyResult
+) -> None:
+    """The speed-up the engine predicted from the plan, before pruning, beside the one measured."""
+    if pruned.result.preview is None or setting.precision is not None:
+        return
+    try:
+        prediction = caches.predicted_latency(loaded.fingerprint, pruned.plan.to_json(), setting.batch, loaded)
+    except pe.PruneScopeError as error:
+        st.caption(f"No prediction for this plan: {fmt.literal(str(error))}")
+        return
+    predicted = prediction["dense_ms"] / max(prediction["predicted_ms"], 1e-9)
+    row = measured.table.set_index("model").loc["pruned"]
+    st.markdown(
+        f"**Predicted before pruning:** {predicted:.2f}× (from each layer timed alone at its pruned shape) · "
+        f"**measured:** {speedup_text(row)}."
+    )
+    if pruned.plan.granularity in ("unstructured", "n:m"):
+        st.caption(SPARSE_NOTE)
+
+
+SPARSE_NOTE = (
+    "Zeros do not make dense kernels faster, so the prediction for single weights and N:M is no change. Sparse "
+    "(CSR) kernels skip the zeros but pay for the bookkeeping: on this CPU they lost to dense kernels below about "
+    "70 % zeros, broke even near 70 %, and won 2–3.6× at 90 % and 7–14× at 95 % (a 3072×768 layer, 128 tokens)."
+)
+
+
+def _measure(loaded: LoadedModel, pruned: PrunedModel, setting: LatencySetting) -> pe.LatencyResult | None:
+    models = {"original": loaded.bundle.model, "pruned": pruned.model}
+    if setting.sparse:
+        models[SPARSE_NAME] = caches.sparse_copy(pruned.fingerprint, SPARSE_MIN, pruned.model)
+    with st.spinner("Timing the models, taking turns…"):
         try:
             return pe.measure_latency(
-                {"original": loaded.bundle.model, "pruned": pruned.model},
+                models,
                 loaded.bundle.example_input,
-                batch_size=batch,
-                threads=threads,
-                device=device,
+                batch_size=setting.batch,
+                threads=setting.threads,
+                device=setting.device,
+                dtype=None if setting.precision is None else getattr(torch, setting.precision),
             )
         except pe.PruneScopeError as error:
             st.error(fmt.literal(str(error)), icon=":material/error:")
@@ -290,10 +422,18 @@ def latency_setting(result: pe.LatencyResult) -> str:
     )
 
 
-def layer_changes(pruned: PrunedModel) -> None:
-    """Per-layer bars before and after and the engine's report."""
+def layer_changes(loaded: LoadedModel, pruned: PrunedModel) -> None:
+    """Per-layer bars before and after, one layer's weight histogram before and after, and the engine's report."""
     report = pruned.result.report
     st.plotly_chart(layer_figure(pruned))
+    weight_gap(loaded, pruned)
+    if bool(report["kept_changed"].any()):
+        changed = ", ".join(report.loc[report["kept_changed"], "layer"].head(6))
+        st.info(
+            f"SparseGPT also changed the weights it kept (in {fmt.literal(changed)}…), to make up for the ones it "
+            "removed: these layers' histograms move as a whole, not only at zero.",
+            icon=":material/info:",
+        )
     with st.expander("The engine's report, layer by layer", icon=":material/table:"):
         st.dataframe(
             report,
@@ -306,11 +446,43 @@ def layer_changes(pruned: PrunedModel) -> None:
         )
 
 
+HISTOGRAM_BINS = 80
+
+
+def weight_gap(loaded: LoadedModel, pruned: PrunedModel) -> None:
+    """One pruned layer's weight values before and after on the same bins: the gap that pruning cuts around zero."""
+    report = pruned.result.report
+    lost = report[report["status"] == pe.LayerStatus.PRUNED]
+    if lost.empty or not lost["weights_after"].gt(0).any():
+        return
+    layers = lost.loc[lost["weights_after"] > 0, "layer"].tolist()
+    if st.session_state.get(keys.COMPARE_HISTOGRAM_LAYER) not in layers:
+        largest = lost.loc[lost["weights_after"] > 0].sort_values("weights_before", ascending=False)
+        st.session_state[keys.COMPARE_HISTOGRAM_LAYER] = largest["layer"].iloc[0]
+    layer = st.selectbox("Weights of layer", layers, key=keys.COMPARE_HISTOGRAM_LAYER, width=420)
+    before = caches.histogram(loaded.fingerprint, layer, loaded.bundle.model, HISTOGRAM_BINS)
+    edges = before[1]
+    after = caches.histogram(
+        pruned.fingerprint, layer, pruned.model, HISTOGRAM_BINS, (float(edges[0]), float(edges[-1]))
+    )
+    st.plotly_chart(charts.histograms_before_after(before, after, f"weight values of {layer}", "weights", "pruning"))
+    row = lost.set_index("layer").loc[layer]
+    zeros = int(row["weights_after"] - row["nonzero_after"])
+    st.caption(
+        f"{fmt.literal(layer)} keeps {int(row['weights_after']):,} of its {int(row['weights_before']):,} weights; "
+        f"{zeros:,} of them are now exactly zero. Magnitude pruning takes the values nearest zero, so the "
+        "histogram loses its middle and gains a spike at zero; removed channels lower every bar instead."
+    )
+
+
 def prediction_changes(loaded: LoadedModel, pruned: PrunedModel) -> None:
     """The confusion-matrix difference and the test examples whose prediction changed (as images when they are)."""
     data = loaded.bundle.eval_data
     if data is not None and pe.is_embedding_model(loaded.bundle.model):
         neighbour_changes(loaded, pruned)
+        return
+    if data is not None and PERPLEXITY.key in (caches.model_evaluation(loaded) or {}):
+        st.caption("A language model predicts the next token: how often it stays the same is in the figures above.")
         return
     if data is None or data.labels is None or data.labels.dtype.is_floating_point:
         st.caption("Needs labelled classification data, which this model does not have.")

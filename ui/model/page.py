@@ -9,7 +9,7 @@ from ui.model import upload
 from ui.model.picker import sample_picker
 from ui.shared import caches
 from ui.shared.widgets import layer_table, require_model
-from workbench import capabilities, fmt
+from workbench import capabilities, fmt, quality
 from workbench.session import LoadedModel, ModelSource
 
 
@@ -26,22 +26,8 @@ def overview(loaded: LoadedModel) -> None:
     if bundle.description:
         st.markdown(fmt.literal(bundle.description))
     columns = st.columns(5)
-    if "perplexity" in evaluation:
-        columns[0].metric(
-            "Perplexity",
-            f"{evaluation['perplexity']:.2f}",
-            help="How many next tokens, on average, the model hesitates between on held-out text (lower is better).",
-        )
-    elif "paraphrase_accuracy" in evaluation:
-        columns[0].metric(
-            "Paraphrase found first",
-            fmt.percent(evaluation["paraphrase_accuracy"]),
-            help="Share of sentences with a paraphrase in the set whose most similar sentence is a paraphrase.",
-        )
-    else:
-        columns[0].metric(
-            "Accuracy", fmt.percent(evaluation.get("accuracy")), help="Share of test examples classified correctly."
-        )
+    metric = quality.headline_metric(evaluation) or quality.ACCURACY
+    columns[0].metric(metric.label, metric.show(evaluation.get(metric.key)), help=metric.help)
     columns[1].metric("Parameters", fmt.count(summary["params"]), help=f"{summary['params']:,} weights and biases.")
     columns[2].metric(
         "FLOPs per example",

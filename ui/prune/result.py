@@ -12,8 +12,8 @@ from streamlit.delta_generator import DeltaGenerator
 
 import prune_engine as pe
 from ui.shared import caches, keys, navigation, runs, state
-from ui.shared.widgets import Figure, figure_metric
-from workbench import fmt
+from ui.shared.widgets import SHARE_STEP, Figure, figure_metric
+from workbench import fmt, quality
 from workbench.session import LoadedModel, PrunedModel
 
 AUTO_APPLY_MAX_PARAMS = 5_000_000
@@ -28,7 +28,6 @@ of the weights, too much for every slider step: the preview shows the plan as se
 runs when the plan is applied."""
 WEIGHT_RANKED = ("unstructured", "n:m")
 FLOPS_HELP = "Dense work of one forward pass: zeros are multiplied too, so only removed channels lower it."
-ACCURACY_HELP = "Share of the test examples classified correctly."
 
 
 def applies_live(loaded: LoadedModel) -> bool:
@@ -175,22 +174,30 @@ def summary(loaded: LoadedModel, pruned: PrunedModel | None, plan: pe.PruningPla
         Figure("Non-zero parameters", before["nonzero_params"], after["nonzero_params"], fmt.count),
         Figure("FLOPs per example", before["flops"], after["flops"], fmt.count, help=FLOPS_HELP),
     ]
-    original = _accuracy(loaded, None) if with_accuracy else None
-    if original is not None:
-        figures.append(Figure.share("Accuracy", original, _accuracy(loaded, pruned), False, ACCURACY_HELP))
+    metric = quality.expected_metric(loaded.bundle)
+    original = _quality(loaded, None, metric) if with_accuracy and metric is not None else None
+    if metric is not None and original is not None:
+        after = _quality(loaded, pruned, metric)
+        step = SHARE_STEP if metric.share else 0.01
+        change = fmt.points if metric.share else None
+        figures.append(
+            Figure(metric.label, original, after, metric.show, metric.lower_is_better, metric.help, change, step)
+        )
     for column, figure in zip(st.columns(4), figures, strict=False):
         figure_metric(column, figure, "pruned")
-    if original is None and loaded.bundle.eval_data is not None:
-        st.caption("Accuracy is on the Compare page: evaluating this model takes too long to redo at every step.")
+    if original is None and metric is not None:
+        st.caption(
+            f"{metric.label} is on the Compare page: evaluating this model takes too long to redo at every step."
+        )
 
 
-def _accuracy(loaded: LoadedModel, pruned: PrunedModel | None) -> float | None:
-    """Accuracy on the model's test examples (of the pruned model when given); None without labels."""
+def _quality(loaded: LoadedModel, pruned: PrunedModel | None, metric: quality.QualityMetric) -> float | None:
+    """`metric` on the model's test examples (of the pruned model when given); None when it cannot be had."""
     try:
         evaluation = caches.model_evaluation(loaded) if pruned is None else caches.pruned_evaluation(loaded, pruned)
     except pe.PruneScopeError:
         return None
-    return (evaluation or {}).get("accuracy")
+    return (evaluation or {}).get(metric.key)
 
 
 def _file_stem(name: str) -> str:

@@ -159,32 +159,6 @@ def accuracy_per_step(history: pd.DataFrame) -> go.Figure:
     return _legend_under_title(_finish(figure, "Accuracy at each step"))
 
 
-def histograms_before_after(
-    before: tuple[np.ndarray, np.ndarray], after: tuple[np.ndarray, np.ndarray], what: str, unit: str
-) -> go.Figure:
-    """Two histograms from precomputed bins, overlaid: before and after sparsity training."""
-    figure = go.Figure()
-    for (counts, edges), name, color in (
-        (before, "before", ORIGINAL_COLOR),
-        (after, "after L1 training", PARAMS_COLOR),
-    ):
-        figure.add_trace(
-            go.Bar(
-                x=(edges[:-1] + edges[1:]) / 2,
-                y=counts,
-                width=np.diff(edges),
-                name=name,
-                marker_color=color,
-                opacity=0.6,
-                hovertemplate="%{x:.4f}<br>%{y:,} " + unit + "<extra>%{fullData.name}</extra>",
-            )
-        )
-    figure.update_layout(barmode="overlay", bargap=0)
-    figure.update_xaxes(title_text=what)
-    figure.update_yaxes(title_text=f"number of {unit}")
-    return _legend_under_title(_finish(figure, f"{what.capitalize()} before and after L1 training"))
-
-
 def pruned_accuracy_bars(table: pd.DataFrame) -> go.Figure:
     """Accuracy of each training before and after the same pruning, side by side."""
     trainings = [plain(str(name)) for name in table["training"]]

@@ -12,6 +12,7 @@ from prune_engine.calibration import has_batchnorm
 from prune_engine.importance import ProgressFn
 from ui.sensitivity import charts
 from ui.shared import background, caches, keys, navigation, runs, state
+from ui.shared import charts as shared_charts
 from ui.shared.widgets import choice
 from workbench import fmt, plans
 from workbench.session import LoadedModel, PrunedModel
@@ -192,12 +193,12 @@ def sparsity_results(loaded: LoadedModel, outcome: SparseOutcome, request: Spars
         before, after = caches.scale_histograms(
             loaded.fingerprint, outcome.run.sparse_fingerprint, loaded.bundle.model, outcome.run.sparse
         )
-        figure = charts.histograms_before_after(before, after, "|γ| of each channel", "channels")
+        figure = shared_charts.histograms_before_after(before, after, "|γ| of each channel", "channels")
     else:
         layer = st.selectbox("Layer", caches.layer_names(loaded), key=keys.SENS_L1_LAYER)
         before = caches.histogram(loaded.fingerprint, layer, loaded.bundle.model, caches.HISTOGRAM_BINS)
         after = caches.histogram(outcome.run.sparse_fingerprint, layer, outcome.run.sparse, caches.HISTOGRAM_BINS)
-        figure = charts.histograms_before_after(before, after, f"weight values of {layer}", "weights")
+        figure = shared_charts.histograms_before_after(before, after, f"weight values of {layer}", "weights")
     st.plotly_chart(figure, key="sens_l1_histograms")
     unit = "channels (by |γ|, BatchNorm re-estimated)" if shown.target == "bn" else "weights (by |w|, ranked globally)"
     ratio = st.slider(

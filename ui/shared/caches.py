@@ -76,9 +76,16 @@ def evaluation(fingerprint: str, data_fingerprint: str, _model: nn.Module, _data
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def histogram(fingerprint: str, layer_name: str, _model: nn.Module, bins: int = 100) -> tuple[np.ndarray, np.ndarray]:
-    """`(counts, edges)` of one layer's weights: only the bins ever reach the browser."""
-    return pe.weight_histogram(_model, layer_name, bins=bins)
+def histogram(
+    fingerprint: str,
+    layer_name: str,
+    _model: nn.Module,
+    bins: int = 100,
+    value_range: tuple[float, float] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`(counts, edges)` of one layer's weights (over `value_range`, e.g. another model's bins, when given):
+    only the bins ever reach the browser."""
+    return pe.weight_histogram(_model, layer_name, bins=bins, value_range=value_range)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -418,6 +425,12 @@ def predicted_latency(
         bundle.model, pe.PruningPlan.from_json(plan_json), bundle.example_input, batch_size=batch_size
     )
     return {"dense_ms": prediction["dense_ms"], "predicted_ms": prediction["predicted_ms"]}
+
+
+@st.cache_resource(show_spinner="Putting the sparse layers on sparse kernels…", max_entries=SHARED_RESULTS)
+def sparse_copy(fingerprint: str, min_sparsity: float, _model: nn.Module) -> nn.Module:
+    """`prune_engine.sparse_runtime` of a pruned model, shared read-only like the model it copies."""
+    return pe.sparse_runtime(_model, min_sparsity)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

@@ -512,3 +512,33 @@ def criteria_grid(counts: np.ndarray, criteria: tuple[str, str], layer: str) -> 
     figure.update_xaxes(title_text=f"rank under {first} (%, 0 = least important)", range=[0, 100])
     figure.update_yaxes(title_text=f"rank under {second} (%)", range=[0, 100])
     return _finish(figure, f"Channels of {plain(layer)}, ranked by two criteria")
+
+
+def histograms_before_after(
+    before: tuple[np.ndarray, np.ndarray],
+    after: tuple[np.ndarray, np.ndarray],
+    what: str,
+    unit: str,
+    change: str = "L1 training",
+) -> go.Figure:
+    """Two histograms from precomputed bins, overlaid: before and after `change` (sparsity training, pruning)."""
+    figure = go.Figure()
+    for (counts, edges), name, color in (
+        (before, "before", ORIGINAL_COLOR),
+        (after, f"after {change}", PARAMS_COLOR),
+    ):
+        figure.add_trace(
+            go.Bar(
+                x=(edges[:-1] + edges[1:]) / 2,
+                y=counts,
+                width=np.diff(edges),
+                name=name,
+                marker_color=color,
+                opacity=0.6,
+                hovertemplate="%{x:.4f}<br>%{y:,} " + unit + "<extra>%{fullData.name}</extra>",
+            )
+        )
+    figure.update_layout(barmode="overlay", bargap=0)
+    figure.update_xaxes(title_text=what)
+    figure.update_yaxes(title_text=f"number of {unit}")
+    return _legend_under_title(_finish(figure, f"{what[:1].upper() + what[1:]} before and after {change}"))

@@ -86,6 +86,9 @@ COMPARE_BATCH = "compare_batch"
 COMPARE_THREADS = "compare_threads"
 COMPARE_DEVICE = "compare_device"
 COMPARE_MEASURE = "compare_measure"
+COMPARE_PRECISION = "compare_precision"
+COMPARE_SPARSE = "compare_sparse"
+COMPARE_HISTOGRAM_LAYER = "compare_histogram_layer"
 
 # --- Compare page: export ----------------------------------------------------------------------
 

@@ -76,9 +76,7 @@ def _save(
         store = caches.experiments()
         run_id = _same_run(store, loaded, pruned, made_by)
         if run_id is None:
-            run_id = store.add(
-                made_by, pruned.plan, metrics, model_name=loaded.name, model_fingerprint=loaded.identity
-            )
+            run_id = store.add(made_by, pruned.plan, metrics, model_name=loaded.name, model_fingerprint=loaded.identity)
         else:
             store.update_metrics(run_id, metrics)
     except pe.PruneScopeError as error:

@@ -16,7 +16,7 @@ from prune_engine.metrics import device_memory
 from prune_engine.placement import placement
 from ui.shared import caches, keys, navigation
 from ui.shared.state import working_model
-from workbench import fmt
+from workbench import fmt, quality
 from workbench.session import LoadedModel
 
 TABLE_ROWS_SHOWN = 40
@@ -76,7 +76,8 @@ def page_start(title: str, introduction: str = "") -> LoadedModel:
 
 
 def sidebar_model_card(loaded: LoadedModel | None) -> None:
-    """The current model's name, size and accuracy, or a hint to pick one (call inside `st.sidebar`)."""
+    """The current model's name, size and headline quality (accuracy, perplexity…), or a hint to pick one
+    (call inside `st.sidebar`)."""
     st.markdown("**Current model**")
     if loaded is None:
         st.caption("None yet: pick a sample on the Model page.")
@@ -84,11 +85,12 @@ def sidebar_model_card(loaded: LoadedModel | None) -> None:
     st.markdown(fmt.literal(loaded.name))
     parts = [f"{fmt.count(caches.model_summary(loaded)['params'])} parameters"]
     try:
-        accuracy = (caches.model_evaluation(loaded) or {}).get("accuracy")
+        evaluation = caches.model_evaluation(loaded) or {}
     except pe.PruneScopeError:
-        accuracy = None
-    if accuracy is not None:
-        parts.append(f"{fmt.percent(accuracy)} accuracy")
+        evaluation = {}
+    metric = quality.headline_metric(evaluation)
+    if metric is not None:
+        parts.append(f"{metric.label.lower()} {metric.show(evaluation[metric.key])}")
     st.caption(" · ".join(parts))
 
 
