@@ -3,6 +3,8 @@ that gives the pruned model's outputs; the report and summary hold the figures; 
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import io
 import json
 import re
@@ -16,11 +18,12 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 import prune_engine as pe
-from sample_models import digits_data
+from sample_models import digits_data, load_sample
 from ui.compare import export
 from ui.shared import keys
 from ui.shared.navigation import COMPARE_PAGE, PRUNE_PAGE
 from workbench import fmt
+from workbench.session import PrunedModel
 
 EXAMPLES = 64
 ONNX_FAILURE = "The model could not be exported to ONNX: operator aten::mystery is not supported."
@@ -139,3 +142,12 @@ def test_the_summary_says_how_latency_was_measured_and_whether_the_change_is_rea
     page = export.summary_html(loaded, pruned, latency)
     assert "Latency measured at batch 8, 1 thread(s), on cpu" in page
     assert "95 % interval" in page
+
+
+def test_the_report_csv_neutralises_formula_like_layer_names() -> None:
+    bundle = load_sample("digits_mlp")
+    result = pe.apply_plan(bundle.model, pe.PruningPlan(global_ratio=0.3), bundle.example_input)
+    report = result.report.assign(layer=["=1+2", "@SUM(A1)", "ok\r=1+1"])
+    pruned = PrunedModel(dataclasses.replace(result, report=report), "pruned", "original")
+    rows = list(csv.reader(io.StringIO(export.report_csv(pruned))))
+    assert [row[0] for row in rows[1:]] == ["'=1+2", "'@SUM(A1)", "ok\r=1+1"], "one cell each, none a formula"

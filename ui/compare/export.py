@@ -20,6 +20,7 @@ import plotly.offline
 import streamlit as st
 
 import prune_engine as pe
+from prune_engine.export import csv_text
 from ui.compare import view as compare
 from ui.shared import charts, keys
 from ui.shared.widgets import change_text
@@ -101,7 +102,7 @@ def model_files(loaded: LoadedModel, pruned: PrunedModel, fmt_name: str) -> dict
 
 def report_csv(pruned: PrunedModel) -> str:
     """The engine's per-layer report of the pruning result, as CSV."""
-    return pruned.result.report.to_csv(index=False)
+    return csv_text(pruned.result.report)
 
 
 def headline_table(loaded: LoadedModel, pruned: PrunedModel, latency: pe.LatencyResult | None) -> pd.DataFrame:
