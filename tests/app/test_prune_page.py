@@ -310,3 +310,25 @@ def test_a_channel_layers_caption_counts_the_weights_the_engine_removed(app: App
     assert fmt.literal("removes 32 of its 64 channels and 13,824 of its 18,432 weights (75 %)") in shown
     assert "42,896 of the 58,144 weights of the prunable layers go (74 %)" in shown
     assert "≈" not in shown, "no estimate where the engine has the count"
+
+
+def test_presets_and_a_number_field_set_the_global_ratio(app: AppTest) -> None:
+    at = open_prune(app)
+    at.segmented_control(key=keys.PRUNE_PRESET).set_value(90).run()
+    assert plan_of(at).global_ratio == pytest.approx(0.9)
+    assert at.slider(key=keys.PRUNE_GLOBAL).value == 90
+    at.number_input(key=keys.PRUNE_GLOBAL_NUMBER).set_value(42).run()
+    assert plan_of(at).global_ratio == pytest.approx(0.42)
+    assert at.slider(key=keys.PRUNE_GLOBAL).value == 42
+
+
+def test_a_channel_plan_shows_its_predicted_speed_up_and_rounding_changes_it(app: AppTest) -> None:
+    at = open_prune(app, "digits_cnn")
+    at.radio(key=keys.PRUNE_GRANULARITY).set_value("channel").run()
+    at.slider(key=keys.PRUNE_GLOBAL).set_value(50).run()
+    shown = {metric.label: metric.value for metric in at.metric}
+    assert shown["Predicted speed-up"].endswith("×") and float(shown["Predicted speed-up"][:-1]) > 0
+    at.segmented_control(key=keys.PRUNE_ROUND_TO).set_value(16).run()
+    assert not at.exception
+    assert plan_of(at).round_to == 16
+    assert report_of(at).loc["conv2", "channels_after"] % 16 == 0

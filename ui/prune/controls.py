@@ -27,6 +27,11 @@ from workbench import plans as edits
 from workbench.session import LoadedModel
 
 GLOBAL_MAX_PCT = 95
+PRESETS = (50, 80, 90, 95)
+"""Global ratios one click away (%)."""
+NO_ROUNDING = 1
+ROUNDINGS = (NO_ROUNDING, 8, 16, 32)
+"""Channel counts kept a multiple of this (1: any count)."""
 LAYER_MAX_PCT = 99
 
 
@@ -103,8 +108,18 @@ def _on_setting(key: str, field: str) -> None:
     update_plan(lambda plan: dataclasses.replace(plan, **{field: st.session_state[key]}))
 
 
-def _on_global() -> None:
-    update_plan(lambda plan: dataclasses.replace(plan, global_ratio=st.session_state[keys.PRUNE_GLOBAL] / 100))
+def _on_global(key: str = keys.PRUNE_GLOBAL) -> None:
+    """The global slider, its number field or a preset moved: every unlocked layer follows."""
+    value = st.session_state[key]
+    if value is None:  # a preset button released
+        return
+    update_plan(lambda plan: dataclasses.replace(plan, global_ratio=value / 100))
+    st.session_state.pop(keys.PRUNE_PRESET, None)
+
+
+def _on_rounding() -> None:
+    choice = st.session_state[keys.PRUNE_ROUND_TO]
+    update_plan(lambda plan: dataclasses.replace(plan, round_to=None if choice == NO_ROUNDING else choice))
 
 
 def _on_bounds() -> None:
@@ -222,6 +237,19 @@ def plan_settings(loaded: LoadedModel, plan: pe.PruningPlan) -> None:
         )
     elif plan.granularity == "channel" and (reason := capabilities.missing_training_data(loaded)):
         st.caption(f":material/info: {reason}")
+    if plan.granularity in ("channel", "head"):
+        seed(keys.PRUNE_ROUND_TO, plan.round_to or NO_ROUNDING)
+        st.segmented_control(
+            "Keep counts a multiple of",
+            ROUNDINGS,
+            key=keys.PRUNE_ROUND_TO,
+            format_func=lambda value: "any" if value == NO_ROUNDING else str(value),
+            on_change=_on_rounding,
+            help="Fast kernels work in tiles: on a GPU a layer with 30 % of its channels gone but 45 of 64 "
+            "left can run slower than the dense one (0.61× measured on an H200), while keeping 32 or 48 runs "
+            "1.4× faster. Rounding the kept channels to a multiple of 8, 16 or 32 lets the kernels use full tiles; "
+            "on a CPU it matters less. The predicted speed-up below shows what a choice buys here.",
+        )
 
 
 def _nm_inputs(loaded: LoadedModel, plan: pe.PruningPlan) -> None:
@@ -262,6 +290,7 @@ def global_controls(plan: pe.PruningPlan) -> None:
         return
     global_scope = plan.scope == "global"
     seed(keys.PRUNE_GLOBAL, percent(plan.global_ratio, GLOBAL_MAX_PCT))
+    seed(keys.PRUNE_GLOBAL_NUMBER, percent(plan.global_ratio, GLOBAL_MAX_PCT))
     columns = st.columns([3, 2, 1] if global_scope else [5, 1], vertical_alignment="bottom")
     unit = {"channel": "channels", "head": "attention heads"}.get(plan.granularity, "weights")
     _percent_slider(
@@ -286,6 +315,26 @@ def global_controls(plan: pe.PruningPlan) -> None:
             _on_bounds,
             "The global ranking gives no unlocked layer less than the lower or more than the upper bound.",
         )
+    number, presets = st.columns([1, 3], vertical_alignment="bottom")
+    number.number_input(
+        "Global ratio (%)",
+        min_value=0,
+        max_value=GLOBAL_MAX_PCT,
+        step=1,
+        key=keys.PRUNE_GLOBAL_NUMBER,
+        on_change=_on_global,
+        args=(keys.PRUNE_GLOBAL_NUMBER,),
+        help="Type a value instead of stepping the slider.",
+    )
+    presets.segmented_control(
+        "Presets",
+        PRESETS,
+        key=keys.PRUNE_PRESET,
+        format_func=lambda value: f"{value} %",
+        on_change=_on_global,
+        args=(keys.PRUNE_PRESET,),
+        help="Jump to a common ratio: half, then the high sparsities where magnitude pruning starts to hurt.",
+    )
     columns[-1].button(
         "Reset",
         key=keys.PRUNE_RESET,

@@ -183,12 +183,41 @@ def summary(loaded: LoadedModel, pruned: PrunedModel | None, plan: pe.PruningPla
         figures.append(
             Figure(metric.label, original, after, metric.show, metric.lower_is_better, metric.help, change, step)
         )
-    for column, figure in zip(st.columns(4), figures, strict=False):
+    columns = st.columns(5)
+    for column, figure in zip(columns, figures, strict=False):
         figure_metric(column, figure, "pruned")
+    _predicted_speedup(columns[-1], loaded, pruned, plan)
     if original is None and metric is not None:
         st.caption(
             f"{metric.label} is on the Compare page: evaluating this model takes too long to redo at every step."
         )
+
+
+PREDICTION_BATCH = 32
+"""The batch the live prediction times layers at, as Compare measures by default."""
+
+
+def _predicted_speedup(column: DeltaGenerator, loaded: LoadedModel, pruned: PrunedModel, plan: pe.PruningPlan) -> None:
+    """The speed-up the engine predicts for this result before anyone measures it (layers that change shape,
+    each timed alone at its new shape); single weights and N:M predict none on dense kernels."""
+    if plan.granularity in ("unstructured", "n:m"):
+        column.metric(
+            "Predicted speed-up",
+            "none",
+            help="Zeros are still multiplied by dense kernels; see Compare for sparse kernels.",
+        )
+        return
+    if not st.toggle("Predict the speed-up", value=True, key=keys.PRUNE_PREDICT):
+        return
+    if pruned.plan.to_json() != plan.to_json():
+        return
+    speedup = caches.predicted_speedup(loaded.fingerprint, pruned.fingerprint, PREDICTION_BATCH, loaded, pruned.model)
+    column.metric(
+        "Predicted speed-up",
+        f"{speedup:.2f}×",
+        help=f"From one profile of the original at batch {PREDICTION_BATCH}, 1 thread, with each layer that changes "
+        "shape timed alone at its new shape. Compare measures the real one.",
+    )
 
 
 def _quality(loaded: LoadedModel, pruned: PrunedModel | None, metric: quality.QualityMetric) -> float | None:
