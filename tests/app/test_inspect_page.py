@@ -55,3 +55,13 @@ def test_the_layer_choice_follows_a_change_of_model(app: AppTest) -> None:
     at.switch_page(INSPECT_PAGE).run()
     assert not at.exception
     assert at.selectbox(key=keys.INSPECT_LAYER_PICKER).value == "conv1"
+
+
+def test_each_layers_share_of_time_is_measured_beside_its_share_of_parameters(app: AppTest) -> None:
+    app.selectbox(key=keys.MODEL_SAMPLE_PICKER).select("digits_cnn").run()
+    at = app.switch_page(INSPECT_PAGE).run()
+    at.toggle(key=keys.INSPECT_PROFILE).set_value(True).run()
+    assert not at.exception
+    chart = chart_spec(at, "Share of parameters, FLOPs and time per layer")
+    assert [trace["name"] for trace in chart["data"]] == ["parameters", "FLOPs", "latency"]
+    assert chart["data"][2]["y"][-1] == "(other)"

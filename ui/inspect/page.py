@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+import prune_engine as pe
 from ui.inspect.importance import importance_section
 from ui.shared import caches, charts, keys
 from ui.shared.widgets import page_start
@@ -65,6 +66,33 @@ def layer_charts(loaded: LoadedModel, layer: str, sort_channels: bool) -> None:
     right.plotly_chart(charts.channel_norm_bars(norms, layer, sort=sort_channels))
 
 
+PROFILE_BATCH = 32
+"""The batch each layer is timed at (Compare's default, so the figures agree)."""
+
+
+def where_time_goes(loaded: LoadedModel) -> None:
+    """Each layer's share of the parameters, the FLOPs and the measured time: few parameters can cost much time."""
+    with st.expander("Where the time goes, layer by layer", icon=":material/timer:"):
+        st.caption(
+            "Parameters are not time. A CNN's first convolution holds few weights but runs on the largest images, "
+            "so it can take much of the time; a wide fully connected layer the reverse. Pruning saves time where "
+            f"the time is. Each layer is timed inside the running model, at batch {PROFILE_BATCH} on one thread."
+        )
+        if not st.toggle("Measure each layer's time", key=keys.INSPECT_PROFILE):
+            return
+        try:
+            profile = caches.latency_profile(loaded.fingerprint, PROFILE_BATCH, loaded)
+        except pe.PruneScopeError as error:
+            st.warning(fmt.literal(str(error)), icon=":material/warning:")
+            return
+        st.plotly_chart(charts.cost_shares(profile))
+        other = float(profile.loc[profile["kind"] == "other", "share"].sum())
+        st.caption(
+            f"“(other)” is everything outside the prunable layers (activations, pooling, normalisation, additions): "
+            f"{fmt.percent(other, 0)} of the time here."
+        )
+
+
 def render() -> None:
     """Draw the page."""
     loaded_model = page_start(
@@ -78,6 +106,7 @@ def render() -> None:
         st.stop()
     st.subheader("All layers")
     st.plotly_chart(charts.layer_overview(stats))
+    where_time_goes(loaded_model)
     one_layer, importance = st.tabs(
         [ONE_LAYER, IMPORTANCE],
         key=keys.INSPECT_VIEW,

@@ -428,6 +428,13 @@ def predicted_latency(
     return {"dense_ms": prediction["dense_ms"], "predicted_ms": prediction["predicted_ms"]}
 
 
+@st.cache_data(show_spinner="Timing every layer inside the running model…", max_entries=32)
+def latency_profile(fingerprint: str, batch_size: int, _loaded: LoadedModel) -> pd.DataFrame:
+    """`prune_engine.latency_profile` of the model at `batch_size` on one thread: each layer's own time."""
+    bundle = _loaded.bundle
+    return pe.latency_profile(bundle.model, bundle.example_input, batch_size=batch_size)
+
+
 @st.cache_resource(show_spinner="Timing each layer of the model once…", max_entries=SHARED_RESULTS)
 def latency_predictor(fingerprint: str, batch_size: int, _loaded: LoadedModel) -> LatencyPredictor:
     """One dense per-layer profile of a model at `batch_size`, on one thread, shared read-only; it predicts the

@@ -542,3 +542,34 @@ def histograms_before_after(
     figure.update_xaxes(title_text=what)
     figure.update_yaxes(title_text=f"number of {unit}")
     return _legend_under_title(_finish(figure, f"{what[:1].upper() + what[1:]} before and after {change}"))
+
+
+SHARE_COLORS = {"parameters": PARAMS_COLOR, "FLOPs": "#a855f7", "latency": SPARSITY_COLOR}
+
+
+def cost_shares(profile: pd.DataFrame) -> go.Figure:
+    """Each layer's share of the parameters, the FLOPs and the measured time, side by side, one row per layer."""
+    layers = profile[profile["kind"] != "other"]
+    names = [plain(name) for name in profile["layer"]]
+    shares = {
+        "parameters": profile["params"].fillna(0) / max(float(layers["params"].sum()), 1.0),
+        "FLOPs": profile["flops"].astype("float").fillna(0) / max(float(layers["flops"].astype("float").sum()), 1.0),
+        "latency": profile["share"],
+    }
+    figure = go.Figure(
+        [
+            go.Bar(
+                y=names,
+                x=values * 100,
+                name=name,
+                orientation="h",
+                marker_color=SHARE_COLORS[name],
+                hovertemplate="%{y}<br>%{x:.1f} % of the " + name + "<extra></extra>",
+            )
+            for name, values in shares.items()
+        ]
+    )
+    figure.update_layout(barmode="group", height=max(CHART_HEIGHT, 60 + 42 * len(names)))
+    figure.update_yaxes(autorange="reversed", automargin=True)
+    figure.update_xaxes(title_text="share of the model (%)")
+    return _legend_under_title(_finish(figure, "Share of parameters, FLOPs and time per layer"))
