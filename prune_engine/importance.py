@@ -100,6 +100,8 @@ class Criterion:
     kind: str = "magnitude"
     compare_within: str = "layer"
     reconstruct: Callable[..., None] | None = None
+    per_class: bool = False
+    """Averages over the examples of each class and keeps the largest (`PER_CLASS_AVERAGES` says so in words)."""
 
 
 def register_criterion(criterion: Criterion) -> Criterion:
@@ -364,7 +366,7 @@ PER_CLASS_AVERAGES = (
     "Averages are taken over the examples of each class (true label, else predicted class) and the largest is "
     "kept, so a channel that one class relies on survives even if the others leave it idle."
 )
-"""Said once, here, for every data-driven criterion that averages per class."""
+"""Said once, where the criteria are explained, for every criterion with `per_class` set."""
 
 BUILT_IN_CRITERIA = (
     Criterion(
@@ -444,8 +446,7 @@ BUILT_IN_CRITERIA = (
             "The average size of each channel's output, measured where the next layer reads it (after the "
             "layer's BatchNorm and activation, e.g. ReLU, where those follow). A channel that is almost always "
             "near zero passes little on, so removing it changes little. "
-            + PER_CLASS_AVERAGES
-            + " Costs one forward pass over up to 256 "
+            "Costs one forward pass over up to 256 "
             "examples. It ignores what later layers do with the signal: a small but decisive channel scores "
             "low, and a large constant one (which the next layer could absorb in its bias) scores high. Sizes "
             "differ from layer to layer, so compare channels within a layer (layer scope). Single weights get "
@@ -454,6 +455,7 @@ BUILT_IN_CRITERIA = (
         channel_scores=attribution.activation_scores,
         needs_data=True,
         kind="data",
+        per_class=True,
     ),
     Criterion(
         name="apoz",
@@ -462,8 +464,7 @@ BUILT_IN_CRITERIA = (
             "One minus the Average Percentage of Zeros: the share of a channel's outputs after its ReLU that "
             "are not zero, so higher means more important. A channel that the ReLU silences for almost every "
             "input is dead weight. "
-            + PER_CLASS_AVERAGES
-            + " Costs one forward pass over up to 256 examples. It is only meaningful "
+            "Costs one forward pass over up to 256 examples. It is only meaningful "
             "after a ReLU-like activation: elsewhere (a residual branch before its addition, the output layer) "
             "it counts the outputs a ReLU would let through, a rough signal. It ignores how large the active "
             "values are, so many channels tie. Single weights get their channel's score."
@@ -471,6 +472,7 @@ BUILT_IN_CRITERIA = (
         channel_scores=attribution.apoz_scores,
         needs_data=True,
         kind="data",
+        per_class=True,
     ),
     Criterion(
         name="grad_x_activation",
@@ -481,8 +483,7 @@ BUILT_IN_CRITERIA = (
             "change if the channel were switched off (Captum's LayerGradientXActivation). The class score is "
             "the true class's logit (the predicted class's where there are no labels) less the average of all "
             "logits, since a channel that raises every class alike changes no prediction. "
-            + PER_CLASS_AVERAGES
-            + " Costs one forward and "
+            "Costs one forward and "
             "one backward pass over up to 256 examples, for all layers together. Being local, it is fooled by "
             "saturation: where a gradient is zero (say, behind a ReLU that is off) a channel that matters gets "
             "no credit. Single weights get their channel's score."
@@ -490,6 +491,7 @@ BUILT_IN_CRITERIA = (
         channel_scores=attribution.grad_x_activation_scores,
         needs_data=True,
         kind="attribution",
+        per_class=True,
     ),
     Criterion(
         name="conductance",
@@ -499,8 +501,7 @@ BUILT_IN_CRITERIA = (
             "input is faded in from an all-zero input (for standardised data, a featureless image) to the real "
             "one: integrated gradients measured at the layer (Captum's LayerConductance), in absolute value "
             "and averaged over positions. "
-            + PER_CLASS_AVERAGES
-            + " Unlike gradient × activation it is not fooled by saturation, because "
+            "Unlike gradient × activation it is not fooled by saturation, because "
             "the path passes through inputs where the channel was still active. The slowest criterion: 17 "
             "forward and backward passes per batch (16 steps along the path), shared by all layers. It depends "
             "on the baseline: a channel that is just as active on the blank input gets little credit. Single "
@@ -509,6 +510,7 @@ BUILT_IN_CRITERIA = (
         channel_scores=attribution.conductance_scores,
         needs_data=True,
         kind="attribution",
+        per_class=True,
     ),
     Criterion(
         name="deeplift",
@@ -518,8 +520,7 @@ BUILT_IN_CRITERIA = (
             "shares the change in the class score (as for gradient × activation) out among the channels, with "
             "rules that carry the difference through ReLUs and pooling in a single backward pass (Captum's "
             "LayerDeepLift). "
-            + PER_CLASS_AVERAGES
-            + " Like conductance it credits channels for their effect relative to a reference and "
+            "Like conductance it credits channels for their effect relative to a reference and "
             "is not fooled by saturation, but it costs one forward and backward pass per layer instead of 17 "
             "per batch. Its rules are exact only for networks built from activation modules (a model that "
             "calls F.relu gets a gradient approximation there), and it shares conductance's dependence on the "
@@ -528,6 +529,7 @@ BUILT_IN_CRITERIA = (
         channel_scores=attribution.deeplift_scores,
         needs_data=True,
         kind="attribution",
+        per_class=True,
     ),
     Criterion(
         name="ablation",

@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import prune_engine as pe
+from prune_engine.importance import PER_CLASS_AVERAGES
 from sample_models import load_sample
 from tests.app.helpers import chart_titles, layer_key
 from ui.prune import controls as prune_controls
@@ -332,3 +333,9 @@ def test_a_channel_plan_shows_its_predicted_speed_up_and_rounding_changes_it(app
     assert not at.exception
     assert plan_of(at).round_to == 16
     assert report_of(at).loc["conv2", "channels_after"] % 16 == 0
+
+
+def test_the_sentence_on_per_class_averages_is_said_once(app: AppTest) -> None:
+    at = open_prune(app)
+    said = " ".join(markdown.value for markdown in at.markdown)
+    assert said.count(PER_CLASS_AVERAGES) == 1

@@ -19,7 +19,7 @@ import numpy as np
 import streamlit as st
 
 import prune_engine as pe
-from ui.shared import caches, charts, keys, navigation
+from ui.shared import caches, charts, explain, keys, navigation
 from workbench import capabilities, fmt
 from workbench import importance_data as data
 from workbench.importance_data import CriterionScores
@@ -212,7 +212,9 @@ def about_criteria() -> None:
         )
         for criterion in pe.CRITERIA.values():
             needs = "needs data" if criterion.needs_data else "no data needed"
-            st.markdown(f"**{criterion.label}** · {criterion.kind} · {needs}\n\n{criterion.explanation}")
+            per_class = " · averaged per class" if criterion.per_class else ""
+            st.markdown(f"**{criterion.label}** · {criterion.kind} · {needs}{per_class}\n\n{criterion.explanation}")
+        st.markdown(explain.per_class_note())
         st.markdown(CONDUCTANCE)
         st.markdown(READING)
 

@@ -112,6 +112,20 @@ def channel_norm_bars(norms: Sequence[float] | np.ndarray, layer_name: str, sort
     return _finish(figure, f"L1 norm per output channel of {plain(layer_name)}")
 
 
+HORIZONTAL_ABOVE = 12
+"""Per-layer charts of more layers than this lay the layers out down the side, one readable row each: across
+the bottom, 36 rotated names squashed the plot to a sliver and cut names so query, key and value looked alike."""
+ROW_PX = 22
+
+
+def _layers_down(count: int) -> bool:
+    return count > HORIZONTAL_ABOVE
+
+
+def _rows_height_for(count: int) -> int:
+    return max(CHART_HEIGHT, 120 + ROW_PX * count)
+
+
 def _finish(figure: go.Figure, title: str) -> go.Figure:
     figure.update_layout(
         title={"text": title},
@@ -144,7 +158,9 @@ def plan_ratios(table: pd.DataFrame, unit: str) -> dict:
     building it through `go.Figure` costs several times more.
     """
     names = [plain(name) for name in table["layer"]]
-    hover = f"%{{x}}<br>%{{y:.1f}} % of its {unit} removed<br>%{{customdata}}"
+    down = _layers_down(len(names))
+    layer_axis, value_axis = ("y", "x") if down else ("x", "y")
+    hover = f"%{{{layer_axis}}}<br>%{{{value_axis}:.1f}} % of its {unit} removed<br>%{{customdata}}"
     data = []
     for status, color in STATUS_COLORS.items():
         rows = (table["status"] == status).to_numpy()
@@ -153,21 +169,28 @@ def plan_ratios(table: pd.DataFrame, unit: str) -> dict:
         data.append(
             {
                 "type": "bar",
-                "x": [name for name, keep in zip(names, rows, strict=True) if keep],
-                "y": (table.loc[rows, "ratio"] * 100).tolist(),
+                "orientation": "h" if down else "v",
+                layer_axis: [name for name, keep in zip(names, rows, strict=True) if keep],
+                value_axis: (table.loc[rows, "ratio"] * 100).tolist(),
                 "name": status,
                 "marker": {"color": color},
                 "customdata": [plain(note) for note in table.loc[rows, "note"]],
                 "hovertemplate": f"{hover}<extra>{status}</extra>",
             }
         )
+    categories = {"type": "category", "categoryorder": "array", "categoryarray": names, "automargin": True}
+    if down:
+        categories["autorange"] = "reversed"
     layout = {
         "barmode": "overlay",
         "showlegend": True,
-        "xaxis": {"title": {"text": "layer"}, "type": "category", "categoryorder": "array", "categoryarray": names},
-        "yaxis": {"title": {"text": f"{unit} removed (%)"}, "range": [0, 100]},
+        f"{layer_axis}axis": {"title": {"text": "layer"}, **categories},
+        f"{value_axis}axis": {"title": {"text": f"{unit} removed (%)"}, "range": [0, 100]},
     }
-    return _live_figure(data, layout, "What each layer will lose", legend=True)
+    figure = _live_figure(data, layout, "What each layer will lose", legend=True)
+    if down:
+        figure["layout"]["height"] = _rows_height_for(len(names))
+    return figure
 
 
 def channel_cut(ordered_scores: np.ndarray, cut: int, layer_name: str, criterion: str) -> dict:
@@ -271,23 +294,37 @@ def _live_figure(data: list[dict], layout: dict, title: str, legend: bool = Fals
 def layer_before_after(layers: Sequence[str], before: Sequence[float], after: Sequence[float], unit: str) -> go.Figure:
     """Grouped bars per layer: the original's count beside the pruned model's."""
     names = [plain(name) for name in layers]
+    if not _layers_down(len(names)):
+        figure = go.Figure(
+            [
+                go.Bar(x=names, y=list(before), name="original", marker_color=ORIGINAL_COLOR),
+                go.Bar(x=names, y=list(after), name="pruned", marker_color=PARAMS_COLOR),
+            ]
+        )
+        figure.update_traces(hovertemplate="%{x}<br>%{y:,} " + unit + "<extra>%{fullData.name}</extra>")
+        figure.update_layout(barmode="group")
+        figure.update_xaxes(title_text="layer", type="category", automargin=True)
+        figure.update_yaxes(title_text=unit)
+        return _legend_under_title(_finish(figure, f"{unit.capitalize()} per layer, before and after"))
     figure = go.Figure(
         [
-            go.Bar(x=names, y=list(before), name="original", marker_color=ORIGINAL_COLOR),
-            go.Bar(x=names, y=list(after), name="pruned", marker_color=PARAMS_COLOR),
+            go.Bar(y=names, x=list(before), name="original", marker_color=ORIGINAL_COLOR, orientation="h"),
+            go.Bar(y=names, x=list(after), name="pruned", marker_color=PARAMS_COLOR, orientation="h"),
         ]
     )
-    figure.update_traces(hovertemplate="%{x}<br>%{y:,} " + unit + "<extra>%{fullData.name}</extra>")
+    figure.update_traces(hovertemplate="%{y}<br>%{x:,} " + unit + "<extra>%{fullData.name}</extra>")
     figure.update_layout(barmode="group")
-    figure.update_xaxes(title_text="layer", type="category")
-    figure.update_yaxes(title_text=unit)
-    return _legend_under_title(_finish(figure, f"{unit.capitalize()} per layer, before and after"))
+    figure.update_yaxes(type="category", autorange="reversed", automargin=True)
+    figure.update_xaxes(title_text=unit)
+    figure = _legend_under_title(_finish(figure, f"{unit.capitalize()} per layer, before and after"))
+    figure.update_layout(height=_rows_height_for(len(names)))
+    return figure
 
 
 def latency_samples(samples: pd.DataFrame) -> go.Figure:
     """Every timed block of each model as a box with its points: the spread, not only the median."""
     figure = go.Figure()
-    for model, color in zip(samples["model"].unique(), (ORIGINAL_COLOR, PARAMS_COLOR), strict=False):
+    for model, color in zip(samples["model"].unique(), (ORIGINAL_COLOR, PARAMS_COLOR, SPARSITY_COLOR), strict=False):
         times = samples.loc[samples["model"] == model, "ms"]
         figure.add_trace(
             go.Box(

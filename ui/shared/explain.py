@@ -9,6 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 import prune_engine as pe
+from prune_engine.importance import PER_CLASS_AVERAGES
 
 GRANULARITIES = {
     "unstructured": (
@@ -86,7 +87,15 @@ def what_is_this() -> None:
         )
         for criterion in pe.CRITERIA.values():
             needs = " · *needs data*" if criterion.needs_data else ""
-            st.markdown(f"**{criterion.label}**{needs}\n\n{criterion.explanation}")
+            per_class = " · *averaged per class*" if criterion.per_class else ""
+            st.markdown(f"**{criterion.label}**{needs}{per_class}\n\n{criterion.explanation}")
+        st.markdown(per_class_note())
+
+
+def per_class_note() -> str:
+    """The one sentence on per-class averages, with the criteria it concerns."""
+    named = ", ".join(criterion.label for criterion in pe.CRITERIA.values() if criterion.per_class)
+    return f"*Averaged per class* ({named}): {PER_CLASS_AVERAGES}"
 
 
 UNSTRUCTURED_NOTE = (
