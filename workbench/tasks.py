@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 import prune_engine as pe
+from prune_engine.language import is_language_model
 from workbench.plans import criterion_label
 from workbench.session import LoadedModel
 
@@ -64,17 +65,33 @@ L1_LEARNING_RATE = 1e-2
 """Adam moves a weight by about lr per step whatever λ, so a visible effect in few epochs needs a large lr."""
 
 
-def training_problem(loaded: LoadedModel) -> str | None:
-    """Why this model cannot be trained here, or None."""
+RECOVERIES = {"fine_tune": "Fine-tuning on the labels", "distill": "Distillation from the original"}
+"""How prune-in-steps wins accuracy back between steps."""
+
+
+def training_problem(loaded: LoadedModel, recovery: str = "fine_tune") -> str | None:
+    """Why this model cannot be trained here with `recovery` (distillation needs no labels), or None."""
     bundle = loaded.bundle
     if bundle.train_data is None:
         return (
-            "Training needs training examples, and this model has none (the digits samples carry them). "
-            "It can be scanned and pruned, but not fine-tuned or trained here."
+            "Training needs training examples, and this model has none (the digits samples carry them; an "
+            "uploaded model can bring a training file). It can be scanned and pruned, but not trained here."
         )
-    if bundle.eval_data is None or bundle.eval_data.labels is None:
-        return "Training is judged by accuracy, which needs test examples with class labels; this model has none."
+    if recovery == "distill":
+        return None if bundle.eval_data is not None else "Training is judged on test examples; this model has none."
+    labels = None if bundle.eval_data is None else bundle.eval_data.labels
+    train_labels = bundle.train_data.labels
+    if labels is None or train_labels is None or is_language_model(bundle.model) or pe.is_embedding_model(bundle.model):
+        return (
+            "Fine-tuning learns from class labels, which this model's data does not have: choose distillation "
+            "from the original, which needs none."
+        )
     return None
+
+
+def default_recovery(loaded: LoadedModel) -> str:
+    """Fine-tuning when the labels allow it, else distillation."""
+    return "fine_tune" if training_problem(loaded, "fine_tune") is None else "distill"
 
 
 def data_key(loaded: LoadedModel) -> str:
@@ -114,10 +131,13 @@ class IterativeRequest:
     schedule: str
     epochs: int
     lr: float
+    recovery: str = "fine_tune"
+    """How accuracy is won back between steps: `fine_tune` on the labels, or `distill` from the original."""
 
     def made_by(self) -> str:
         """How a result of this request was made, as the name of its run in the history."""
-        return f"Prune in steps: {self.steps} × {self.schedule}, {self.epochs} epoch(s) each, lr {self.lr:g}"
+        how = RECOVERIES.get(self.recovery, self.recovery).lower()
+        return f"Prune in steps: {self.steps} × {self.schedule}, {self.epochs} epoch(s) of {how} each, lr {self.lr:g}"
 
 
 @dataclass(frozen=True)

@@ -125,17 +125,29 @@ def schedule_steps(fractions: Sequence[float], schedule: str) -> go.Figure:
     return figure
 
 
-def accuracy_per_step(history: pd.DataFrame) -> go.Figure:
-    """Accuracy after each step's pruning and after its fine-tuning, joined by the path the model took:
-    down at each cut, back up with each fine-tuning (step 0: the original)."""
+STEP_METRICS = {
+    "accuracy": ("accuracy (%)", 100.0),
+    "perplexity": ("perplexity (lower is better)", 1.0),
+    "retrieval_agreement": ("same nearest neighbour as the original (%)", 100.0),
+    "agreement": ("same prediction as the original (%)", 100.0),
+    "cosine": ("output cosine with the original", 1.0),
+}
+"""History metric → axis title and the scale it is shown at."""
+
+
+def metric_per_step(history: pd.DataFrame, recovery: str = "fine-tuning") -> go.Figure:
+    """The history's metric after each step's pruning and after its recovery, joined by the path the model took:
+    down at each cut, back up with each recovery (step 0: the original)."""
+    metric = str(history["metric"].iloc[0])
+    title, scale = STEP_METRICS.get(metric, (metric, 1.0))
     steps = history[history["step"] > 0]
     path_x = [0, *np.repeat(steps["step"].to_numpy(), 2).tolist()]
-    path_y = [history["accuracy"].iloc[0], *np.column_stack([steps["pruned_accuracy"], steps["accuracy"]]).ravel()]
+    path_y = [history["value"].iloc[0], *np.column_stack([steps["pruned_value"], steps["value"]]).ravel()]
     figure = go.Figure(
         [
             go.Scatter(
                 x=path_x,
-                y=np.asarray(path_y) * 100,
+                y=np.asarray(path_y) * scale,
                 mode="lines",
                 line={"color": BLOCKED_COLOR, "width": 1.5},
                 hoverinfo="skip",
@@ -144,19 +156,19 @@ def accuracy_per_step(history: pd.DataFrame) -> go.Figure:
             *(
                 go.Scatter(x=x, y=y, name=name, mode="markers", marker={"color": color, "size": 10})
                 for x, y, name, color in (
-                    ([0], [history["accuracy"].iloc[0] * 100], "original", ORIGINAL_COLOR),
-                    (steps["step"], steps["pruned_accuracy"] * 100, "after pruning", REMOVED_COLOR),
-                    (steps["step"], steps["accuracy"] * 100, "after fine-tuning", PARAMS_COLOR),
+                    ([0], [history["value"].iloc[0] * scale], "original", ORIGINAL_COLOR),
+                    (steps["step"], steps["pruned_value"] * scale, "after pruning", REMOVED_COLOR),
+                    (steps["step"], steps["value"] * scale, f"after {recovery}", PARAMS_COLOR),
                 )
             ),
         ]
     )
     figure.update_traces(
-        hovertemplate="step %{x}<br>%{y:.2f} %<extra>%{fullData.name}</extra>", selector={"mode": "markers"}
+        hovertemplate="step %{x}<br>%{y:.3g}<extra>%{fullData.name}</extra>", selector={"mode": "markers"}
     )
     figure.update_xaxes(title_text="step (0 = the original)", dtick=1)
-    figure.update_yaxes(title_text="accuracy (%)")
-    return _legend_under_title(_finish(figure, "Accuracy at each step"))
+    figure.update_yaxes(title_text=title)
+    return _legend_under_title(_finish(figure, f"{title[:1].upper() + title[1:].split(' (')[0]} at each step"))
 
 
 def pruned_accuracy_bars(table: pd.DataFrame) -> go.Figure:

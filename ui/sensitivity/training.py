@@ -18,12 +18,14 @@ from workbench import fmt, plans
 from workbench.session import LoadedModel, PrunedModel
 from workbench.tasks import (
     L1_LEARNING_RATE,
+    RECOVERIES,
     IterativeOutcome,
     IterativeRequest,
     SparseOutcome,
     SparseRequest,
     SparseRun,
     data_key,
+    default_recovery,
     slimming_plan,
     training_problem,
 )
@@ -40,8 +42,19 @@ L1_DEFAULTS = {"weights": (1e-3, 90), "bn": (1e-2, 50)}
 
 
 def iterative_panel(loaded: LoadedModel) -> None:
-    """Plan source, steps, schedule, epochs and learning rate → a run with progress → accuracy per step."""
-    problem = training_problem(loaded)
+    """Plan source, recovery, steps, schedule, epochs and learning rate → a run with progress → the metric per step."""
+    if st.session_state.get(keys.SENS_RECOVERY) not in RECOVERIES:
+        st.session_state[keys.SENS_RECOVERY] = default_recovery(loaded)
+    recovery = choice(
+        st,
+        "Between steps, win accuracy back by",
+        RECOVERIES,
+        RECOVERIES,
+        keys.SENS_RECOVERY,
+        help="Fine-tuning trains on the labels. Distillation trains the pruned model to give the original's "
+        "outputs (logits, or embeddings for a sentence encoder), so it needs no labels at all.",
+    )
+    problem = training_problem(loaded, recovery)
     if problem is not None:
         st.info(problem, icon=":material/info:")
         return
@@ -56,7 +69,7 @@ def iterative_panel(loaded: LoadedModel) -> None:
         plan = plans.default_plan()
         st.caption("The Prune page has not been opened yet, so this is its starting plan.")
     st.markdown(f"**Plan:** {fmt.literal(plans.describe_plan(plan))}")
-    request = iterative_settings(plan)
+    request = iterative_settings(plan, recovery)
     estimate(loaded, request.steps * request.epochs, "fine-tuning")
     background.show_notice(keys.SENS_CANCEL_ITERATIVE)
     if st.button(
@@ -76,14 +89,12 @@ def iterative_panel(loaded: LoadedModel) -> None:
         iterative_results(loaded, outcome, request)
 
 
-def iterative_settings(plan: pe.PruningPlan) -> IterativeRequest:
+def iterative_settings(plan: pe.PruningPlan, recovery: str) -> IterativeRequest:
     """Steps, schedule, epochs per step and learning rate, with the schedule drawn."""
     settings, drawing = st.columns([1, 1.3])
     steps = settings.number_input("Steps", min_value=1, max_value=10, value=3, key=keys.SENS_STEPS)
     schedule = choice(settings, "Schedule", pe.SCHEDULES, plans.SCHEDULE_LABELS, keys.SENS_SCHEDULE)
-    epochs = settings.number_input(
-        "Fine-tuning epochs per step", min_value=1, max_value=20, value=1, key=keys.SENS_EPOCHS
-    )
+    epochs = settings.number_input("Training epochs per step", min_value=1, max_value=20, value=1, key=keys.SENS_EPOCHS)
     lr = settings.select_slider(
         "Learning rate", LEARNING_RATES, value=1e-3, key=keys.SENS_LEARNING_RATE, format_func=lambda rate: f"{rate:g}"
     )
@@ -91,14 +102,15 @@ def iterative_settings(plan: pe.PruningPlan) -> IterativeRequest:
         charts.schedule_steps(pe.schedule_fractions(schedule, int(steps)), plans.SCHEDULE_LABELS[schedule]),
         key="sens_schedule_chart",
     )
-    return IterativeRequest(plan.to_json(), int(steps), schedule, int(epochs), float(lr))
+    return IterativeRequest(plan.to_json(), int(steps), schedule, int(epochs), float(lr), recovery)
 
 
 HISTORY_COLUMNS = {
     "step": st.column_config.NumberColumn("Step"),
     "ratio_fraction": st.column_config.NumberColumn("Share of the plan", format="percent"),
-    "pruned_accuracy": st.column_config.NumberColumn("Accuracy after pruning", format="percent"),
-    "accuracy": st.column_config.NumberColumn("Accuracy after fine-tuning", format="percent"),
+    "metric": st.column_config.TextColumn("Measured"),
+    "pruned_value": st.column_config.NumberColumn("After pruning", format="%.4f"),
+    "value": st.column_config.NumberColumn("After recovery", format="%.4f"),
     "params": st.column_config.NumberColumn("Parameters", format="localized"),
     "nonzero": st.column_config.NumberColumn("Non-zero parameters", format="localized"),
 }
@@ -109,8 +121,15 @@ def iterative_results(loaded: LoadedModel, outcome: IterativeOutcome, request: I
     if outcome.request != request:
         st.caption("These results come from earlier settings: run again to see the current ones.")
     history = outcome.result.history
-    st.plotly_chart(charts.accuracy_per_step(history), key="sens_steps_chart")
-    st.dataframe(history, column_config=HISTORY_COLUMNS, hide_index=True, key="sens_history")
+    recovery = "distillation" if outcome.request.recovery == "distill" else "fine-tuning"
+    st.plotly_chart(charts.metric_per_step(history, recovery), key="sens_steps_chart")
+    st.dataframe(
+        history[list(HISTORY_COLUMNS)],
+        column_config=HISTORY_COLUMNS,
+        hide_index=True,
+        placeholder=fmt.MISSING,
+        key="sens_history",
+    )
     use_model_button(loaded, outcome.result, keys.SENS_USE_PRUNED, outcome.request.made_by())
 
 

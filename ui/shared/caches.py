@@ -313,6 +313,7 @@ def iterative_result(
         lr=request.lr,
         progress=_progress,
         example_input=bundle.example_input,
+        recovery=request.recovery,
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-# --- Session -----------------------------------------------------------------------------------
+# --- Session ---------------------------------------------------------------------------------------
 
 CURRENT_MODEL = "current_model"
 """The `LoadedModel` every page works on."""
@@ -25,13 +25,15 @@ session has saved to the experiment history, so that reruns and going back to an
 MEASURED = "measured_runs"
 """{run id: the metrics last written to it from the Compare page}, so that a rerun writes nothing unchanged."""
 
-# --- Model page --------------------------------------------------------------------------------
+# --- Sidebar ---------------------------------------------------------------------------------------
+
+DEVICE = "device"
+"""The device picker in the sidebar: where the working copies of the current model run ("cpu", "cuda", "mps")."""
+
+# --- Model page ------------------------------------------------------------------------------------
 
 MODEL_SAMPLE_PICKER = "model_sample_picker"
 MODEL_SHOW_LARGE = "model_show_large"
-
-# --- Model page: upload form -------------------------------------------------------------------
-
 UPLOAD_MODEL_FILE = "upload_model_file"
 UPLOAD_ARCHITECTURE = "upload_architecture"
 UPLOAD_SIDECAR_FILE = "upload_sidecar_file"
@@ -41,8 +43,13 @@ UPLOAD_LABEL_COLUMN = "upload_label_column"
 UPLOAD_INPUT_SHAPE = "upload_input_shape"
 UPLOAD_LOAD = "upload_load"
 UPLOAD_LOADED_MESSAGE = "upload_loaded_message"
+UPLOAD_REMEMBERED = "upload_remembered"
+"""{widget key: value} of the upload form, files included: Streamlit forgets a widget's value when its page is
+left, so the form puts these back when the user returns."""
+UPLOAD_TRAIN_SOURCE = "upload_train_source"
+UPLOAD_TRAIN_FILE = "upload_train_file"
 
-# --- Inspect page ------------------------------------------------------------------------------
+# --- Inspect page ----------------------------------------------------------------------------------
 
 INSPECT_CRITERION = "inspect_criterion"
 INSPECT_EXAMPLES = "inspect_examples"
@@ -52,11 +59,16 @@ INSPECT_COMPARE_WITH = "inspect_compare_with"
 INSPECT_SCORE = "inspect_score"
 INSPECT_PROFILE = "inspect_profile"
 """Whether the Inspect page measures each layer's time."""
-"""The button that scores the chosen data criterion."""
 INSPECT_SCORE_OTHER = "inspect_score_other"
 """The button that scores the criterion it is compared with."""
+INSPECT_LAYER_PICKER = "inspect_layer"
+INSPECT_SORT_CHANNELS = "inspect_sort_channels"
+INSPECT_VIEW = "inspect_view"
+"""The open tab: only its content runs, so scoring waits until someone asks for it."""
+INSPECT_OPEN_VIEW = "inspect_open_view"
+"""The last tab opened, so that coming back to the page reopens it."""
 
-# --- Prune page --------------------------------------------------------------------------------
+# --- Prune page ------------------------------------------------------------------------------------
 
 PRUNE_GRANULARITY = "prune_granularity"
 PRUNE_CRITERION = "prune_criterion"
@@ -84,7 +96,7 @@ PRUNE_APPLY = "prune_apply"
 PRUNE_DOWNLOAD = "prune_download"
 PRUNE_SAVE = "prune_save"
 
-# --- Compare page ------------------------------------------------------------------------------
+# --- Compare page ----------------------------------------------------------------------------------
 
 COMPARE_LATENCY_RESULTS = "compare_latency"
 """Session key: {(original fp, pruned fp, batch, threads, device): LatencyResult}, so a rerun never re-measures."""
@@ -95,13 +107,10 @@ COMPARE_MEASURE = "compare_measure"
 COMPARE_PRECISION = "compare_precision"
 COMPARE_SPARSE = "compare_sparse"
 COMPARE_HISTOGRAM_LAYER = "compare_histogram_layer"
-
-# --- Compare page: export ----------------------------------------------------------------------
-
 EXPORT_PREPARED = "export_prepared"
 """Session key: {file kind: Prepared} for the pruned model whose fingerprint each entry carries."""
 
-# --- Sensitivity page --------------------------------------------------------------------------
+# --- Sensitivity page ------------------------------------------------------------------------------
 
 SENS_GRANULARITY = "sens_granularity"
 SENS_CRITERION = "sens_criterion"
@@ -146,8 +155,14 @@ SENS_METHODS_RECOVERY = "sens_methods_recovery"
 SENS_METHODS_CHART = "sens_methods_chart"
 SENS_METHODS = "sens_methods"
 """Session key: (model fingerprint, runs) of the methods comparison last shown."""
+SENS_REFINE_STEPS = "sens_refine_steps"
+"""The button that makes the suggestion the plan to prune in steps when its measured drop exceeds the prediction."""
+SENS_USE_SPARSE = "sens_use_sparse"
+"""The button that makes the pruned L1-trained model the session's pruned model."""
+SENS_RECOVERY = "sens_recovery"
+"""How prune-in-steps wins accuracy back: fine-tuning or distillation."""
 
-# --- Experiments page --------------------------------------------------------------------------
+# --- Experiments page ------------------------------------------------------------------------------
 
 EXPERIMENTS_ALL_MODELS = "experiments_all_models"
 EXPERIMENTS_SEARCH = "experiments_search"
@@ -162,17 +177,8 @@ EXPERIMENTS_RELOAD = "experiments_reload"
 EXPERIMENTS_DELETE = "experiments_delete"
 EXPERIMENTS_EXPORT = "experiments_export"
 
-# --- Inspect page ------------------------------------------------------------------------------
 
-INSPECT_LAYER_PICKER = "inspect_layer"
-INSPECT_SORT_CHANNELS = "inspect_sort_channels"
-INSPECT_VIEW = "inspect_view"
-"""The open tab: only its content runs, so scoring waits until someone asks for it."""
-INSPECT_OPEN_VIEW = "inspect_open_view"
-"""The last tab opened, so that coming back to the page reopens it."""
-
-
-# --- Keys made per layer or per task ------------------------------------------------------------
+# --- Keys made per layer, per run or per task --------------------------------------------------
 
 
 def _keyed(prefix: str) -> Callable[[str], str]:
@@ -197,6 +203,11 @@ sens_l1_lambda = _keyed("sens_l1_lambda")
 sens_l1_ratio = _keyed("sens_l1_ratio")
 """The pruning ratio slider of one sparsity target on the Sensitivity page."""
 notice = _keyed("notice")
+"""The message left for the next run when the background task under this key was cancelled or stopped."""
+sens_recalibrate = _keyed("sens_recalibrate_bn")
+"""The scan's BatchNorm toggle, one per granularity (its default follows the Prune page's policy for it)."""
+upload_forget = _keyed("upload_forget")
+"""The "Choose another file" button beside a file remembered from an earlier visit."""
 
 
 def _per_layer(prefix: str) -> Callable[[str, int], str]:
@@ -220,25 +231,3 @@ prune_head_ratio = _per_layer("prune_heads")
 """An attention layer's heads slider on the Prune page."""
 prune_head_lock = _per_layer("prune_heads_lock")
 """An attention layer's Lock checkbox on the Prune page."""
-"""The message left for the next run when the background task under this key was cancelled or stopped."""
-sens_recalibrate = _keyed("sens_recalibrate_bn")
-"""The scan's BatchNorm toggle, one per granularity (its default follows the Prune page's policy for it)."""
-SENS_REFINE_STEPS = "sens_refine_steps"
-"""The button that makes the suggestion the plan to prune in steps when its measured drop exceeds the prediction."""
-SENS_USE_SPARSE = "sens_use_sparse"
-"""The button that makes the pruned L1-trained model the session's pruned model."""
-
-# --- Model page: upload form memory and training data ---------------------------------------------
-
-UPLOAD_REMEMBERED = "upload_remembered"
-"""{widget key: value} of the upload form, files included: Streamlit forgets a widget's value when its page is
-left, so the form puts these back when the user returns."""
-UPLOAD_TRAIN_SOURCE = "upload_train_source"
-UPLOAD_TRAIN_FILE = "upload_train_file"
-upload_forget = _keyed("upload_forget")
-"""The "Choose another file" button beside a file remembered from an earlier visit."""
-
-# --- Sidebar: device -----------------------------------------------------------------------------
-
-DEVICE = "device"
-"""The device picker in the sidebar: where the working copies of the current model run ("cpu", "cuda", "mps")."""
