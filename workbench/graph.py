@@ -41,7 +41,8 @@ class Overlay:
     """Values to colour the nodes by: `values` maps a module path to a number.
 
     `log`: colour by the logarithm (counts that span orders of magnitude); `total`: a collapsed
-    block adds its members' values (else averages them); `show` writes a value for people.
+    block adds its members' values (else averages them); `show` writes a value for people;
+    `floor`/`ceiling`: fixed ends of the colour scale (shares run from 0 to 1), else the values' range.
     """
 
     name: str
@@ -51,6 +52,8 @@ class Overlay:
     log: bool = False
     total: bool = True
     note: str = ""
+    floor: float | None = None
+    ceiling: float | None = None
 
 
 def params_overlay(graph: pe.ModelGraph) -> Overlay:
@@ -72,7 +75,7 @@ def latency_overlay(profile: pd.DataFrame) -> Overlay:
     other = profile.loc[profile["layer"] == OTHER, "share"]
     note = f"Everything else (normalisation, activations, additions): {fmt.percent(other.sum())} of the time."
     values = dict(zip(layers["layer"], layers["share"].astype(float), strict=True))
-    return Overlay("latency", "Share of measured time", values, show=fmt.percent, note=note)
+    return Overlay("latency", "Share of measured time", values, show=fmt.percent, note=note, floor=0.0)
 
 
 def importance_overlay(scores: Mapping[str, object], criterion: str) -> Overlay:
@@ -91,7 +94,8 @@ def sensitivity_overlay(scan: pd.DataFrame, ratio: float) -> Overlay:
     values = dict(zip(rows["layer"], rows["drop"].astype(float), strict=True))
     name = rows["metric_name"].iloc[0] if len(rows) and "metric_name" in rows else "metric"
     note = f"Drop in {name} when the layer alone loses {fmt.percent(ratio, 0)} (from the last sensitivity scan)."
-    return Overlay("sensitivity", f"Drop at {fmt.percent(ratio, 0)}", values, show=fmt.points, total=False, note=note)
+    return Overlay("sensitivity", f"Drop at {fmt.percent(ratio, 0)}", values, show=fmt.points, total=False, note=note,
+                   floor=0.0)  # fmt: skip
 
 
 def removed_overlay(table: pd.DataFrame) -> Overlay:
@@ -105,7 +109,7 @@ def removed_overlay(table: pd.DataFrame) -> Overlay:
         shares = table["assigned_ratio"].astype(float)
         note = "Share of each layer the plan would remove (channels or weights, as the granularity says)."
     return Overlay("removed", "Removed by the plan", dict(zip(table["layer"], shares, strict=True)),
-                   show=fmt.percent, total=False, note=note)  # fmt: skip
+                   show=fmt.percent, total=False, note=note, floor=0.0, ceiling=1.0)  # fmt: skip
 
 
 def node_values(graph: pe.ModelGraph, overlay: Overlay) -> dict[str, float]:
@@ -130,11 +134,16 @@ class ColourScale:
     log: bool = False
 
     @classmethod
-    def of(cls, values: list[float], log: bool = False) -> ColourScale:
-        usable = [value for value in values if value > 0] if log else values
+    def of(cls, overlay: Overlay, values: list[float]) -> ColourScale:
+        """The scale for `values` under `overlay`'s fixed ends, if any; equal values give a one-colour scale."""
+        usable = [value for value in values if value > 0] if overlay.log else values
         if not usable:
             return cls(0.0, 1.0, False)
-        return cls(min(usable), max(usable), log)
+        low = min(usable) if overlay.floor is None else overlay.floor
+        high = max(usable) if overlay.ceiling is None else overlay.ceiling
+        if math.isclose(low, high, rel_tol=1e-6, abs_tol=1e-12):
+            return cls(high, high, overlay.log)
+        return cls(low, max(high, low), overlay.log)
 
     def position(self, value: float) -> float:
         """Where `value` sits on the scale, from 0 to 1."""
@@ -149,7 +158,9 @@ class ColourScale:
         return f"#{red:02x}{green:02x}{blue:02x}"
 
     def stops(self, count: int = LEGEND_STOPS) -> list[float]:
-        """`count` values evenly spread over the scale, for the legend."""
+        """`count` values evenly spread over the scale, for the legend (one when the scale has one colour)."""
+        if self.low == self.high:
+            return [self.high]
         if self.log:
             return [10**value for value in np.linspace(math.log10(self.low), math.log10(self.high), count)]
         return list(np.linspace(self.low, self.high, count))
@@ -170,7 +181,7 @@ def to_dot(
     """DOT text of `graph`, top to bottom in data-flow order: nodes coloured by `overlay` with a legend,
     the node showing `picked` drawn bold, and every node holding a layer of `group` outlined in blue."""
     values = node_values(graph, overlay) if overlay is not None else {}
-    scale = ColourScale.of(list(values.values()), overlay.log) if overlay is not None else None
+    scale = ColourScale.of(overlay, list(values.values())) if overlay is not None else None
     marked = {graph.node_of(layer) for layer in group.layers} if group is not None else set()
     picked_node = graph.node_of(picked) if picked is not None else None
     lines = [

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from ui.inspect.importance import importance_section
-from ui.shared import caches, charts, keys
+from ui.shared import caches, charts, graph_view, keys
 from ui.shared.widgets import page_start
 from workbench import fmt
 from workbench.session import LoadedModel
@@ -78,6 +78,7 @@ def render() -> None:
         st.stop()
     st.subheader("All layers")
     st.plotly_chart(charts.layer_overview(stats))
+    graph_view.section(loaded_model)
     one_layer, importance = st.tabs(
         [ONE_LAYER, IMPORTANCE],
         key=keys.INSPECT_VIEW,
