@@ -74,7 +74,8 @@ def _graph_view(loaded: LoadedModel) -> None:
         disabled=not graph.blocks,
         help="Draw each repeated block (a residual block, a transformer layer) as one box.",
     )
-    overlay = _overlay(loaded, graph, overlay_name)
+    with st.container():  # one slot for the overlay's own controls, so the chart below keeps its place
+        overlay = _overlay(loaded, graph, overlay_name)
     shown = _shown(graph, collapse, picked)
     group = graph.group_of(picked) if picked is not None else None
     dot = drawing.to_dot(shown, overlay, picked, group)
