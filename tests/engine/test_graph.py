@@ -20,7 +20,7 @@ def _inputs(graph: pe.ModelGraph, node_id: str) -> set[str]:
     return {source for source, target in graph.edges if target == node_id}
 
 
-@pytest.mark.parametrize("entry", [entry for entry in ZOO if entry.name != "lstm"], ids=lambda entry: entry.name)
+@pytest.mark.parametrize("entry", ZOO, ids=lambda entry: entry.name)
 def test_graph_holds_every_prunable_layer_in_data_flow_order(entry) -> None:
     model = entry.build()
     graph = pe.model_graph(model, entry.example_input())
