@@ -7,12 +7,12 @@ BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 
-.PHONY: run test lint format bench chromium clean
+.PHONY: run test lint format bench chromium graphviz clean
 
-run: $(RUNTIME_STAMP)
+run: $(RUNTIME_STAMP) graphviz
 	$(BIN)/streamlit run app.py
 
-test: $(RUNTIME_STAMP) $(DEV_STAMP) chromium
+test: $(RUNTIME_STAMP) $(DEV_STAMP) chromium graphviz
 	$(BIN)/python -m pytest
 
 lint: $(DEV_STAMP)
@@ -50,6 +50,16 @@ chromium:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
 		|| { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }; \
 	else echo "chromium is missing and cannot be installed here (needs root and apt): browser tests will skip"; fi
+
+# Debian's graphviz (its `dot` program) draws the graph view's SVG download; installed when missing and we may.
+# The page itself draws in the browser and needs none: without it only the SVG download is unavailable.
+graphviz:
+	@if command -v dot >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing Debian graphviz for the graph's SVG download"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q graphviz >/dev/null \
+		|| { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q graphviz >/dev/null; }; \
+	else echo "graphviz is missing and cannot be installed here (needs root and apt): the graph's SVG download is off"; fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache tests/artifacts

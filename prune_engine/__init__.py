@@ -42,6 +42,7 @@ from .errors import (
 )
 from .experiments import ExperimentRun, ExperimentStore, ExperimentStoreError, pareto_front, plan_diff
 from .export import EXPORT_FORMATS, ExportError, export_bundle, export_model
+from .graph import CoupledGroup, GraphNode, ModelGraph, RepeatedBlock, model_graph
 from .heads import AttentionLayer, attention_layers, remove_heads
 from .importance import CRITERIA, Criterion, ScoringContext, get_criterion, importance, register_criterion
 from .language import generate, is_language_model, language_model_metrics
@@ -98,6 +99,7 @@ __all__ = [
     "SCOPES",
     "AttentionLayer",
     "BlockedBy",
+    "CoupledGroup",
     "Criterion",
     "CriterionError",
     "DataError",
@@ -107,16 +109,19 @@ __all__ = [
     "ExperimentStore",
     "ExperimentStoreError",
     "ExportError",
+    "GraphNode",
     "InvalidPlanError",
     "LatencyResult",
     "LayerInfo",
     "LayerStatus",
     "ModelBundle",
+    "ModelGraph",
     "ModelLoadError",
     "PlanPreview",
     "PruneResult",
     "PruneScopeError",
     "PruningPlan",
+    "RepeatedBlock",
     "ScanCancelled",
     "ScoringContext",
     "SparseLinear",
@@ -159,6 +164,7 @@ __all__ = [
     "load_model",
     "mean_cosine",
     "measure_latency",
+    "model_graph",
     "model_outputs",
     "model_summary",
     "nearest_neighbours",

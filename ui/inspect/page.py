@@ -7,7 +7,7 @@ import streamlit as st
 
 import prune_engine as pe
 from ui.inspect.importance import importance_section
-from ui.shared import caches, charts, keys
+from ui.shared import caches, charts, graph_view, keys
 from ui.shared.widgets import page_start
 from workbench import fmt
 from workbench.session import LoadedModel
@@ -107,6 +107,7 @@ def render() -> None:
     st.subheader("All layers")
     st.plotly_chart(charts.layer_overview(stats))
     where_time_goes(loaded_model)
+    graph_view.section(loaded_model)
     one_layer, importance = st.tabs(
         [ONE_LAYER, IMPORTANCE],
         key=keys.INSPECT_VIEW,

@@ -6,7 +6,7 @@ import streamlit as st
 
 from ui.prune import controls, heads, layers, result
 from ui.prune import preview as plan_preview
-from ui.shared import explain, state
+from ui.shared import explain, graph_view, state
 from ui.shared.widgets import page_start
 from workbench.session import LoadedModel
 
@@ -42,3 +42,4 @@ def render() -> None:
     with st.expander("Load a plan from a file", icon=":material/upload_file:"):
         controls.plan_upload(loaded_model)
     controls_and_results(loaded_model)
+    graph_view.section(loaded_model)

@@ -41,6 +41,7 @@ from prune_engine.placement import placement
 from prune_engine.sensitivity import ScanExecutor
 from sample_models import load_sample
 from sample_models.tiny_gpt import continue_text
+from workbench import graph as graph_drawing
 from workbench.session import LoadedModel, PrunedModel
 from workbench.tasks import (
     L1_LEARNING_RATE,
@@ -566,3 +567,33 @@ def methods_comparison(
 ) -> pd.DataFrame:
     """The runs of a methods comparison (`prune_engine.comparison.compare_methods`) asked by `request_json`."""
     return run_request(_loaded.bundle, request_json, _progress)
+
+
+# --- Graph view ---------------------------------------------------------------------------------
+
+
+@st.cache_resource(show_spinner="Tracing the model's graph…", max_entries=8)
+def model_graph(fingerprint: str, _model: nn.Module, _example_input: object) -> pe.ModelGraph:
+    """`prune_engine.model_graph`, shared read-only (a frozen value: nothing can change it)."""
+    return pe.model_graph(_model, _example_input)
+
+
+@st.cache_data(show_spinner="Timing each layer…", max_entries=16)
+def latency_profile(fingerprint: str, _model: nn.Module, _example_input: object) -> pd.DataFrame:
+    """`prune_engine.latency_profile` on one thread (stable on a shared server), per model."""
+    return pe.latency_profile(_model, _example_input, threads=1)
+
+
+@st.cache_data(show_spinner="Scoring channels…", max_entries=32)
+def channel_scores(
+    fingerprint: str, data_fingerprint: str | None, criterion: str, _model: nn.Module, _data: pe.EvalData | None
+) -> dict[str, np.ndarray]:
+    """Channel scores of `criterion` per layer (`prune_engine.importance`), as arrays."""
+    scores = pe.importance(_model, criterion, _data, level="channel")
+    return {layer: values.detach().float().cpu().numpy() for layer, values in scores.items()}
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def graph_svg(dot: str) -> bytes:
+    """The graph drawn as SVG by Graphviz (`workbench.graph.to_svg`)."""
+    return graph_drawing.to_svg(dot)

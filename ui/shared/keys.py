@@ -177,6 +177,26 @@ EXPERIMENTS_RELOAD = "experiments_reload"
 EXPERIMENTS_DELETE = "experiments_delete"
 EXPERIMENTS_EXPORT = "experiments_export"
 
+# --- Graph view (Inspect and Prune pages) ----------------------------------------------------------
+
+GRAPH_OPEN = "graph_open"
+"""The expander holding the graph: the graph is traced and drawn only while it is open."""
+GRAPH_OVERLAY = "graph_overlay"
+GRAPH_COLLAPSE = "graph_collapse"
+GRAPH_LAYER = "graph_layer"
+"""The layer picked on the graph, whose channel group is outlined."""
+GRAPH_CRITERION = "graph_criterion"
+GRAPH_SCORE = "graph_score"
+"""The button that scores a data criterion for the importance overlay."""
+GRAPH_RATIO = "graph_ratio"
+"""The scanned ratio whose drop the sensitivity overlay shows."""
+GRAPH_MEASURE = "graph_measure"
+"""The button that times each layer for the latency overlay."""
+GRAPH_MEASURED = "graph_measured"
+"""{(fingerprint, criterion or "latency")}: what this session has asked the graph to measure or score."""
+GRAPH_DOT = "graph_dot"
+GRAPH_SVG = "graph_svg"
+
 
 # --- Keys made per layer, per run or per task --------------------------------------------------
 

@@ -12,6 +12,7 @@ import streamlit as st
 import prune_engine as pe
 from ui.shared import caches, keys
 from workbench.session import LoadedModel, ModelSource, PrunedModel, RunKey, run_key
+from workbench.tasks import ScanOutcome
 
 SAVED_RUNS_KEPT = 1000
 """Entries of `SAVED_RUNS` and `MEASURED` a session keeps (the latest): its memory stays bounded however long
@@ -141,3 +142,16 @@ def measured(run_id: int) -> dict[str, float | int]:
 def set_measured(run_id: int, metrics: dict[str, float | int]) -> None:
     """Remember the metrics just written to run `run_id`."""
     caches.put_latest(caches.session_memo(keys.MEASURED), run_id, metrics, SAVED_RUNS_KEPT)
+
+
+def last_scan() -> ScanOutcome | None:
+    """The Sensitivity page's last finished scan, if it was made on the current model and its data."""
+    outcome: ScanOutcome | None = st.session_state.get(keys.SENS_SCAN)
+    loaded = current_model()
+    if outcome is None or loaded is None:
+        return None
+    return (
+        outcome
+        if (outcome.fingerprint, outcome.data_fingerprint) == (loaded.fingerprint, loaded.data_fingerprint)
+        else None
+    )
