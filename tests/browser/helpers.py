@@ -39,6 +39,7 @@ def open_page(page: Page, title: str) -> None:
 def select_option(page: Page, label: str, option: str) -> None:
     """Choose `option` in the selectbox labelled `label` and wait until it shows."""
     combobox = page.get_by_role("combobox", name=label)
+    combobox.scroll_into_view_if_needed()
     combobox.click()
     page.get_by_role("option", name=option, exact=True).click()
     expect(combobox).to_have_value(option)

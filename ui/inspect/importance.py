@@ -11,22 +11,18 @@ progress bar must not be. Shelved entries are frozen, their arrays read-only.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from types import MappingProxyType
-
 import numpy as np
 import streamlit as st
 
 import prune_engine as pe
-from ui.shared import caches, charts, explain, keys, navigation
+from ui.shared import caches, charts, explain, importance, keys, navigation
 from workbench import capabilities, fmt
 from workbench import importance_data as data
 from workbench.importance_data import CriterionScores
 from workbench.plans import layer_groups
 from workbench.session import LoadedModel
 
-EXAMPLE_CHOICES = (32, 64, 128, 256)
+EXAMPLE_CHOICES = (32, 64, 128, importance.DEFAULT_EXAMPLES)
 """How many evaluation examples data-driven criteria may look at; the engine's default is the largest."""
 GROUP_ABOVE = 8
 """Models with more prunable layers than this can show one block of layers at a time."""
@@ -84,89 +80,6 @@ column at 30 % shows how important the channel is that pruning 30 % of each laye
 one criterion (across) and under the other (up). On the dashed diagonal both agree. Spearman's
 rank correlation sums this up: +1 is the same order, 0 no relation, −1 the reverse order.
 """
-
-
-def needs_missing_data(loaded: LoadedModel, criterion: str) -> bool:
-    """True when `criterion` runs the model on data and `loaded` came without any."""
-    return pe.CRITERIA[criterion].needs_data and loaded.bundle.eval_data is None
-
-
-def _shelf_key(loaded: LoadedModel, criterion: str, examples: int) -> tuple:
-    needs_data = pe.CRITERIA[criterion].needs_data
-    return (
-        loaded.fingerprint,
-        criterion,
-        loaded.data_fingerprint if needs_data else None,
-        examples if needs_data else 0,
-    )
-
-
-def criterion_scores(loaded: LoadedModel, criterion: str, examples: int) -> CriterionScores:
-    """Channel scores of `criterion` on `loaded`, from the shelf or computed (with progress when it runs the model).
-
-    Raises the engine's `PruneScopeError` when the criterion cannot score this model.
-    """
-    chosen = pe.CRITERIA[criterion]
-    needs_data = chosen.needs_data
-    key = _shelf_key(loaded, criterion, examples)
-    found = caches.importance_shelf().get(key)
-    if found is not None:
-        return found
-    if not needs_data:
-        result = _scored(loaded, criterion, examples, None)
-    else:
-        used = min(examples, len(loaded.bundle.eval_data))
-        with st.status(f"Scoring every layer with {chosen.label} on {used} examples…", expanded=True) as status:
-            bar = st.progress(0.0)
-            try:
-                result = _scored(loaded, criterion, examples, lambda done, note: bar.progress(done, fmt.literal(note)))
-            except pe.PruneScopeError:
-                status.update(label=f"{chosen.label} could not score this model", state="error", expanded=False)
-                raise
-            status.update(
-                label=f"Scored with {chosen.label} on {used} examples in {result.seconds:.1f} s",
-                state="complete",
-                expanded=False,
-            )
-    caches.importance_shelf().put(key, result)
-    return result
-
-
-def _scored(
-    loaded: LoadedModel, criterion: str, examples: int, progress: Callable[[float, str], None] | None
-) -> CriterionScores:
-    chosen = pe.CRITERIA[criterion]
-    model = loaded.bundle.model
-    eval_data = loaded.bundle.eval_data if chosen.needs_data else None
-    start = time.perf_counter()
-    scores = pe.importance(model, criterion, eval_data, level="channel", progress=progress, max_examples=examples)
-    seconds = time.perf_counter() - start
-    unscored = tuple(layer.name for layer in pe.prunable_layers(model) if layer.name not in scores)
-    arrays = {}
-    for name, tensor in scores.items():
-        array = tensor.detach().cpu().double().numpy()
-        array.setflags(write=False)
-        arrays[name] = array
-    return CriterionScores(
-        criterion=criterion,
-        scores=MappingProxyType(arrays),
-        unscored=unscored,
-        why=_why_unscored(loaded, criterion, unscored) if unscored else "",
-        examples=None if eval_data is None else min(examples, len(eval_data)),
-        seconds=seconds,
-    )
-
-
-def _why_unscored(loaded: LoadedModel, criterion: str, layers: tuple[str, ...]) -> str:
-    """The engine's sentence for the layers a criterion left out, asked of criteria that need no data (and
-    so cost nothing to ask); the others are pointed to their explanation."""
-    chosen = pe.CRITERIA[criterion]
-    if not chosen.needs_data:
-        try:
-            pe.importance(loaded.bundle.model, criterion, layers=list(layers))
-        except pe.PruneScopeError as error:
-            return str(error)
-    return f"{chosen.label} scores only some kinds of layer (see About the criteria)."
 
 
 def importance_section(loaded: LoadedModel, layers: list[str]) -> None:
@@ -276,18 +189,18 @@ def _scores_or_message(loaded: LoadedModel, criterion: str, examples: int, butto
     A criterion that runs the model is scored on a button that says about how long it takes, never just
     because it was picked in a list; once scored, it is kept and shown at once.
     """
-    if needs_missing_data(loaded, criterion):
+    if importance.needs_missing_data(loaded, criterion):
         _data_hint(criterion)
         return None
     chosen = pe.CRITERIA[criterion]
-    if chosen.needs_data and caches.importance_shelf().get(_shelf_key(loaded, criterion, examples)) is None:
+    if chosen.needs_data and caches.importance_shelf().get(importance.shelf_key(loaded, criterion, examples)) is None:
         used = min(examples, len(loaded.bundle.eval_data))
         estimate = fmt.rough_duration(_estimate(loaded, criterion, used))
         st.caption(f"{chosen.label} runs the model on {used} examples: {estimate} on this server.")
         if not st.button(f"Score with {chosen.label}", key=button_key, icon=":material/play_arrow:"):
             return None
     try:
-        return criterion_scores(loaded, criterion, examples)
+        return importance.criterion_scores(loaded, criterion, examples)
     except pe.PruneScopeError as error:
         st.warning(f"{pe.CRITERIA[criterion].label} cannot score this model: {fmt.literal(str(error))}")
         return None

@@ -66,22 +66,18 @@ def layer_charts(loaded: LoadedModel, layer: str, sort_channels: bool) -> None:
     right.plotly_chart(charts.channel_norm_bars(norms, layer, sort=sort_channels))
 
 
-PROFILE_BATCH = 32
-"""The batch each layer is timed at (Compare's default, so the figures agree)."""
-
-
 def where_time_goes(loaded: LoadedModel) -> None:
     """Each layer's share of the parameters, the FLOPs and the measured time: few parameters can cost much time."""
     with st.expander("Where the time goes, layer by layer", icon=":material/timer:"):
         st.caption(
             "Parameters are not time. A CNN's first convolution holds few weights but runs on the largest images, "
             "so it can take much of the time; a wide fully connected layer the reverse. Pruning saves time where "
-            f"the time is. Each layer is timed inside the running model, at batch {PROFILE_BATCH} on one thread."
+            f"the time is. Each layer is timed inside the running model, at batch {caches.PROFILE_BATCH} on one thread."
         )
         if not st.toggle("Measure each layer's time", key=keys.INSPECT_PROFILE):
             return
         try:
-            profile = caches.latency_profile(loaded.fingerprint, PROFILE_BATCH, loaded)
+            profile = caches.latency_profile(loaded.fingerprint, caches.PROFILE_BATCH, loaded)
         except pe.PruneScopeError as error:
             st.warning(fmt.literal(str(error)), icon=":material/warning:")
             return

@@ -430,6 +430,10 @@ def predicted_latency(
     return {"dense_ms": prediction["dense_ms"], "predicted_ms": prediction["predicted_ms"]}
 
 
+PROFILE_BATCH = 32
+"""The batch each layer is timed at for the per-layer latency views (Compare's default, so the figures agree)."""
+
+
 @st.cache_data(show_spinner="Timing every layer inside the running model…", max_entries=32)
 def latency_profile(fingerprint: str, batch_size: int, _loaded: LoadedModel) -> pd.DataFrame:
     """`prune_engine.latency_profile` of the model at `batch_size` on one thread: each layer's own time."""
@@ -576,21 +580,6 @@ def methods_comparison(
 def model_graph(fingerprint: str, _model: nn.Module, _example_input: object) -> pe.ModelGraph:
     """`prune_engine.model_graph`, shared read-only (a frozen value: nothing can change it)."""
     return pe.model_graph(_model, _example_input)
-
-
-@st.cache_data(show_spinner="Timing each layer…", max_entries=16)
-def latency_profile(fingerprint: str, _model: nn.Module, _example_input: object) -> pd.DataFrame:
-    """`prune_engine.latency_profile` on one thread (stable on a shared server), per model."""
-    return pe.latency_profile(_model, _example_input, threads=1)
-
-
-@st.cache_data(show_spinner="Scoring channels…", max_entries=32)
-def channel_scores(
-    fingerprint: str, data_fingerprint: str | None, criterion: str, _model: nn.Module, _data: pe.EvalData | None
-) -> dict[str, np.ndarray]:
-    """Channel scores of `criterion` per layer (`prune_engine.importance`), as arrays."""
-    scores = pe.importance(_model, criterion, _data, level="channel")
-    return {layer: values.detach().float().cpu().numpy() for layer, values in scores.items()}
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

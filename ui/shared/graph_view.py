@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 import prune_engine as pe
-from ui.shared import caches, keys, state
+from ui.shared import caches, importance, keys, state
 from workbench import capabilities, fmt
 from workbench import graph as drawing
 from workbench.session import LoadedModel
@@ -126,9 +126,8 @@ def _latency(loaded: LoadedModel) -> drawing.Overlay | None:
     if not _asked(loaded, "latency", keys.GRAPH_MEASURE, label):
         st.caption("Latency is measured on request: each layer is timed inside the running model.")
         return None
-    working = state.working_model() or loaded
     try:
-        profile = caches.latency_profile(working.fingerprint, working.bundle.model, working.bundle.example_input)
+        profile = caches.latency_profile(loaded.fingerprint, caches.PROFILE_BATCH, loaded)
     except pe.PruneScopeError as error:
         st.info(str(error), icon=":material/info:")
         return None
@@ -146,14 +145,12 @@ def _importance(loaded: LoadedModel) -> drawing.Overlay | None:
         loaded, criterion, keys.GRAPH_SCORE, f"Score channels with {_criterion_label(criterion)} (runs the model)"
     ):
         return None
-    bundle = loaded.bundle
     try:
-        scores = caches.channel_scores(loaded.fingerprint, loaded.data_fingerprint, criterion, bundle.model,
-                                       bundle.eval_data)  # fmt: skip
+        scores = importance.criterion_scores(loaded, criterion, importance.DEFAULT_EXAMPLES)
     except pe.PruneScopeError as error:
         st.info(str(error), icon=":material/info:")
         return None
-    return drawing.importance_overlay(scores, _criterion_label(criterion))
+    return drawing.importance_overlay(dict(scores.scores), _criterion_label(criterion))
 
 
 def _sensitivity() -> drawing.Overlay | None:
