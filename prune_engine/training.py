@@ -93,7 +93,8 @@ def fine_tune(
     `train_data` with the final weights. The result is a plain module (no masks, no
     hooks) in the same train/eval mode as `model`; the same seed gives the same result.
     """
-    return _train(_plain_copy(model), train_data, epochs, lr, batch_size, seed, None, progress)
+    working = _plain_copy(model)
+    return _train(working, train_data, epochs, lr, batch_size, seed, _cross_entropy(working, train_data), progress)
 
 
 def train_sparse(
@@ -131,7 +132,8 @@ def train_sparse(
     def penalty(_: nn.Module) -> torch.Tensor:
         return l1_lambda * sum(tensor.abs().sum() for tensor in tensors)
 
-    return _train(working, train_data, epochs, lr, batch_size, seed, penalty, progress)
+    loss = _cross_entropy(working, train_data, penalty)
+    return _train(working, train_data, epochs, lr, batch_size, seed, loss, progress)
 
 
 def distill(
@@ -161,39 +163,15 @@ def distill(
     if loss == "auto":
         loss = "embeddings" if is_embedding_model(model) else "logits"
     working = _plain_copy(model)
-    was_training = working.training
-    device = next((parameter.device for parameter in working.parameters()), torch.device("cpu"))
-    masked = _hold_zeros(working)
-    parameters = [parameter for parameter in working.parameters() if parameter.requires_grad]
-    inputs = train_data.inputs
-    try:
-        with torch.random.fork_rng(devices=[]), eval_mode(teacher):
-            torch.manual_seed(seed)
-            generator = torch.Generator().manual_seed(seed)
-            optimizer = torch.optim.Adam(parameters, lr=lr)
-            working.train()
-            for epoch in range(epochs):
-                order = torch.randperm(len(inputs), generator=generator)
-                total, batches = 0.0, 0
-                for start in range(0, len(order), batch_size):
-                    batch = inputs[order[start : start + batch_size]].to(device)
-                    with torch.no_grad():
-                        target = _first_tensor(teacher(batch)).float()
-                    value = _distillation_loss(_first_tensor(working(batch)).float(), target, loss, temperature)
-                    optimizer.zero_grad(set_to_none=True)
-                    value.backward()
-                    optimizer.step()
-                    total, batches = total + float(value.detach()), batches + 1
-                if progress is not None:
-                    progress(
-                        (epoch + 1) / epochs, f"Epoch {epoch + 1}/{epochs}: distillation loss {total / batches:.4f}"
-                    )
-    finally:
-        for module in masked:
-            prune.remove(module, "weight")
-    if epochs and has_batchnorm(working):
-        working = recalibrate_batchnorm(working, train_data)
-    return working.train(was_training)
+
+    def batch_loss(student: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+        inputs = placement(student).inputs(train_data.inputs[batch])
+        with torch.no_grad():
+            target = _first_tensor(teacher(placement(teacher).inputs(train_data.inputs[batch]))).float()
+        return _distillation_loss(_first_tensor(student(inputs)).float(), target, loss, temperature)
+
+    with eval_mode(teacher):
+        return _train(working, train_data, epochs, lr, batch_size, seed, batch_loss, progress, "distillation loss")
 
 
 def _first_tensor(output: object) -> torch.Tensor:
@@ -269,6 +247,10 @@ def _hold_zeros(model: nn.Module) -> list[nn.Module]:
     return masked
 
 
+BatchLoss = Callable[[nn.Module, torch.Tensor], torch.Tensor]
+"""The loss of a model on a batch of example indices (labels, a teacher, a penalty: the caller's business)."""
+
+
 def _train(
     model: nn.Module,
     data: EvalData,
@@ -276,18 +258,16 @@ def _train(
     lr: float,
     batch_size: int,
     seed: int,
-    penalty: Penalty | None,
+    batch_loss: BatchLoss,
     progress: ProgressFn | None,
+    what: str = "loss",
 ) -> nn.Module:
-    """Train `model` (Adam, cross-entropy + optional penalty) holding its zeros, then re-estimate
-    its BatchNorm statistics: the running averages lag behind weights that moved, which
-    after a fast L1 run can cost half the accuracy until they are refreshed."""
+    """Train `model` (Adam) on `batch_loss` over shuffled batches of `data`, holding its zeros, then re-estimate
+    its BatchNorm statistics: the running averages lag behind weights that moved, which after a fast L1 run can
+    cost half the accuracy until they are refreshed. Same seed, same result."""
     _check_training_settings(epochs, lr, batch_size)
-    labels = _class_labels(data, "Training")
-    inputs = data.inputs
     place = placement(model)
     was_training = model.training
-    _check_outputs(model.eval(), inputs, labels)
     masked = _hold_zeros(model)
     parameters = [parameter for parameter in model.parameters() if parameter.requires_grad]
     try:
@@ -297,28 +277,39 @@ def _train(
             optimizer = torch.optim.Adam(parameters, lr=lr)
             model.train()
             for epoch in range(epochs):
-                order = torch.randperm(len(inputs), generator=generator)
+                order = torch.randperm(len(data), generator=generator)
                 total, batches = 0.0, 0
                 for start in range(0, len(order), batch_size):
                     batch = order[start : start + batch_size]
                     if len(batch) < 2 < len(order):
                         continue  # BatchNorm cannot train on a single example
-                    output = model(place.inputs(inputs[batch]))
-                    loss = F.cross_entropy(output, place.labels(labels[batch]))
-                    if penalty is not None:
-                        loss = loss + penalty(model)
+                    loss = batch_loss(model, batch)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
                     total, batches = total + float(loss.detach()), batches + 1
                 if progress is not None:
-                    progress((epoch + 1) / epochs, f"Epoch {epoch + 1}/{epochs}: loss {total / max(batches, 1):.4f}")
+                    progress((epoch + 1) / epochs, f"Epoch {epoch + 1}/{epochs}: {what} {total / max(batches, 1):.4f}")
     finally:
         for module in masked:
             prune.remove(module, "weight")
     if epochs and has_batchnorm(model):
         model = recalibrate_batchnorm(model, data)
     return model.train(was_training)
+
+
+def _cross_entropy(model: nn.Module, data: EvalData, penalty: Penalty | None = None) -> BatchLoss:
+    """Cross-entropy with the class labels of `data` (plus an optional penalty on the model), once `model`'s
+    outputs are checked to fit those labels."""
+    labels = _class_labels(data, "Training")
+    _check_outputs(model.eval(), data.inputs, labels)
+
+    def batch_loss(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+        place = placement(model)
+        loss = F.cross_entropy(model(place.inputs(data.inputs[batch])), place.labels(labels[batch]))
+        return loss if penalty is None else loss + penalty(model)
+
+    return batch_loss
 
 
 def iterative_prune(
