@@ -7,7 +7,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 from model_zoo import ZOO_BY_NAME
 from torch import nn
 
@@ -16,26 +15,9 @@ from prune_engine import structured
 from prune_engine.report import PREVIEW_COLUMNS, REPORT_COLUMNS
 from prune_engine.status import Blocked
 from sample_models import load_sample
+from tests.engine.test_heads import PlainAttention
 
 BLOCKED, PRUNED, UNCHANGED = pe.LayerStatus.BLOCKED, pe.LayerStatus.PRUNED, pe.LayerStatus.UNCHANGED
-
-
-class PlainAttention(nn.Module):
-    """The plain head protocol: num_heads and q/k/v/out projections."""
-
-    def __init__(self, width: int = 16, heads: int = 4) -> None:
-        super().__init__()
-        self.num_heads, self.head_dim = heads, width // heads
-        self.q_proj, self.k_proj, self.v_proj, self.out_proj = (nn.Linear(width, width) for _ in range(4))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, tokens, _ = x.shape
-
-        def split(projection: nn.Linear) -> torch.Tensor:
-            return projection(x).view(batch, tokens, self.num_heads, self.head_dim).transpose(1, 2)
-
-        heads = F.scaled_dot_product_attention(split(self.q_proj), split(self.k_proj), split(self.v_proj))
-        return self.out_proj(heads.transpose(1, 2).reshape(batch, tokens, -1))
 
 
 class AttentionNet(nn.Module):
@@ -44,7 +26,7 @@ class AttentionNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         torch.manual_seed(0)
-        self.attn, self.head = PlainAttention(), nn.Linear(16, 3)
+        self.attn, self.head = PlainAttention(width=16, heads=4), nn.Linear(16, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.attn(x).mean(dim=1))
