@@ -339,3 +339,18 @@ def test_the_sentence_on_per_class_averages_is_said_once(app: AppTest) -> None:
     at = open_prune(app)
     said = " ".join(markdown.value for markdown in at.markdown)
     assert said.count(PER_CLASS_AVERAGES) == 1
+
+
+def test_a_slow_data_criterion_starts_on_a_button_with_its_estimated_time(
+    app: AppTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(prune_result, "LIVE_SCORING_MAX_S", 0.0)
+    at = open_prune(app)
+    kept = at.session_state[keys.PRUNED]
+    at.selectbox(key=keys.PRUNE_CRITERION).select("activation").run()
+    assert not at.exception
+    assert any("Activation size runs the model" in info.value for info in at.info)
+    assert at.session_state[keys.PRUNED] is kept, "nothing is scored before the button"
+    at.button(key=keys.PRUNE_SCORE).click().run()
+    assert not at.exception
+    assert at.session_state[keys.PRUNED].plan.criterion == "activation"

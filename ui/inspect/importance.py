@@ -195,7 +195,7 @@ def _scores_or_message(loaded: LoadedModel, criterion: str, examples: int, butto
     chosen = pe.CRITERIA[criterion]
     if chosen.needs_data and caches.importance_shelf().get(importance.shelf_key(loaded, criterion, examples)) is None:
         used = min(examples, len(loaded.bundle.eval_data))
-        estimate = fmt.rough_duration(_estimate(loaded, criterion, used))
+        estimate = fmt.rough_duration(importance.estimated_seconds(loaded, criterion, used))
         st.caption(f"{chosen.label} runs the model on {used} examples: {estimate} on this server.")
         if not st.button(f"Score with {chosen.label}", key=button_key, icon=":material/play_arrow:"):
             return None
@@ -204,13 +204,6 @@ def _scores_or_message(loaded: LoadedModel, criterion: str, examples: int, butto
     except pe.PruneScopeError as error:
         st.warning(f"{pe.CRITERIA[criterion].label} cannot score this model: {fmt.literal(str(error))}")
         return None
-
-
-def _estimate(loaded: LoadedModel, criterion: str, examples: int) -> float:
-    data_ = loaded.bundle.eval_data
-    seconds = caches.forward_seconds(loaded.fingerprint, loaded.data_fingerprint, examples, loaded.bundle.model, data_)
-    heads = sum(layer.heads for layer in pe.attention_layers(loaded.bundle.model))
-    return data.estimated_seconds(criterion, seconds, len(caches.layer_names(loaded)), heads)
 
 
 def _data_hint(criterion: str) -> None:

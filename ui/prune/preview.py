@@ -26,6 +26,9 @@ def compute(loaded: LoadedModel, plan: pe.PruningPlan) -> tuple[pe.PlanPreview |
     try:
         if prune_result.ranks_on_apply(loaded, plan):
             return prune_result.plan_only_preview(loaded, plan), None
+        if (seconds := prune_result.scoring_wait(loaded, plan)) is not None:
+            prune_result.scoring_button(loaded, plan, seconds)
+            return prune_result.plan_only_preview(loaded, plan), None
         if prune_result.applies_live(loaded):
             pruned = caches.pruned(loaded, plan)
             return pruned.result.preview, pruned

@@ -11,9 +11,10 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 import prune_engine as pe
-from ui.shared import caches, keys, navigation, runs, state
+from ui.shared import caches, importance, keys, navigation, runs, state
 from ui.shared.widgets import SHARE_STEP, Figure, figure_metric
 from workbench import fmt, quality
+from workbench import plans as edits
 from workbench.session import LoadedModel, PrunedModel
 
 AUTO_APPLY_MAX_PARAMS = 5_000_000
@@ -33,6 +34,39 @@ FLOPS_HELP = "Dense work of one forward pass: zeros are multiplied too, so only 
 def applies_live(loaded: LoadedModel) -> bool:
     """Whether `loaded` is small enough to be pruned on every change of the controls."""
     return int(caches.model_summary(loaded)["params"]) < AUTO_APPLY_MAX_PARAMS
+
+
+LIVE_SCORING_MAX_S = 3.0
+"""A data criterion estimated to take longer than this scores on a button, not as soon as it is picked."""
+
+
+def scoring_wait(loaded: LoadedModel, plan: pe.PruningPlan) -> float | None:
+    """The estimated seconds `plan`'s criterion needs before anything can be previewed or pruned, when that is
+    long and the user has not asked for it yet on this model; None when the page may go ahead."""
+    criterion = pe.CRITERIA.get(plan.criterion)
+    data = loaded.bundle.eval_data
+    if criterion is None or not criterion.needs_data or data is None:
+        return None
+    if (loaded.fingerprint, plan.criterion) in caches.session_memo(keys.PRUNE_SCORED):
+        return None
+    seconds = importance.estimated_seconds(loaded, plan.criterion, min(len(data), importance.DEFAULT_EXAMPLES))
+    return seconds if seconds > LIVE_SCORING_MAX_S else None
+
+
+def scoring_button(loaded: LoadedModel, plan: pe.PruningPlan, seconds: float) -> None:
+    """Say how long the criterion will take, and start it on a button."""
+    label = edits.criterion_label(plan.criterion)
+    st.info(
+        f"{label} runs the model on its examples to score every weight or channel: "
+        f"{fmt.rough_duration(seconds)} on this server. The sliders show the plan meanwhile.",
+        icon=":material/hourglass_top:",
+    )
+    st.button(
+        f"Score with {label}",
+        key=keys.PRUNE_SCORE,
+        icon=":material/play_arrow:",
+        on_click=lambda: caches.session_memo(keys.PRUNE_SCORED).update({(loaded.fingerprint, plan.criterion): True}),
+    )
 
 
 def live_threads(loaded: LoadedModel) -> AbstractContextManager[None]:

@@ -14,7 +14,7 @@ import streamlit as st
 
 import prune_engine as pe
 from ui.shared import caches
-from workbench import fmt
+from workbench import fmt, importance_data
 from workbench.importance_data import CriterionScores
 from workbench.session import LoadedModel
 
@@ -103,3 +103,12 @@ def _why_unscored(loaded: LoadedModel, criterion: str, layers: tuple[str, ...]) 
         except pe.PruneScopeError as error:
             return str(error)
     return f"{chosen.label} scores only some kinds of layer (see About the criteria)."
+
+
+def estimated_seconds(loaded: LoadedModel, criterion: str, examples: int) -> float:
+    """About how long `criterion` takes on `examples` of the model's evaluation examples (one timed forward
+    pass, times the criterion's passes)."""
+    data_ = loaded.bundle.eval_data
+    seconds = caches.forward_seconds(loaded.fingerprint, loaded.data_fingerprint, examples, loaded.bundle.model, data_)
+    heads = sum(layer.heads for layer in pe.attention_layers(loaded.bundle.model))
+    return importance_data.estimated_seconds(criterion, seconds, len(caches.layer_names(loaded)), heads)
