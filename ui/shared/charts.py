@@ -118,8 +118,12 @@ the bottom, 36 rotated names squashed the plot to a sliver and cut names so quer
 ROW_PX = 22
 
 
-def _layers_down(count: int) -> bool:
-    return count > HORIZONTAL_ABOVE
+HALF_WIDTH_HORIZONTAL_ABOVE = 6
+"""The same for a chart in half the page's width (the Prune page's preview), where fewer names fit across."""
+
+
+def _layers_down(count: int, limit: int = HORIZONTAL_ABOVE) -> bool:
+    return count > limit
 
 
 def _rows_height_for(count: int) -> int:
@@ -158,7 +162,7 @@ def plan_ratios(table: pd.DataFrame, unit: str) -> dict:
     building it through `go.Figure` costs several times more.
     """
     names = [plain(name) for name in table["layer"]]
-    down = _layers_down(len(names))
+    down = _layers_down(len(names), HALF_WIDTH_HORIZONTAL_ABOVE)
     layer_axis, value_axis = ("y", "x") if down else ("x", "y")
     hover = f"%{{{layer_axis}}}<br>%{{{value_axis}:.1f}} % of its {unit} removed<br>%{{customdata}}"
     data = []

@@ -14,6 +14,8 @@ from prune_engine.importance import PER_CLASS_AVERAGES
 GRANULARITIES = {
     "unstructured": (
         "Single weights (unstructured, e.g. magnitude pruning)",
+        "*In one line:* the least important weights become zeros; the model keeps its shape and, on ordinary "
+        "hardware, its speed, but it stores smaller.\n\n"
         "**What is removed:** individual weights, the least important ones first, are set to exactly zero. "
         "Every layer keeps its shape; it just holds more zeros.\n\n"
         "**Does it get faster?** Usually not. Ordinary (dense) matrix code multiplies every number, zeros "
@@ -25,19 +27,24 @@ GRANULARITIES = {
     ),
     "channel": (
         "Whole channels (structured)",
+        "*In one line:* whole filters or neurons go, so the layers really shrink and the model runs faster "
+        "everywhere, at a higher cost in accuracy.\n\n"
         "**What is removed:** whole output channels: a filter of a convolution, or a neuron of a linear "
         "layer, together with everything that only existed for it: the next layer's matching inputs, its "
         "BatchNorm entries, and the same channel in layers tied to it by a residual connection "
         "(“coupled” layers lose the same channels).\n\n"
-        "**Does it get faster?** Yes, on any hardware: the weight matrices really become smaller. Removing a "
-        "share p of a layer's channels removes about 1 − (1 − p)² of its weights (its own outputs and the "
-        "next layer's inputs), so 30 % of the channels is about half of the weights.\n\n"
+        "**Does it get faster?** Yes, on any hardware: the weight matrices really become smaller. A layer "
+        "that loses a share p of its channels loses that share of its weights, and the layer after it loses "
+        "the same share of its inputs. A middle layer whose inputs shrink too loses about 1 − (1 − p)² of its "
+        "weights (about half at 30 %); the first layer, which reads the image, loses only p. The sliders' "
+        "captions count each layer's weights exactly.\n\n"
         "**What to expect:** accuracy drops faster than with single weights, because whole features go. "
         "Re-estimating the BatchNorm statistics afterwards (the toggle) repairs much of the damage; "
         "fine-tuning repairs more. The model's output layer never loses channels: they are its answers.",
     ),
     "n:m": (
         "N:M pattern (semi-structured)",
+        "*In one line:* n of every m weights stay, a regular pattern that some GPUs run twice as fast.\n\n"
         "**What is removed:** in every group of m consecutive weights feeding one output, only the n most "
         "important are kept. 2:4 keeps 2 of every 4, so exactly half of each chosen layer is zero.\n\n"
         "**Does it get faster?** Only on hardware built for it: NVIDIA GPUs with sparse tensor cores "
@@ -48,6 +55,7 @@ GRANULARITIES = {
     ),
     "block": (
         "Whole blocks (depth pruning)",
+        "*In one line:* whole residual blocks or transformer layers are skipped, so the model gets shallower.\n\n"
         "**What is removed:** whole residual blocks or transformer layers. A removed block becomes a plain "
         "pass-through: what comes in goes straight on, as if the block's own contribution (the part added "
         "to its shortcut) were zero. The ratio is the share of blocks removed; blocks that change the shape of "
@@ -62,6 +70,7 @@ GRANULARITIES = {
 """Granularity → (title, explanation)."""
 
 SCOPE = (
+    "*In one line:* the same share from every layer, or one ranking across all of them.\n\n"
     "**Per layer:** every unlocked layer loses the same share, the one the global slider shows. Simple, "
     "but it treats a small, delicate layer like a big, redundant one.\n\n"
     "**Global ranking:** the weights (or channels) of all unlocked layers are ranked together and the "
