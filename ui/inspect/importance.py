@@ -123,11 +123,7 @@ def about_criteria() -> None:
             "chosen beside the picker, spread over the whole set). Captum's attributions explain the score of the "
             "true class (of the predicted class where there are no labels)."
         )
-        for criterion in pe.CRITERIA.values():
-            needs = "needs data" if criterion.needs_data else "no data needed"
-            per_class = " · averaged per class" if criterion.per_class else ""
-            st.markdown(f"**{criterion.label}** · {criterion.kind} · {needs}{per_class}\n\n{criterion.explanation}")
-        st.markdown(explain.per_class_note())
+        explain.criteria_explained(with_kind=True)
         st.markdown(CONDUCTANCE)
         st.markdown(READING)
 

@@ -94,11 +94,18 @@ def what_is_this() -> None:
             "A criterion scores how much each weight or channel matters; pruning removes the lowest scores "
             "first. Criteria marked *needs data* run the model on the test examples to see what matters."
         )
-        for criterion in pe.CRITERIA.values():
-            needs = " · *needs data*" if criterion.needs_data else ""
-            per_class = " · *averaged per class*" if criterion.per_class else ""
-            st.markdown(f"**{criterion.label}**{needs}{per_class}\n\n{criterion.explanation}")
-        st.markdown(per_class_note())
+        criteria_explained()
+
+
+def criteria_explained(with_kind: bool = False) -> None:
+    """Every registered criterion in its own words, what it needs, and the one note on per-class averages."""
+    for criterion in pe.CRITERIA.values():
+        facts = [criterion.kind] if with_kind else []
+        facts += ["needs data"] if criterion.needs_data else (["no data needed"] if with_kind else [])
+        facts += ["averaged per class"] if criterion.per_class else []
+        said = "".join(f" · *{fact}*" for fact in facts)
+        st.markdown(f"**{criterion.label}**{said}\n\n{criterion.explanation}")
+    st.markdown(per_class_note())
 
 
 def per_class_note() -> str:
