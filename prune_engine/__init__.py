@@ -48,6 +48,7 @@ from .language import generate, is_language_model, language_model_metrics
 from .latency import latency_profile, predict_latency
 from .layers import LayerInfo, channel_norms, get_layer, layer_stats, prunable_layers, weight_histogram
 from .loading import StateDictMismatchError, load_eval_data, load_model
+from .loading import TransformersModel, is_transformers_model, load_text_data
 from .metrics import (
     MEASURABLE_CHANGE,
     LatencyResult,
@@ -182,4 +183,7 @@ __all__ = [
     "suggest_ratios",
     "train_sparse",
     "weight_histogram",
+    "TransformersModel",
+    "is_transformers_model",
+    "load_text_data",
 ]
