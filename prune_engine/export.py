@@ -120,6 +120,13 @@ def export_model(model: nn.Module, fmt: str = "state_dict", example_input: Any =
     return _onnx(model, example_input)
 
 
+def export_formats(model: nn.Module) -> list[str]:
+    """The formats of `EXPORT_FORMATS` that apply to `model`: "transformers" only to a model that holds
+    a transformers model (loaded from a folder, or wrapping one like the minilm sample)."""
+    holds_transformers = any(type(module).__module__.startswith("transformers.") for module in model.modules())
+    return [fmt for fmt in EXPORT_FORMATS if fmt != "transformers" or holds_transformers]
+
+
 def clean_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """The model's state_dict on the CPU, with `weight_orig` × `weight_mask` pairs folded into `weight`."""
     state = {key: value.detach().cpu() for key, value in model.state_dict().items()}

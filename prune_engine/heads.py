@@ -165,7 +165,9 @@ def head_scores(layer: AttentionLayer, weight_scores: dict[str, torch.Tensor]) -
         query, key, value = weight_scores[layer.query].float().reshape(3, layer.heads, -1).sum(dim=2).to(device)
     else:
         query = weight_scores[layer.query].float().reshape(layer.heads, -1).sum(dim=1)
-        key, value = (weight_scores[name].float().reshape(layer.groups, -1).sum(dim=1) for name in (layer.key, layer.value))
+        key, value = (
+            weight_scores[name].float().reshape(layer.groups, -1).sum(dim=1) for name in (layer.key, layer.value)
+        )
     output = weight_scores[layer.output].float()
     per_head = query + output.reshape(output.shape[0], layer.heads, layer.head_dim).sum(dim=(0, 2)).to(device)
     return per_head.reshape(layer.groups, layer.group_size).sum(dim=1) + key.to(device) + value.to(device)

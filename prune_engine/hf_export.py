@@ -79,7 +79,9 @@ def as_transformers_model(model: nn.Module) -> TransformersModel:
     if isinstance(model, TransformersModel):
         return model
     encoder = find_encoder(model)
-    return TransformersModel(encoder, EMBEDDING, pad_token_id=getattr(model, "pad_token_id", None)).train(model.training)
+    return TransformersModel(encoder, EMBEDDING, pad_token_id=getattr(model, "pad_token_id", None)).train(
+        model.training
+    )
 
 
 def export_transformers(model: nn.Module, files_from: Path | None = None) -> bytes:
@@ -131,16 +133,17 @@ def pruned_config(wrapper: TransformersModel, layers: list[AttentionLayer]) -> t
     if layers and len({(layer.head_dim, layer.group_size) for layer in layers}) == 1:
         head_dim, group_size = layers[0].head_dim, layers[0].group_size
         groups = max(layer.groups for layer in layers)
-        fewer = copy.deepcopy(config)
-        fewer.head_dim = head_dim
-        fewer.num_attention_heads = groups * group_size
-        if hasattr(fewer, "num_key_value_heads"):
-            fewer.num_key_value_heads = groups
+        changes = {"head_dim": head_dim, "num_attention_heads": groups * group_size}
+        if hasattr(config, "num_key_value_heads"):
+            changes["num_key_value_heads"] = groups
         try:
+            fewer = config.__class__.from_dict(config.to_dict() | changes)
             targets = target_shapes(wrapper, fewer)
-        except Exception:  # a config class that refuses the head count (head size derived from the width)
+        except Exception:  # a config class that refuses the head count (e.g. it must divide the hidden size)
             targets = {}
-        if targets and all(targets.get(f"{layer.query}.weight", (0,))[0] == _query_rows(layer, groups) for layer in layers):
+        if targets and all(
+            targets.get(f"{layer.query}.weight", (0,))[0] == _query_rows(layer, groups) for layer in layers
+        ):
             return fewer, targets
     return config, target_shapes(wrapper, config)
 
@@ -224,7 +227,9 @@ def _pad(tensor: torch.Tensor, shape: tuple[int, ...], key: str) -> torch.Tensor
             f"{key} is {tuple(tensor.shape)} in the pruned model but at most {shape} fits its config; "
             "it cannot be written as a transformers folder."
         )
-    padding = [amount for have, want in reversed(list(zip(tensor.shape, shape, strict=True))) for amount in (0, want - have)]
+    padding = [
+        amount for have, want in reversed(list(zip(tensor.shape, shape, strict=True))) for amount in (0, want - have)
+    ]
     return F.pad(tensor, padding) if any(padding) else tensor
 
 

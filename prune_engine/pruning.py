@@ -496,7 +496,7 @@ def _decide_channel(
     data: EvalData | None,
     progress: ProgressFn | None,
 ) -> Decision:
-    fused = {layer.query for layer in attention_layers(model) if layer.form == FUSED_FORM}
+    fused = _projections_left_out(model)
     graph = ChannelGraph(model, example_input, [*plan.ignored_layers, *fused])
     groups = _refuse_head_projections(model, graph.groups(_group_importance(model, plan, data, progress)))
     decision = ChannelDecision(graph=graph)
@@ -519,7 +519,8 @@ def _decide_channel(
     for name in fused:
         decision.blocked[name] = Blocked(
             BlockedBy.ATTENTION_PROJECTION,
-            "it projects query, key and value of all heads at once; remove whole heads instead (granularity 'head')",
+            "it projects attention heads, and removing single channels would cut across heads; remove whole heads "
+            "instead (granularity 'head')",
         )
     counts = {
         group.root: _channel_count(group.units, local[group.root], plan) for group in groups if group.root in local
@@ -532,6 +533,19 @@ def _decide_channel(
         for layer in group.layers:
             decision.ratios[layer] = count / group.units
     return decision
+
+
+def _projections_left_out(model: nn.Module) -> set[str]:
+    """Query/key/value projections kept out of the channel graph: fused ones (GPT-2's c_attn, which the
+    graph cannot split) and, in a transformers model, all of them (their head reshapes and grouped-query
+    repeats sent Torch-Pruning's dependency search into an endless loop on a pruned Llama)."""
+    transformers_model = is_transformers_model(model)
+    return {
+        name
+        for layer in attention_layers(model)
+        if transformers_model or layer.form == FUSED_FORM
+        for name in (layer.query, layer.key, layer.value)
+    }
 
 
 def _describe_group(decision: Decision, group: ChannelGroup) -> None:

@@ -10,7 +10,8 @@ Nothing from the folder is ever run: a config with an `auto_map` (code shipped b
 the weights, what `trust_remote_code=True` would import), a `model_type` or class
 transformers does not ship, or a tokenizer that needs custom code is refused with a
 sentence before any weights are read. A zip is expanded only as far as its declared
-sizes allow (at most `max_bytes` in all, each entry cut off at its declared size), and
+sizes allow (at most `max_bytes` in all; `zipfile` yields no more than an entry declares
+and refuses an entry whose content does not match its CRC), and
 only files of the kinds above are taken from it; anything else (`*.py` included) is
 left in the archive.
 """
@@ -136,7 +137,9 @@ def _folder(source: Source, directory: Path, max_bytes: int) -> Path:
         with blob.open() as file, zipfile.ZipFile(file) as archive:
             _extract(archive, target, max_bytes)
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError, RuntimeError) as error:
-        raise ModelLoadError(f"The zipped model folder is corrupt or truncated ({short(error)}); zip it again.") from error
+        raise ModelLoadError(
+            f"The zipped model folder is corrupt or truncated ({short(error)}); zip it again."
+        ) from error
     return target
 
 
@@ -168,21 +171,7 @@ def _extract(archive: zipfile.ZipFile, target: Path, max_bytes: int) -> None:
         path = target / PurePosixPath(name)
         path.parent.mkdir(parents=True, exist_ok=True)
         with archive.open(info) as entry, open(path, "wb") as out:
-            shutil.copyfileobj(_Bounded(entry, info.file_size, name), out)
-
-
-class _Bounded:
-    """A zip entry read no further than its declared size (a lying header cannot expand it further)."""
-
-    def __init__(self, entry: Any, limit: int, name: str) -> None:
-        self.entry, self.left, self.name = entry, limit, name
-
-    def read(self, size: int = -1) -> bytes:
-        chunk = self.entry.read(self.left + 1 if size < 0 else min(size, self.left + 1))
-        self.left -= len(chunk)
-        if self.left < 0:
-            raise ModelLoadError(f"{self.name!r} in the archive holds more than its declared size; zip the folder again.")
-        return chunk
+            shutil.copyfileobj(entry, out)  # zipfile yields at most the declared size, then checks the CRC
 
 
 def _folder_prefix(names: list[str]) -> str | None:

@@ -128,8 +128,8 @@ def _unreadable(fmt: str, blob: Blob) -> PruneScopeError:
         return ModelLoadError(f"This is {text_kind(blob.head(HEADER_SCAN_BYTES))}, not a model. {_ACCEPTED}")
     if fmt == "zip":
         return ModelLoadError(
-            f"This is a zip archive but neither a PyTorch file (no data.pkl, code/ or models/ entries) nor a "
-            f"transformers model folder (no config.json). {_ACCEPTED}"
+            f"This is a zip archive but not a PyTorch file (no data.pkl, code/ or models/ entries), and not a "
+            f"transformers model folder either (no config.json). {_ACCEPTED}"
         )
     if fmt in ("hdf5", "numpy", "gguf"):
         return ModelLoadError(f"This is a {FORMAT_NAMES[fmt]}, which PruneScope cannot load as a model. {_ACCEPTED}")

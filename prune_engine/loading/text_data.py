@@ -162,8 +162,11 @@ def _padded(model: TransformersModel, lines: list[str], length: int) -> torch.Te
 
 
 def _label_ids(model: TransformersModel, labels: list[object]) -> torch.Tensor:
-    """Class indices from a label column: whole numbers as they are, names through the config's label2id."""
-    names = {str(name): int(index) for name, index in (getattr(model.config, "label2id", None) or {}).items()}
+    """Class indices from a label column: whole numbers as they are, names through the config's labels
+    (`id2label`, `label2id`)."""
+    config = model.config
+    names = {str(name): int(index) for index, name in (getattr(config, "id2label", None) or {}).items()}
+    names |= {str(name): int(index) for name, index in (getattr(config, "label2id", None) or {}).items()}
     values = []
     for label in labels:
         text = str(label)

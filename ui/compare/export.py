@@ -69,6 +69,11 @@ FORMATS: dict[str, FormatInfo] = {
         f"For ONNX Runtime, TensorRT, OpenVINO and other runtimes (opset {pe.export.ONNX_OPSET}, any batch size). "
         "Channel pruning makes this file smaller and faster; zeros from unstructured pruning do not.",
     ),
+    "transformers": FormatInfo(
+        "Hugging Face folder",
+        "A zip of a transformers model folder (config.json with the pruned sizes, model.safetensors, the "
+        "tokenizer): unzip it and load it with `AutoModel.from_pretrained(folder)` or the model's task class.",
+    ),
 }
 
 
@@ -173,7 +178,7 @@ def section(loaded: LoadedModel, pruned: PrunedModel, latency: pe.LatencyResult 
         "model is never changed."
     )
     prepared = _prepared(pruned)
-    formats = list(pe.EXPORT_FORMATS)
+    formats = pe.export_formats(pruned.model)
     for start in range(0, len(formats), FORMATS_PER_ROW):
         row = formats[start : start + FORMATS_PER_ROW]
         for column, fmt_name in zip(st.columns(FORMATS_PER_ROW, border=True), row, strict=False):
