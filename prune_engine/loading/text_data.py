@@ -34,7 +34,9 @@ TEXT_EXTENSIONS = (".txt", ".csv")
 TEXT_COLUMN_NAMES = ("text", "sentence", "sentences", "content", "review", "input", "prompt")
 """CSV columns taken as the text, compared in lower case; otherwise the first column that is not numbers."""
 MAX_TOKENS = 128
-"""Longest example (classifiers, encoders) or window (language models), in tokens."""
+"""Longest example (classifiers, encoders) or window (language models), in tokens; fewer when the
+model's context (`CONTEXT_ATTRIBUTES` of its config) is shorter."""
+CONTEXT_ATTRIBUTES = ("n_positions", "max_position_embeddings")
 MAX_EXAMPLES = 5_000
 """Most examples read from a text file; a larger file is cut, the rest not tokenized."""
 RANDOM_EXAMPLES = 64
@@ -74,6 +76,7 @@ def load_text_data(
     if not lines:
         raise DataError(f"{filename!r} holds no text; give one example a line.")
     lines = lines[:MAX_EXAMPLES]
+    max_tokens = min(max_tokens, _context(model))
     if model.task == LANGUAGE_MODEL:
         if labels is not None:
             raise DataError("A language model is scored on the text itself (perplexity); leave out the label column.")
@@ -94,6 +97,15 @@ def random_token_data(model: TransformersModel, count: int = RANDOM_EXAMPLES, to
     if model.pad_token_id is not None:
         ids[ids == model.pad_token_id] = (model.pad_token_id + 1) % config.vocab_size
     return EvalData(ids)
+
+
+def _context(model: TransformersModel) -> int:
+    """The most tokens the model reads at once (its position embeddings), if its config says."""
+    for attribute in CONTEXT_ATTRIBUTES:
+        value = getattr(model.config, attribute, None)
+        if isinstance(value, int) and value > 1:
+            return value
+    return MAX_TOKENS
 
 
 def _require_tokenizer(model: TransformersModel) -> None:

@@ -30,7 +30,7 @@ from workbench.session import LoadedModel, PrunedModel
 
 SUMMARY = "summary"
 """The kind under which the HTML summary is prepared, beside the model formats."""
-MODEL_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt", ".pt2", ".pkl")
+MODEL_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt", ".pt2", ".pkl", ".zip")
 """Extensions dropped from an uploaded model's file name before it names the exported files."""
 SIDECAR_FORMATS = ("state_dict", "safetensors")
 """Formats that hold only weights: a channel-pruned model needs architecture.json to be rebuilt."""
