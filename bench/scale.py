@@ -1,6 +1,10 @@
 """Time and peak memory of every step that touches all weights, on the large samples.
 
-Run: `python -m bench.scale [--models gpt2_shaped mlp_100m minilm] [--threads 2] [--rounds 3]`.
+Run: `python -m bench.scale [--models gpt2_shaped mlp_100m minilm hf_gpt2] [--threads 2] [--rounds 3]`.
+
+`hf_gpt2` is transformers' GPT-2 small (124 M parameters, default `GPT2Config`, seeded random
+weights) written with `save_pretrained` into a temporary folder before any step is timed, and
+loaded from that folder with `pe.load_model(folder)` (the path a user's own model takes).
 
 Each (model, step) runs in a fresh Python process that loads the model and then does the
 step, so each row's peak RSS is that process's honest high-water mark (imports + model +
@@ -15,10 +19,13 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import resource
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -34,6 +41,30 @@ LATENCY_BATCH = 8
 TARGET_SECONDS = 30.0
 HEAD_RATIO = 0.25
 UNSTRUCTURED = pe.PruningPlan(granularity="unstructured", scope="global", global_ratio=0.5)
+HF_MODEL = "hf_gpt2"
+"""A transformers GPT-2 small loaded from a model folder (written before timing starts)."""
+HF_FOLDER_ENV = "PRUNESCOPE_BENCH_HF_FOLDER"
+HF_EXAMPLE_TOKENS = 128
+HF_EVAL_SEQUENCES, HF_EVAL_TOKENS = 8, 32
+
+
+def write_hf_folder(folder: Path) -> Path:
+    """transformers' GPT-2 small with seeded random weights, saved with save_pretrained (no tokenizer)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config()).save_pretrained(str(folder))
+    return folder
+
+
+def load_bench_model(name: str) -> pe.ModelBundle:
+    """A sample, or `hf_gpt2` from its folder with random token ids as example and evaluation data."""
+    if name != HF_MODEL:
+        return load_sample(name)
+    model = pe.load_model(os.environ[HF_FOLDER_ENV])
+    example = pe.loading.random_token_data(model, count=1, tokens=HF_EXAMPLE_TOKENS).inputs
+    data = pe.loading.random_token_data(model, count=HF_EVAL_SEQUENCES, tokens=HF_EVAL_TOKENS)
+    return pe.ModelBundle(name=name, model=model, example_input=example, eval_data=data, task="language_model")
 
 
 def weight_bytes(model: torch.nn.Module) -> int:
@@ -66,7 +97,7 @@ def run_step(name: str, step: str, rounds: int) -> dict[str, object]:
     """Load `name`, do `step`, and say how long the step took and what it found."""
     cpu_before = cpu_seconds()
     with stopwatch() as elapsed:
-        bundle = load_sample(name)
+        bundle = load_bench_model(name)
     load_s, load_cpu_s = elapsed(), cpu_seconds() - cpu_before
     model, example = bundle.model, bundle.example_input
     result: dict[str, object] = {"weight_mb": weight_bytes(model) / 2**20, "rss_after_load_mb": peak_rss_mb()}
@@ -148,7 +179,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     available = list_samples(include_large=True)
     default = [name for name in ("minilm", "mlp_100m", "gpt2_shaped") if name in available]
-    parser.add_argument("--models", nargs="+", default=default, choices=available)
+    parser.add_argument("--models", nargs="+", default=[*default, HF_MODEL], choices=[*available, HF_MODEL])
     parser.add_argument("--steps", nargs="+", default=list(STEPS), choices=STEPS)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
@@ -160,6 +191,20 @@ def main() -> None:
     if args.worker:
         print(json.dumps(run_step(*args.worker, rounds=args.rounds)))
         return
+    with tempfile.TemporaryDirectory(prefix="prunescope-bench-") as directory:
+        if HF_MODEL in args.models:
+            os.environ[HF_FOLDER_ENV] = str(write_hf_folder(Path(directory) / HF_MODEL))
+        rows = _measure_all(args)
+    columns = ["model", "step", "time_s", "cpu_s", "peak_rss_mb", "rss_limit_mb", "weight_mb", "ok", "detail"]
+    print_table(
+        f"Scale: each step in a fresh process ({args.threads} torch threads; target ≤ {TARGET_SECONDS:g} s, "
+        "peak RSS ≤ 3 × weights + 1 GiB)",
+        [{column: row.get(column) for column in columns} for row in rows],
+        float_format="{:.1f}",
+    )
+
+
+def _measure_all(args: argparse.Namespace) -> list[dict[str, object]]:
     rows = []
     for name in args.models:
         for step in args.steps:
@@ -171,19 +216,15 @@ def main() -> None:
             row["ok"] = row["time_s"] <= TARGET_SECONDS and row.get("peak_rss_mb", float("inf")) <= limit
             rows.append(row)
             print(f"{name} {step}: {row['time_s']:.1f} s, {row.get('peak_rss_mb', float('nan')):.0f} MiB", flush=True)
-    columns = ["model", "step", "time_s", "cpu_s", "peak_rss_mb", "rss_limit_mb", "weight_mb", "ok", "detail"]
-    print_table(
-        f"Scale: each step in a fresh process ({args.threads} torch threads; target ≤ {TARGET_SECONDS:g} s, "
-        "peak RSS ≤ 3 × weights + 1 GiB)",
-        [{column: row.get(column) for column in columns} for row in rows],
-        float_format="{:.1f}",
-    )
+    return rows
 
 
 def _meta_model(name: str) -> torch.nn.Module:
-    """The model's layout without its weights, to decide which steps apply."""
+    """The model's layout (a large sample's without its weights), to decide which steps apply."""
     from sample_models.large import LARGE_SAMPLES
 
+    if name == HF_MODEL:
+        return pe.load_model(os.environ[HF_FOLDER_ENV])
     if name in LARGE_SAMPLES:
         with torch.device("meta"):
             return LARGE_SAMPLES[name].build()

@@ -41,14 +41,21 @@ from .errors import (
     UnsupportedModelError,
 )
 from .experiments import ExperimentRun, ExperimentStore, ExperimentStoreError, pareto_front, plan_diff
-from .export import EXPORT_FORMATS, ExportError, export_bundle, export_model
+from .export import EXPORT_FORMATS, ExportError, export_bundle, export_formats, export_model
 from .graph import CoupledGroup, GraphNode, ModelGraph, RepeatedBlock, model_graph
 from .heads import AttentionLayer, attention_layers, remove_heads
 from .importance import CRITERIA, Criterion, ScoringContext, get_criterion, importance, register_criterion
 from .language import generate, is_language_model, language_model_metrics
 from .latency import latency_profile, predict_latency
 from .layers import LayerInfo, channel_norms, get_layer, layer_stats, prunable_layers, weight_histogram
-from .loading import StateDictMismatchError, load_eval_data, load_model
+from .loading import (
+    StateDictMismatchError,
+    TransformersModel,
+    is_transformers_model,
+    load_eval_data,
+    load_model,
+    load_text_data,
+)
 from .metrics import (
     MEASURABLE_CHANGE,
     LatencyResult,
@@ -129,6 +136,7 @@ __all__ = [
     "SpeedupInterval",
     "StateDictMismatchError",
     "TargetUnreachableError",
+    "TransformersModel",
     "UnknownLayerError",
     "UnknownSampleError",
     "UnsupportedModelError",
@@ -144,6 +152,7 @@ __all__ = [
     "embedding_metrics",
     "evaluate",
     "export_bundle",
+    "export_formats",
     "export_model",
     "fidelity",
     "find_blocks",
@@ -154,6 +163,7 @@ __all__ = [
     "importance",
     "is_embedding_model",
     "is_language_model",
+    "is_transformers_model",
     "iterative_prune",
     "language_model_metrics",
     "latency_profile",
@@ -162,6 +172,7 @@ __all__ = [
     "list_architectures",
     "load_eval_data",
     "load_model",
+    "load_text_data",
     "mean_cosine",
     "measure_latency",
     "model_graph",

@@ -37,8 +37,9 @@ EXPORT_FORMATS: dict[str, str] = {
     "safetensors": ".safetensors",
     "torchscript": ".torchscript.pt",
     "onnx": ".onnx",
+    "transformers": ".zip",
 }
-"""Export format → file extension used in a bundle."""
+"""Export format → file extension used in a bundle ("transformers": a zip of a Hugging Face folder)."""
 
 ONNX_OPSET = 17
 """ONNX opset written by `export_model(..., "onnx")`."""
@@ -88,14 +89,20 @@ class ExportError(PruneScopeError, ValueError):
 
 
 def export_model(model: nn.Module, fmt: str = "state_dict", example_input: Any = None) -> bytes:
-    """The model serialised as `fmt`: "state_dict", "safetensors", "torchscript" or "onnx".
+    """The model serialised as `fmt`: "state_dict", "safetensors", "torchscript", "onnx" or "transformers".
 
     TorchScript traces the model on `example_input` (without one it tries
     `torch.jit.script`); ONNX needs `example_input` and gets a dynamic batch axis.
+    "transformers" (a model loaded from a transformers folder, or holding a transformers
+    encoder) is a zip of a folder `from_pretrained` loads, with the pruned sizes in its config.
     Pruning masks still attached by `torch.nn.utils.prune` are folded into the weights.
     """
     if fmt not in EXPORT_FORMATS:
         raise ExportError(f"Unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}.")
+    if fmt == "transformers":
+        from .hf_export import export_transformers  # imports transformers, which the other formats do not need
+
+        return export_transformers(model)
     if fmt == "state_dict":
         buffer = io.BytesIO()
         torch.save(clean_state_dict(model), buffer)
@@ -111,6 +118,13 @@ def export_model(model: nn.Module, fmt: str = "state_dict", example_input: Any =
     if fmt == "torchscript":
         return _torchscript(model, example_input)
     return _onnx(model, example_input)
+
+
+def export_formats(model: nn.Module) -> list[str]:
+    """The formats of `EXPORT_FORMATS` that apply to `model`: "transformers" only to a model that holds
+    a transformers model (loaded from a folder, or wrapping one like the minilm sample)."""
+    holds_transformers = any(type(module).__module__.startswith("transformers.") for module in model.modules())
+    return [fmt for fmt in EXPORT_FORMATS if fmt != "transformers" or holds_transformers]
 
 
 def clean_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:

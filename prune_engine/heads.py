@@ -22,11 +22,19 @@ An attention layer is found by its shape, not its class, in one of two forms:
    `num_heads` is lowered and the projections shrink, while `out_proj`'s outputs (the
    model width) stay the same. `nn.MultiheadAttention` (fused `in_proj_weight`) is not
    of this form.
+3. **Grouped** (transformers' Llama, Mistral, Qwen2, ViT, …): an integer attribute
+   `head_dim`, `nn.Linear` children `q_proj`, `k_proj`, `v_proj` and `o_proj` (or
+   `out_proj`); its `forward` splits heads with `-1` and `head_dim`. Key and value may
+   have fewer heads than the query (grouped-query attention, GQA): each key/value head
+   serves `group_size` consecutive query heads, and heads leave only as whole groups
+   (a group's query heads with their key/value head), so the grouping stays intact.
+4. **Fused** (transformers' GPT-2, its `Conv1D` layers loaded as `nn.Linear`): one
+   projection `c_attn` holding query, key and value one after the other, `c_proj`, and
+   integer attributes `num_heads`, `head_dim` and `split_size` (updated with the slices).
 
-In both forms query, key and value must have the same number of heads (no grouped or
-multi-query attention). Transformers 5 no longer ships a `prune_heads` method, so the
-projections are sliced here; in BERT's attention the head count is the only attribute
-its `forward` reads besides the head size, and it is updated with the slices.
+Transformers 5 no longer ships a `prune_heads` method, so the projections are sliced
+here; the head-count attributes a `forward` reads (BERT's `num_attention_heads` and
+`all_head_size`, `num_heads`, GPT-2's `split_size`) are updated with the slices.
 
 A ratio is the fraction of a layer's heads removed; at least one head always stays.
 Head scores come from any criterion's weight-level scores (l1, l2, random, taylor, …):
@@ -57,6 +65,10 @@ if TYPE_CHECKING:
 
 BERT_FORM = "bert"
 PLAIN_FORM = "plain"
+GROUPED_FORM = "grouped"
+FUSED_FORM = "fused"
+HEAD_COUNT_ATTRIBUTES = ("num_heads", "num_attention_heads")
+"""Head-count attributes of a grouped-form module, lowered with its query heads when it has them."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +78,9 @@ class AttentionLayer:
     `name`: the module path plans use as the layer's key; `query`/`key`/`value`/`output`:
     module paths of its four projections; `heads` and `head_dim` as the module has them
     now; `width`: inputs of q/k/v; `out_width`: outputs of the output projection;
-    `qkv_biases`: how many of q/k/v have a bias.
+    `qkv_biases`: how many of q/k/v have a bias; `group_size`: query heads per key/value
+    head (1 unless grouped-query attention). In the fused form query, key and value name
+    the same module.
     """
 
     name: str
@@ -80,22 +94,41 @@ class AttentionLayer:
     width: int
     out_width: int
     qkv_biases: int
+    group_size: int = 1
 
     @property
-    def projections(self) -> tuple[str, str, str, str]:
-        return (self.query, self.key, self.value, self.output)
+    def projections(self) -> tuple[str, ...]:
+        """The module paths of the projections, each once (the fused form has two)."""
+        return tuple(dict.fromkeys((self.query, self.key, self.value, self.output)))
+
+    @property
+    def groups(self) -> int:
+        """Units heads leave in: key/value heads, each with its `group_size` query heads (= heads without GQA)."""
+        return self.heads // self.group_size
+
+    @property
+    def group_params(self) -> int:
+        """Parameters one group holds: its query heads' rows and output columns, its key/value rows, and biases."""
+        size = self.group_size
+        return self.head_dim * ((size + 2) * self.width + size * self.out_width + self.qkv_biases * (size + 2) // 3)
 
     @property
     def head_params(self) -> int:
-        """Parameters one head holds: its q/k/v rows (weights and biases) and its output-projection columns."""
-        return self.head_dim * (3 * self.width + self.out_width + self.qkv_biases)
+        """Parameters one head holds: its q/k/v rows (weights and biases) and its output-projection columns
+        (under GQA its share of the group's)."""
+        return self.group_params // self.group_size
+
+    def heads_of(self, groups: torch.Tensor | list[int]) -> list[int]:
+        """The query heads of `groups` (indices), in order."""
+        return [int(group) * self.group_size + offset for group in groups for offset in range(self.group_size)]
 
 
 def attention_layers(model: nn.Module) -> list[AttentionLayer]:
     """Every attention layer of `model` in one of the supported forms, in module order."""
     layers = []
     for name, module in model.named_modules():
-        found = _bert_form(name, module) or _plain_form(name, module)
+        found = _bert_form(name, module) or _plain_form(name, module) or _grouped_form(name, module)
+        found = found or _fused_form(name, module)
         if found is not None:
             layers.append(found)
     return layers
@@ -108,7 +141,7 @@ def attention_layer(model: nn.Module, name: str) -> AttentionLayer:
             return layer
     raise UnsupportedModelError(
         f"{name!r} is not an attention layer whose heads PruneScope can remove "
-        "(a BERT-style attention, or a module with num_heads and q_proj/k_proj/v_proj/out_proj)."
+        "(a BERT-style attention, or a module with num_heads or head_dim and q_proj/k_proj/v_proj/out_proj)."
     )
 
 
@@ -118,42 +151,88 @@ def require_attention_layers(model: nn.Module) -> list[AttentionLayer]:
     if not layers:
         raise UnsupportedModelError(
             "Head pruning needs attention layers, and this model has none PruneScope recognises "
-            "(a BERT-style attention, or a module with num_heads and q_proj/k_proj/v_proj/out_proj). "
+            "(a BERT-style attention, or a module with num_heads or head_dim and q_proj/k_proj/v_proj/out_proj). "
             "Choose single weights, channels or N:M instead."
         )
     return layers
 
 
 def head_scores(layer: AttentionLayer, weight_scores: dict[str, torch.Tensor]) -> torch.Tensor:
-    """One score per head: the sum of its weight scores in q/k/v (rows) and the output projection (columns)."""
-    total = torch.zeros(layer.heads, device=weight_scores[layer.query].device)
-    for name in (layer.query, layer.key, layer.value):
-        total += weight_scores[name].float().reshape(layer.heads, -1).sum(dim=1)
+    """One score per group (per head without GQA): the sum of its weight scores in q/k/v (rows) and the
+    output projection (columns)."""
+    device = weight_scores[layer.query].device
+    if layer.form == FUSED_FORM:
+        query, key, value = weight_scores[layer.query].float().reshape(3, layer.heads, -1).sum(dim=2).to(device)
+    else:
+        query = weight_scores[layer.query].float().reshape(layer.heads, -1).sum(dim=1)
+        key, value = (
+            weight_scores[name].float().reshape(layer.groups, -1).sum(dim=1) for name in (layer.key, layer.value)
+        )
     output = weight_scores[layer.output].float()
-    total += output.reshape(output.shape[0], layer.heads, layer.head_dim).sum(dim=(0, 2))
-    return total
+    per_head = query + output.reshape(output.shape[0], layer.heads, layer.head_dim).sum(dim=(0, 2)).to(device)
+    return per_head.reshape(layer.groups, layer.group_size).sum(dim=1) + key.to(device) + value.to(device)
+
+
+def group_scores_from_channels(layer: AttentionLayer, query_scores: torch.Tensor) -> torch.Tensor:
+    """One score per group from per-channel scores of the query projection (the query part when fused)."""
+    if layer.form == FUSED_FORM:
+        query_scores = query_scores[: layer.heads * layer.head_dim]
+    return query_scores.reshape(layer.groups, -1).mean(dim=1)
 
 
 def remove_heads(model: nn.Module, layer: AttentionLayer, heads: torch.Tensor | list[int]) -> None:
-    """Remove `heads` (indices) from `layer` of `model`, in place; at least one head must stay."""
+    """Remove `heads` (query-head indices) from `layer` of `model`, in place; at least one head must stay.
+    Under grouped-query attention the heads must make whole groups (see `AttentionLayer.heads_of`)."""
     removed = sorted({int(head) for head in heads})
     if not removed:
         return
     if removed[0] < 0 or removed[-1] >= layer.heads:
         raise UnsupportedModelError(f"Layer {layer.name!r} has heads 0…{layer.heads - 1}; cannot remove {removed}.")
-    kept = [head for head in range(layer.heads) if head not in removed]
-    if not kept:
+    removed_groups = sorted({head // layer.group_size for head in removed})
+    if layer.heads_of(removed_groups) != removed:
+        raise UnsupportedModelError(
+            f"{layer.name!r} uses grouped-query attention: each key/value head serves {layer.group_size} query "
+            f"heads, so heads leave only as whole groups of {layer.group_size} (e.g. heads 0…{layer.group_size - 1}); "
+            f"removing {removed} would split a group."
+        )
+    kept_groups = [group for group in range(layer.groups) if group not in removed_groups]
+    if not kept_groups:
         raise UnsupportedModelError(f"Removing every head of {layer.name!r} would cut the layer off; keep one.")
-    index = torch.cat([torch.arange(head * layer.head_dim, (head + 1) * layer.head_dim) for head in kept])
-    for name in (layer.query, layer.key, layer.value):
-        _replace(model, name, _sliced(model.get_submodule(name), index, dim=0))
-    _replace(model, layer.output, _sliced(model.get_submodule(layer.output), index, dim=1))
-    module = model.get_submodule(layer.name)
-    if layer.form == BERT_FORM:
-        module.self.num_attention_heads = len(kept)
-        module.self.all_head_size = len(kept) * layer.head_dim
+    kept = layer.heads_of(kept_groups)
+    query_index = _rows(kept, layer.head_dim)
+    key_index = _rows(kept_groups, layer.head_dim)
+    if layer.form == FUSED_FORM:
+        width = layer.heads * layer.head_dim
+        fused = torch.cat([query_index, query_index + width, query_index + 2 * width])
+        _replace(model, layer.query, _sliced(model.get_submodule(layer.query), fused, dim=0))
     else:
-        module.num_heads = len(kept)
+        _replace(model, layer.query, _sliced(model.get_submodule(layer.query), query_index, dim=0))
+        for name in (layer.key, layer.value):
+            _replace(model, name, _sliced(model.get_submodule(name), key_index, dim=0))
+    _replace(model, layer.output, _sliced(model.get_submodule(layer.output), query_index, dim=1))
+    _set_head_counts(model.get_submodule(layer.name), layer, len(kept))
+
+
+def _rows(units: list[int], size: int) -> torch.Tensor:
+    return torch.cat([torch.arange(unit * size, (unit + 1) * size) for unit in units])
+
+
+def _set_head_counts(module: nn.Module, layer: AttentionLayer, kept: int) -> None:
+    """Update the head-count attributes the module's `forward` reads."""
+    if layer.form == BERT_FORM:
+        module.self.num_attention_heads = kept
+        module.self.all_head_size = kept * layer.head_dim
+    elif layer.form == PLAIN_FORM:
+        module.num_heads = kept
+    elif layer.form == FUSED_FORM:
+        module.num_heads = kept
+        module.split_size = kept * layer.head_dim
+    else:
+        for attribute in HEAD_COUNT_ATTRIBUTES:
+            if _whole(getattr(module, attribute, None)):
+                setattr(module, attribute, kept)
+        if _whole(getattr(module, "num_key_value_heads", None)):
+            module.num_key_value_heads = kept // layer.group_size
 
 
 def _sliced(linear: nn.Linear, index: torch.Tensor, dim: int) -> nn.Linear:
@@ -207,17 +286,70 @@ def _plain_form(name: str, module: nn.Module) -> AttentionLayer | None:
     return _checked(name, PLAIN_FORM, heads, parts[0].out_features // heads, paths, parts)
 
 
+def _grouped_form(name: str, module: nn.Module) -> AttentionLayer | None:
+    query, key, value = (getattr(module, part, None) for part in ("q_proj", "k_proj", "v_proj"))
+    output = getattr(module, "o_proj", None)
+    output_name = "o_proj"
+    if output is None:
+        output, output_name = getattr(module, "out_proj", None), "out_proj"
+    head_dim = getattr(module, "head_dim", None)
+    if not all(isinstance(p, nn.Linear) for p in (query, key, value, output)) or not _whole(head_dim):
+        return None
+    if query.out_features % head_dim or key.out_features % head_dim or key.out_features != value.out_features:
+        return None
+    heads, kv_heads = query.out_features // head_dim, key.out_features // head_dim
+    if kv_heads == 0 or heads % kv_heads:
+        return None
+    prefix = f"{name}." if name else ""
+    paths = [f"{prefix}{part}" for part in ("q_proj", "k_proj", "v_proj", output_name)]
+    return _checked(name, GROUPED_FORM, heads, head_dim, paths, [query, key, value, output], heads // kv_heads)
+
+
+def _fused_form(name: str, module: nn.Module) -> AttentionLayer | None:
+    fused, output = getattr(module, "c_attn", None), getattr(module, "c_proj", None)
+    heads, head_dim = getattr(module, "num_heads", None), getattr(module, "head_dim", None)
+    if not isinstance(fused, nn.Linear) or not isinstance(output, nn.Linear) or not _whole(heads, head_dim):
+        return None
+    width = heads * head_dim
+    if hasattr(module, "q_attn") or getattr(module, "split_size", None) != width or fused.out_features != 3 * width:
+        return None
+    if output.in_features != width:
+        return None
+    prefix = f"{name}." if name else ""
+    return AttentionLayer(
+        name=name,
+        form=FUSED_FORM,
+        heads=heads,
+        head_dim=head_dim,
+        query=f"{prefix}c_attn",
+        key=f"{prefix}c_attn",
+        value=f"{prefix}c_attn",
+        output=f"{prefix}c_proj",
+        width=fused.in_features,
+        out_width=output.out_features,
+        qkv_biases=3 if fused.bias is not None else 0,
+    )
+
+
 def _whole(*values: object) -> bool:
     return all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values)
 
 
 def _checked(
-    name: str, form: str, heads: int, head_dim: int, paths: list[str], linears: list[nn.Linear]
+    name: str,
+    form: str,
+    heads: int,
+    head_dim: int,
+    paths: list[str],
+    linears: list[nn.Linear],
+    group_size: int = 1,
 ) -> AttentionLayer | None:
     """The layer, if its projections have the sizes `heads × head_dim` asks (else it is not recognised)."""
     inner = heads * head_dim
     query, key, value, output = linears
-    if any(linear.out_features != inner for linear in (query, key, value)) or output.in_features != inner:
+    if query.out_features != inner or output.in_features != inner:
+        return None
+    if any(linear.out_features != inner // group_size for linear in (key, value)):
         return None
     biases = sum(linear.bias is not None for linear in (query, key, value))
     return AttentionLayer(
@@ -232,6 +364,7 @@ def _checked(
         width=query.in_features,
         out_width=output.out_features,
         qkv_biases=biases,
+        group_size=group_size,
     )
 
 
@@ -248,9 +381,9 @@ comparable between layers (a global ranking does not rescale them per layer)."""
 def ablation_scores(
     model: nn.Module, layers: list[AttentionLayer], data: EvalData, max_examples: int = ABLATION_EXAMPLES
 ) -> dict[str, torch.Tensor]:
-    """Per attention layer, one score per head: 1 − the mean cosine similarity between the model's
-    outputs with that head switched off (its slice of the output projection's input zeroed) and
-    the unchanged outputs, on up to `max_examples` examples spread over `data`."""
+    """Per attention layer, one score per head (per group under GQA): 1 − the mean cosine similarity
+    between the model's outputs with that head switched off (its slice of the output projection's
+    input zeroed) and the unchanged outputs, on up to `max_examples` examples spread over `data`."""
     inputs = placement(model).inputs(_spread(data.inputs, min(max_examples, ABLATION_EXAMPLES)))
     was_training = model.training
     model.eval()
@@ -259,11 +392,11 @@ def ablation_scores(
             reference = _flat_output(model(inputs))
             scores = {}
             for layer in layers:
-                values = torch.zeros(layer.heads, device=reference.device)
-                for head in range(layer.heads):
-                    with _head_switched_off(model, layer, head):
+                values = torch.zeros(layer.groups, device=reference.device)
+                for group in range(layer.groups):
+                    with _group_switched_off(model, layer, group):
                         output = _flat_output(model(inputs))
-                    values[head] = 1.0 - F.cosine_similarity(output, reference, dim=1).mean()
+                    values[group] = 1.0 - F.cosine_similarity(output, reference, dim=1).mean()
                 scores[layer.name] = values
     finally:
         model.train(was_training)
@@ -271,8 +404,9 @@ def ablation_scores(
 
 
 @contextmanager
-def _head_switched_off(model: nn.Module, layer: AttentionLayer, head: int) -> Iterator[None]:
-    start, stop = head * layer.head_dim, (head + 1) * layer.head_dim
+def _group_switched_off(model: nn.Module, layer: AttentionLayer, group: int) -> Iterator[None]:
+    span = layer.group_size * layer.head_dim
+    start, stop = group * span, (group + 1) * span
 
     def zero_head(module: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         inputs = args[0].clone()
@@ -315,4 +449,12 @@ def ablation_channel_scores(context: ScoringContext) -> dict[str, torch.Tensor]:
     context.report(0.0, f"ablation: switching off each head of {len(layers)} attention layer(s)")
     scores = ablation_scores(context.model, layers, context.data, context.max_examples)
     context.report(1.0, "ablation: done")
-    return {name: scores[owners[name].name].repeat_interleave(owners[name].head_dim) for name in names}
+    return {name: _per_channel(owners[name], name, scores[owners[name].name]) for name in names}
+
+
+def _per_channel(layer: AttentionLayer, projection: str, group_scores: torch.Tensor) -> torch.Tensor:
+    """Each output channel of `projection` gets the score of the group it belongs to."""
+    if layer.form == FUSED_FORM:
+        return group_scores.repeat_interleave(layer.head_dim).repeat(3)
+    rows = layer.group_size * layer.head_dim if projection == layer.query else layer.head_dim
+    return group_scores.repeat_interleave(rows)

@@ -25,16 +25,19 @@ from .calibration import has_batchnorm, recalibrate_batchnorm
 from .data import EvalData
 from .errors import InvalidPlanError, UnsupportedModelError
 from .heads import (
+    FUSED_FORM,
     HEAD_LEVEL_CRITERIA,
     AttentionLayer,
     attention_layer,
     attention_layers,
+    group_scores_from_channels,
     head_scores,
     remove_heads,
     require_attention_layers,
 )
 from .importance import LayerScoreImportance, ProgressFn, ScoringContext, get_criterion, importance
 from .layers import LayerInfo, get_layer, prunable_layers
+from .loading.hf_model import is_transformers_model
 from .masks import (
     STREAM_ABOVE,
     bounded_counts,
@@ -493,7 +496,8 @@ def _decide_channel(
     data: EvalData | None,
     progress: ProgressFn | None,
 ) -> Decision:
-    graph = ChannelGraph(model, example_input, plan.ignored_layers)
+    fused = _projections_left_out(model)
+    graph = ChannelGraph(model, example_input, [*plan.ignored_layers, *fused])
     groups = _refuse_head_projections(model, graph.groups(_group_importance(model, plan, data, progress)))
     decision = ChannelDecision(graph=graph)
     local: dict[str, float] = {}
@@ -512,6 +516,12 @@ def _decide_channel(
         else:
             local[group.root] = max(plan.target_ratio(layer) for layer in group.layers)
     _refuse_ungrouped(model, plan, decision)
+    for name in fused:
+        decision.blocked[name] = Blocked(
+            BlockedBy.ATTENTION_PROJECTION,
+            "it projects attention heads, and removing single channels would cut across heads; remove whole heads "
+            "instead (granularity 'head')",
+        )
     counts = {
         group.root: _channel_count(group.units, local[group.root], plan) for group in groups if group.root in local
     }
@@ -523,6 +533,19 @@ def _decide_channel(
         for layer in group.layers:
             decision.ratios[layer] = count / group.units
     return decision
+
+
+def _projections_left_out(model: nn.Module) -> set[str]:
+    """Query/key/value projections kept out of the channel graph: fused ones (GPT-2's c_attn, which the
+    graph cannot split) and, in a transformers model, all of them (their head reshapes and grouped-query
+    repeats sent Torch-Pruning's dependency search into an endless loop on a pruned Llama)."""
+    transformers_model = is_transformers_model(model)
+    return {
+        name
+        for layer in attention_layers(model)
+        if transformers_model or layer.form == FUSED_FORM
+        for name in (layer.query, layer.key, layer.value)
+    }
 
 
 def _describe_group(decision: Decision, group: ChannelGroup) -> None:
@@ -538,16 +561,22 @@ def _describe_group(decision: Decision, group: ChannelGroup) -> None:
 
 def _refuse_head_projections(model: nn.Module, groups: list[ChannelGroup]) -> list[ChannelGroup]:
     """Mark groups holding an attention layer's query/key/value projections as not prunable by channel:
-    single channels would cut across heads (the heads' size no longer divides the width)."""
-    owners = {
-        projection: layer.name
-        for layer in attention_layers(model)
-        for projection in (layer.query, layer.key, layer.value)
-    }
+    single channels would cut across heads (the heads' size no longer divides the width). In a model
+    loaded from a transformers folder, groups holding an attention output projection carry the hidden
+    size (the residual stream), which its config sets for every layer at once: only FFN channels go."""
+    layers = attention_layers(model)
+    owners = {projection: layer.name for layer in layers for projection in (layer.query, layer.key, layer.value)}
+    hidden = {layer.output for layer in layers} if is_transformers_model(model) else set()
     marked = []
     for group in groups:
         owner = next((owners[layer] for layer in group.layers if layer in owners), None)
-        if owner is not None and group.prunable:
+        if group.prunable and hidden.intersection(group.layers):
+            reason = (
+                "its channels are the transformers model's hidden size (the residual stream), which the config "
+                "sets for every layer at once; prune feed-forward channels or heads instead"
+            )
+            group = dataclasses.replace(group, blocked=Blocked(BlockedBy.HIDDEN_SIZE, reason))
+        elif owner is not None and group.prunable:
             reason = (
                 f"it projects the heads of attention layer {owner!r}, and removing single channels would cut "
                 "across heads; remove whole heads instead (granularity 'head')"
@@ -642,7 +671,7 @@ def _decide_heads(
     attention = require_attention_layers(model)
     decision = HeadDecision()
     _describe_heads(model, attention, decision)
-    targets = [layer for layer in attention if plan.target_ratio(layer.name) > 0 and layer.heads > 1]
+    targets = [layer for layer in attention if plan.target_ratio(layer.name) > 0 and layer.groups > 1]
     if not targets:
         return decision
     scores = _head_scores(model, plan, data, progress, targets)
@@ -651,9 +680,10 @@ def _decide_heads(
         count = counts[layer.name]
         decision.scores[layer.name] = scores[layer.name]
         if count > 0:
-            decision.removals[layer.name] = torch.argsort(scores[layer.name])[:count].sort().values
+            groups = torch.argsort(scores[layer.name])[:count].sort().values
+            decision.removals[layer.name] = torch.tensor(layer.heads_of(groups), dtype=torch.long)
         for projection in layer.projections:
-            decision.ratios[projection] = count / layer.heads
+            decision.ratios[projection] = count / layer.groups
     return decision
 
 
@@ -663,10 +693,8 @@ def _describe_heads(model: nn.Module, attention: list[AttentionLayer], decision:
         for projection in layer.projections:
             decision.groups[projection] = layer.name
             decision.notes[projection] = f"loses whole heads of {layer.name!r} ({layer.heads} heads)"
-            if layer.heads < 2:
-                decision.blocked[projection] = Blocked(
-                    BlockedBy.SINGLE_CHANNEL, f"{layer.name!r} has a single head, and a layer's last head stays"
-                )
+            if layer.groups < 2:
+                decision.blocked[projection] = Blocked(BlockedBy.SINGLE_CHANNEL, _single_group(layer))
     not_attention = Blocked(BlockedBy.NOT_ATTENTION, "it is not a projection of an attention layer")
     for layer in prunable_layers(model):
         if layer.name not in decision.groups:
@@ -680,13 +708,13 @@ def _head_scores(
     progress: ProgressFn | None,
     targets: list[AttentionLayer],
 ) -> dict[str, torch.Tensor]:
-    """One score per head of each target layer: from a head-level criterion (ablation) as it is,
-    else the sum of a head's weight scores over its q/k/v rows and output-projection columns."""
+    """One score per head (per group under GQA) of each target layer: from a head-level criterion (ablation)
+    as it is, else the sum of a head's weight scores over its q/k/v rows and output-projection columns."""
     if plan.criterion in HEAD_LEVEL_CRITERIA:
         queries = importance(
             model, plan.criterion, data, layers=[layer.query for layer in targets], progress=progress, seed=plan.seed
         )
-        return {layer.name: queries[layer.query].reshape(layer.heads, -1).mean(dim=1) for layer in targets}
+        return {layer.name: group_scores_from_channels(layer, queries[layer.query]) for layer in targets}
     projections = [name for layer in targets for name in layer.projections]
     weight_scores = importance(
         model, plan.criterion, data, level="weight", layers=projections, progress=progress, seed=plan.seed
@@ -695,12 +723,12 @@ def _head_scores(
 
 
 def _head_counts(plan: PruningPlan, targets: list[AttentionLayer], scores: dict[str, torch.Tensor]) -> dict[str, int]:
-    """Heads removed per layer: its own ratio, or its share of a global ranking. Magnitude-like
+    """Heads (groups under GQA) removed per layer: its own ratio, or its share of a global ranking. Magnitude-like
     scores are divided by their layer's mean first, as channel scores are; head-level
     criteria (ablation) mean the same in every layer and are compared as they are."""
     ranked = [layer for layer in targets if plan.is_global_ranked(layer.name)]
     counts = {
-        layer.name: _rounded_removal(layer.heads, round(plan.target_ratio(layer.name) * layer.heads), plan)
+        layer.name: _rounded_removal(layer.groups, round(plan.target_ratio(layer.name) * layer.groups), plan)
         for layer in targets
         if layer not in ranked
     }
@@ -710,11 +738,20 @@ def _head_counts(plan: PruningPlan, targets: list[AttentionLayer], scores: dict[
             name: scores[name] if head_level else scores[name] / scores[name].mean().clamp(min=1e-12)
             for name in (layer.name for layer in ranked)
         }
-        bounds = {layer.name: _bounds(plan, layer.heads, layer.heads - 1) for layer in ranked}
-        total = round((plan.global_ratio or 0.0) * sum(layer.heads for layer in ranked))
+        bounds = {layer.name: _bounds(plan, layer.groups, layer.groups - 1) for layer in ranked}
+        total = round((plan.global_ratio or 0.0) * sum(layer.groups for layer in ranked))
         low, high = {n: b[0] for n, b in bounds.items()}, {n: b[1] for n, b in bounds.items()}
         counts.update(bounded_counts(normalised, total, low, high))
     return counts
+
+
+def _single_group(layer: AttentionLayer) -> str:
+    if layer.group_size == 1:
+        return f"{layer.name!r} has a single head, and a layer's last head stays"
+    return (
+        f"all {layer.heads} query heads of {layer.name!r} share one key/value head; heads leave only as whole "
+        "groups with their key/value head, and a layer's last group stays"
+    )
 
 
 def _apply_heads(model: nn.Module, decision: HeadDecision, example_input: torch.Tensor) -> None:

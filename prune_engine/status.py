@@ -52,6 +52,8 @@ class BlockedBy(StrEnum):
     """Its block changes the shape of what flows through it, so it cannot become the identity."""
     NOT_IN_BLOCK = "not_in_block"
     """It is in no block that could be skipped (block pruning removes whole residual blocks or layers)."""
+    HIDDEN_SIZE = "hidden_size"
+    """Its channels are a transformers model's hidden size (the residual stream), set once for all layers."""
 
 
 PLAN_ERRORS = frozenset({BlockedBy.OUTPUT_LAYER, BlockedBy.SINGLE_CHANNEL})

@@ -8,6 +8,7 @@ import zipfile
 
 from ..errors import ModelLoadError
 from .files import DEFAULT_MAX_BYTES, Blob, Source, megabytes, read_blob
+from .hf_folder import is_model_folder, zip_holds_model_folder
 
 FORMAT_NAMES = {
     "safetensors": "safetensors file",
@@ -18,6 +19,7 @@ FORMAT_NAMES = {
     "pickle": "Python pickle",
     "onnx": "ONNX model",
     "zip": "zip archive",
+    "transformers": "Hugging Face transformers model folder",
     "hdf5": "HDF5 file",
     "numpy": "NumPy array file",
     "gguf": "GGUF file",
@@ -34,7 +36,10 @@ _ONNX_SECOND_FIELD_TAGS = (0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42)
 
 
 def detect_format(source: Source, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
-    """The format of a model file, from its content: a key of `FORMAT_NAMES`."""
+    """The format of a model file, from its content: a key of `FORMAT_NAMES` ("transformers" also for a
+    local directory holding a config.json)."""
+    if is_model_folder(source):
+        return "transformers"
     return detect(read_blob(source, max_bytes), max_bytes)
 
 
@@ -88,6 +93,8 @@ def _zip_kind(blob: Blob, max_bytes: int) -> str:
         return "torch_export"
     if "data.pkl" in entries:
         return "torch_save"
+    if zip_holds_model_folder([info.filename for info in infos]):
+        return "transformers"
     return "zip"
 
 

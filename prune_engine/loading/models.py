@@ -30,6 +30,7 @@ from ..export import fold_pruning_masks, rebuild_from_sidecar, sidecar_shapes
 from ..jsontext import loads
 from .files import DEFAULT_MAX_BYTES, Blob, Source, read_blob, short
 from .formats import FORMAT_NAMES, HEADER_SCAN_BYTES, detect, text_kind
+from .hf_folder import is_model_folder, load_transformers_folder
 
 ALLOW_CODE_ENV_VAR = "PRUNESCOPE_ALLOW_CODE"
 """Environment variable the operator sets to 1 to let the app load code-carrying model files."""
@@ -44,8 +45,8 @@ STRIPPED_KEY_PREFIXES = ("module.", "_orig_mod.")
 
 _ACCEPTED = (
     "PruneScope reads safetensors files and PyTorch state_dicts saved with torch.save (.pt/.pth) "
-    "together with an architecture; TorchScript, torch.export (.pt2) and whole pickled models "
-    "only when code loading is allowed."
+    "together with an architecture, and transformers model folders (config.json + weights, zipped); "
+    "TorchScript, torch.export (.pt2) and whole pickled models only when code loading is allowed."
 )
 _TOO_SMALL = 16
 
@@ -81,9 +82,15 @@ def load_model(
     `sidecar` (the architecture.json exported with a channel-pruned model) resizes it
     first. TorchScript, torch.export programs and whole pickled models need
     `allow_code=True`: loading them runs code from the file, so only for trusted files.
+    A transformers model folder (a directory path, or a zip of it) is built from its config.json
+    by transformers (see `hf_folder`); it never runs code from the folder, whatever `allow_code` says.
     """
+    if is_model_folder(source):
+        return load_transformers_folder(source, max_bytes)
     blob = read_blob(source, max_bytes)
     fmt = detect(blob, max_bytes)
+    if fmt == "transformers":
+        return load_transformers_folder(blob.path if blob.path is not None else blob.data, max_bytes)
     if fmt == "safetensors":
         return _into_architecture(_read_safetensors(blob), architecture, sidecar, fmt)
     if fmt in ("torch_save", "torch_legacy"):
@@ -121,7 +128,8 @@ def _unreadable(fmt: str, blob: Blob) -> PruneScopeError:
         return ModelLoadError(f"This is {text_kind(blob.head(HEADER_SCAN_BYTES))}, not a model. {_ACCEPTED}")
     if fmt == "zip":
         return ModelLoadError(
-            f"This is a zip archive but not a PyTorch file (no data.pkl, code/ or models/ entries). {_ACCEPTED}"
+            f"This is a zip archive but not a PyTorch file (no data.pkl, code/ or models/ entries), and not a "
+            f"transformers model folder either (no config.json). {_ACCEPTED}"
         )
     if fmt in ("hdf5", "numpy", "gguf"):
         return ModelLoadError(f"This is a {FORMAT_NAMES[fmt]}, which PruneScope cannot load as a model. {_ACCEPTED}")

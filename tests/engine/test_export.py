@@ -75,7 +75,7 @@ def _reloaded_outputs(model: nn.Module, fmt: str, name: str, example: torch.Tens
         return loaded(example).numpy()
 
 
-@pytest.mark.parametrize("fmt", list(EXPORT_FORMATS))
+@pytest.mark.parametrize("fmt", [fmt for fmt in EXPORT_FORMATS if fmt != "transformers"])
 @pytest.mark.parametrize("name", ["digits_mlp", "digits_cnn", "digits_resnet"])
 def test_export_round_trip_matches_pytorch(name, fmt, example):
     model = _sample(name)
@@ -84,7 +84,7 @@ def test_export_round_trip_matches_pytorch(name, fmt, example):
     np.testing.assert_allclose(_reloaded_outputs(model, fmt, name, example), expected, atol=ATOL, rtol=0)
 
 
-@pytest.mark.parametrize("fmt", list(EXPORT_FORMATS))
+@pytest.mark.parametrize("fmt", [fmt for fmt in EXPORT_FORMATS if fmt != "transformers"])
 @pytest.mark.parametrize("name", ["digits_cnn", "digits_resnet"])
 def test_channel_pruned_export_round_trip_at_the_smaller_shapes(name, fmt, example):
     model = _channel_pruned(name)

@@ -31,7 +31,7 @@ from workbench.session import LoadedModel, PrunedModel
 
 SUMMARY = "summary"
 """The kind under which the HTML summary is prepared, beside the model formats."""
-MODEL_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt", ".pt2", ".pkl")
+MODEL_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt", ".pt2", ".pkl", ".zip")
 """Extensions dropped from an uploaded model's file name before it names the exported files."""
 SIDECAR_FORMATS = ("state_dict", "safetensors")
 """Formats that hold only weights: a channel-pruned model needs architecture.json to be rebuilt."""
@@ -69,6 +69,11 @@ FORMATS: dict[str, FormatInfo] = {
         "ONNX",
         f"For ONNX Runtime, TensorRT, OpenVINO and other runtimes (opset {pe.export.ONNX_OPSET}, any batch size). "
         "Channel pruning makes this file smaller and faster; zeros from unstructured pruning do not.",
+    ),
+    "transformers": FormatInfo(
+        "Hugging Face folder",
+        "A zip of a transformers model folder (config.json with the pruned sizes, model.safetensors, the "
+        "tokenizer): unzip it and load it with `AutoModel.from_pretrained(folder)` or the model's task class.",
     ),
 }
 
@@ -174,7 +179,7 @@ def section(loaded: LoadedModel, pruned: PrunedModel, latency: pe.LatencyResult 
         "model is never changed."
     )
     prepared = _prepared(pruned)
-    formats = list(pe.EXPORT_FORMATS)
+    formats = pe.export_formats(pruned.model)
     for start in range(0, len(formats), FORMATS_PER_ROW):
         row = formats[start : start + FORMATS_PER_ROW]
         for column, fmt_name in zip(st.columns(FORMATS_PER_ROW, border=True), row, strict=False):

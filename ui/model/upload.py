@@ -10,6 +10,7 @@ failed upload never replaces the model the user had.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -19,20 +20,23 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 import prune_engine as pe
 from prune_engine.loading import (
+    TEXT_EXTENSIONS,
     check_data_fits,
     code_loading_allowed,
     csv_columns,
     detect_format,
     nonfinite_weights,
     random_eval_data,
+    random_token_data,
 )
+from prune_engine.loading.hf_model import IMAGE_CLASSIFICATION
 from ui.shared import keys, state
 from ui.shared.widgets import choice
 from workbench import capabilities, fmt
 
-MODEL_TYPES = ["safetensors", "pt", "pth", "bin", "ckpt", "pt2", "pkl"]
+MODEL_TYPES = ["safetensors", "pt", "pth", "bin", "ckpt", "pt2", "pkl", "zip"]
 """Extensions the model uploader accepts; the engine tells the format from the content, not the name."""
-DATA_TYPES = ["csv", "npz", "npy", "pt", "pth", "safetensors"]
+DATA_TYPES = ["csv", "txt", "npz", "npy", "pt", "pth", "safetensors"]
 NO_LABELS = "(no labels)"
 LABEL_NAMES = ("label", "labels", "target", "y", "class")
 """CSV columns picked as labels by default, compared in lower case."""
@@ -134,7 +138,9 @@ def section() -> None:
     _restore_form()
     st.markdown(
         "Load a trained PyTorch model of your own and the data to judge it on. A weights file (safetensors or a "
-        "state_dict) is read as plain numbers into a model class this app already knows: nothing in it is run."
+        "state_dict) is read as plain numbers into a model class this app already knows: nothing in it is run. "
+        "A Hugging Face model folder, zipped, is built by transformers from its config.json; code shipped with a "
+        "model is never run."
     )
     model_column, data_column = st.columns(2, gap="large")
     with model_column:
@@ -197,8 +203,9 @@ def _model_inputs() -> str | None:
         "Model file",
         type=MODEL_TYPES,
         key=keys.UPLOAD_MODEL_FILE,
-        help="safetensors or a state_dict saved with torch.save(model.state_dict(), path). The format is read "
-        "from the content, not the file name.",
+        help="safetensors or a state_dict saved with torch.save(model.state_dict(), path), or a zip of a "
+        "transformers model folder (config.json, model.safetensors or pytorch_model.bin, tokenizer files). The "
+        "format is read from the content, not the file name.",
     )
     try:
         names = pe.list_architectures()
@@ -239,7 +246,8 @@ def _data_inputs() -> str:
             type=DATA_TYPES,
             key=keys.UPLOAD_DATA_FILE,
             help="CSV: numeric feature columns and, optionally, a label column. .npz/.pt/.safetensors: tensors "
-            "named inputs (or x) and, optionally, labels (or y); .npy: inputs only.",
+            "named inputs (or x) and, optionally, labels (or y); .npy: inputs only. For a transformers model: "
+            ".txt (one example a line) or CSV with a text column, tokenized with the model's own tokenizer.",
         )
         if data_file is not None and data_file.name.lower().endswith(".csv"):
             columns = csv_columns(data_file.getvalue())
@@ -323,6 +331,8 @@ def _bundle(model_file: UploadedFile, architecture: str | None, source: str) -> 
         max_bytes=limit,
         sidecar=_sidecar(),
     )
+    if pe.is_transformers_model(model):
+        return _transformers_bundle(model_file, model, source, limit)
     data, data_text = _data(source, shape, limit)
     check_data_fits(model, data)
     data, train_data, train_text = _training_data(data, shape, limit)
@@ -344,6 +354,49 @@ def _bundle(model_file: UploadedFile, architecture: str | None, source: str) -> 
             "input_shape": list(data.inputs.shape[1:]),
             "random_data": source == "random",
             "nonfinite_weights": nonfinite_weights(model),
+        },
+    )
+
+
+def _transformers_bundle(
+    model_file: UploadedFile, model: pe.TransformersModel, source: str, limit: int
+) -> pe.ModelBundle:
+    """A transformers folder's bundle: its own text tokenized by its tokenizer, or random token ids."""
+    if source == "random":
+        data, data_text = random_token_data(model), "random token ids (fidelity and latency only)"
+    else:
+        data_file = uploaded(keys.UPLOAD_DATA_FILE)
+        if data_file is None:
+            raise pe.DataError("Choose an evaluation data file, or pick “No data: random inputs”.")
+        if Path(data_file.name).suffix.lower() in TEXT_EXTENSIONS and model.task != IMAGE_CLASSIFICATION:
+            label = st.session_state.get(keys.UPLOAD_LABEL_COLUMN) if data_file.name.lower().endswith(".csv") else None
+            data = pe.load_text_data(
+                data_file.getvalue(),
+                model,
+                filename=data_file.name,
+                label_column=None if label in (None, NO_LABELS) else label,
+                max_bytes=limit,
+            )
+        else:
+            data = _read_data(data_file, None, limit)
+        data_text = f"{len(data):,} examples from {data_file.name}"
+    check_data_fits(model, data)
+    model_class = type(model.transformers_model).__name__
+    return pe.ModelBundle(
+        name=model_file.name,
+        model=model,
+        example_input=data.inputs[:1].clone(),
+        eval_data=data,
+        train_data=None,
+        task=model.prunescope_task or "classification",
+        description=f"Uploaded as a transformers model folder ({model_class}), evaluated on {data_text}.",
+        metadata={
+            "format": "transformers",
+            "architecture": model_class,
+            "input_shape": list(data.inputs.shape[1:]),
+            "random_data": source == "random",
+            "nonfinite_weights": nonfinite_weights(model),
+            "tokenizer": model.tokenizer is not None,
         },
     )
 
