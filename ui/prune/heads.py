@@ -62,7 +62,8 @@ def removed_heads(plan: pe.PruningPlan, layer: pe.AttentionLayer, preview: pe.Pl
         rows = preview.table.set_index("layer")
         if layer.query in rows.index:
             return round(float(rows.loc[layer.query, "assigned_ratio"]) * layer.heads)
-    return min(round(plan.target_ratio(layer.name) * layer.heads), layer.heads - 1)
+    removed = round(plan.target_ratio(layer.name) * layer.groups) * layer.group_size
+    return min(removed, layer.heads - layer.group_size)
 
 
 def section(loaded: LoadedModel, plan: pe.PruningPlan, preview: pe.PlanPreview | None) -> None:
@@ -95,14 +96,22 @@ def _layer_slider(plan: pe.PruningPlan, layer: pe.AttentionLayer, preview: pe.Pl
     seed(keys.prune_head_ratio(layer.name, generation), removed)
     seed(keys.prune_head_lock(layer.name, generation), locked)
     slider, lock = st.columns([3, 1], vertical_alignment="bottom")
+    grouped = layer.group_size > 1
     slider.slider(
         fmt.literal(layer.name),
         0,
-        layer.heads - 1,
+        layer.heads - layer.group_size,
+        step=layer.group_size,
         key=keys.prune_head_ratio(layer.name, generation),
         on_change=_on_slider,
         args=(layer, generation),
-        help=f"Heads removed from this layer, out of {layer.heads}; one always stays.",
+        help=f"Heads removed from this layer, out of {layer.heads}; one always stays."
+        + (
+            f" Its query heads share key/value heads in groups of {layer.group_size} (grouped-query attention), "
+            "so they leave a whole group at a time."
+            if grouped
+            else ""
+        ),
     )
     lock.checkbox(
         "Lock", key=keys.prune_head_lock(layer.name, generation), on_change=_on_lock, args=(layer, generation)
