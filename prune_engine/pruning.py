@@ -137,6 +137,11 @@ class Pruner:
     targets: Callable[[nn.Module], list[str]] | None = None
 
 
+RESULT_SCORES_MAX = 5_000_000
+"""A result keeps its preview's scores only up to this many values: a 124 M-weight model's weight scores are
+another 500 MB that nobody looks at once the plan is applied (previews of such models rank on Apply)."""
+
+
 @dataclass(frozen=True)
 class PlanPreview:
     """What a plan would do, without doing it: a per-layer table (`report.PREVIEW_COLUMNS`)
@@ -156,7 +161,8 @@ class PruneResult:
     `skipped`: layers the plan targets that cannot be pruned, and why (a sentence).
     `history`: one row per step when the plan was reached in steps (`iterative_prune`).
     `preview`: what `preview_plan` says of the same plan, from the same decision (None for results
-    not made by one application of a plan), so a caller that applies need not decide twice.
+    not made by one application of a plan), so a caller that applies need not decide twice; its
+    scores are left out above `RESULT_SCORES_MAX` values.
     """
 
     model: nn.Module
@@ -211,6 +217,8 @@ def apply_plan(
         before, after, plan, decision.ratios, decision.blocked_by(), notes, kept_changed=decision.kept_changed
     )
     preview = _preview(layers, plan, decision, pruner)
+    if sum(scores.numel() for scores in preview.scores.values()) > RESULT_SCORES_MAX:
+        preview = dataclasses.replace(preview, scores={})
     return PruneResult(
         model=working, plan=plan, report=report, skipped=_skipped(decision, plan, pruner), preview=preview
     )
