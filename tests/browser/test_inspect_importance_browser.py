@@ -27,6 +27,8 @@ def test_a_captum_criterion_shows_its_heatmap_and_its_agreement_with_magnitude(p
     wait_for_app(page)
 
     select_option(page, "Criterion", f"{CAPTUM} · attribution")
+    expect(page.get_by_text(f"{CAPTUM} runs the model on 32 examples")).to_be_visible()
+    page.get_by_role("button", name=f"Score with {CAPTUM}").click()
     charts = page.get_by_test_id("stPlotlyChart")
     expect(charts.filter(has_text=f"Every layer's channels, sorted, under {CAPTUM}")).to_be_visible()
     expect(charts.filter(has_text=f"Where each layer's channels rank under {CAPTUM}")).to_be_visible()
