@@ -354,3 +354,16 @@ def test_a_slow_data_criterion_starts_on_a_button_with_its_estimated_time(
     at.button(key=keys.PRUNE_SCORE).click().run()
     assert not at.exception
     assert at.session_state[keys.PRUNED].plan.criterion == "activation"
+
+
+def test_the_graphs_group_slider_sets_every_layer_of_the_picked_group(app: AppTest) -> None:
+    at = open_prune(app, "digits_resnet")
+    at.radio(key=keys.PRUNE_GRANULARITY).set_value("channel").run()
+    at.session_state[keys.GRAPH_OPEN] = True
+    at.run()
+    at.selectbox(key=keys.GRAPH_LAYER).select("layer1.0.conv2").run()
+    at.slider(key=keys.GRAPH_GROUP_RATIO).set_value(50).run()
+    assert not at.exception
+    group = {"conv1", "layer1.0.conv2", "layer1.1.conv2"}
+    assert plan_of(at).ratios == {layer: pytest.approx(0.5) for layer in group}
+    assert layer_slider(at, "conv1").value == 50, "the Prune page's sliders show the new plan"

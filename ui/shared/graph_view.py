@@ -7,7 +7,7 @@ import streamlit as st
 
 import prune_engine as pe
 from ui.shared import caches, importance, keys, state
-from workbench import capabilities, fmt
+from workbench import capabilities, fmt, plans
 from workbench import graph as drawing
 from workbench.session import LoadedModel
 
@@ -38,6 +38,9 @@ path, a downsample branch) must lose exactly the same channels. Pruning treats t
 pick a layer to see its group outlined in blue. A group is scored and cut as one, so a ratio set on any of its
 layers applies to all of them. Concatenations couple differently: each input keeps its own slice.
 """
+
+GROUP_MAX_PCT = 99
+"""The group slider's top, as a layer's: a layer never loses its last channel."""
 
 
 def section(loaded: LoadedModel) -> None:
@@ -189,13 +192,36 @@ def _group(picked: str, group: pe.CoupledGroup | None) -> None:
     coupled = f"loses the same channels as {', '.join(f'`{layer}`' for layer in others)}" if others else "stands alone"
     st.markdown(f"**Channel group of `{picked}`** (outlined in blue): it {coupled}.")
     row = _preview_row(picked)
-    if row is not None:
-        st.markdown(f"Current plan: {fmt.percent(float(row['assigned_ratio']), 0)} of the group's channels.")
     blocked_by, reason = (group.blocked.by, group.blocked.reason) if group.blocked is not None else (None, None)
     if row is not None and isinstance(row["blocked_by"], str):
         blocked_by, reason = row["blocked_by"], row["note"]
     if blocked_by is not None:
         st.warning(f"Channel pruning cannot remove these channels ({blocked_by}): {reason}", icon=":material/block:")
+        return
+    if row is not None:
+        st.slider(
+            "Channels this group loses",
+            0,
+            GROUP_MAX_PCT,
+            value=round(float(row["assigned_ratio"]) * 100),
+            key=keys.GRAPH_GROUP_RATIO,
+            format="%d%%",
+            on_change=_set_group_ratio,
+            args=(group.layers,),
+            help="Sets (and locks) the ratio of every layer of the group on the Prune page's plan.",
+        )
+    if st.session_state.pop(keys.GRAPH_GROUP_CHANGED, False):
+        st.rerun()
+
+
+def _set_group_ratio(layers: tuple[str, ...]) -> None:
+    """(The group slider's callback) Lock every layer of the group at the slider's ratio in the session's plan."""
+    plan = state.current_plan()
+    if plan is None:
+        return
+    state.set_plan(plans.with_layers(plan, layers, st.session_state[keys.GRAPH_GROUP_RATIO] / 100))
+    state.resync_layer_controls()
+    st.session_state[keys.GRAPH_GROUP_CHANGED] = True
 
 
 def _preview_row(layer: str) -> dict | None:

@@ -200,6 +200,10 @@ GRAPH_MEASURED = "graph_measured"
 """{(fingerprint, criterion or "latency")}: what this session has asked the graph to measure or score."""
 GRAPH_DOT = "graph_dot"
 GRAPH_SVG = "graph_svg"
+GRAPH_GROUP_RATIO = "graph_group_ratio"
+"""The picked group's ratio slider (Prune page plan)."""
+GRAPH_GROUP_CHANGED = "graph_group_changed"
+"""Set by the group slider's callback: the whole page reruns, so the Prune page's sliders show the new plan."""
 
 
 # --- Keys made per layer, per run or per task --------------------------------------------------
