@@ -54,8 +54,8 @@ def free_port() -> int:
 
 
 @contextmanager
-def app_server(extra_options: list[str]) -> Iterator[str]:
-    """`streamlit run app.py` on a free local port (with `extra_options`); yields its base URL."""
+def app_server() -> Iterator[str]:
+    """`streamlit run app.py` on a free local port (settings from .streamlit/config.toml); yields its base URL."""
     port = free_port()
     command = [
         sys.executable, "-m", "streamlit", "run", "app.py",
@@ -64,7 +64,6 @@ def app_server(extra_options: list[str]) -> Iterator[str]:
         "--server.address", "127.0.0.1",
         "--server.fileWatcherType", "none",
         "--browser.gatherUsageStats", "false",
-        *extra_options,
     ]  # fmt: skip
     base_url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryFile() as log:
@@ -133,20 +132,13 @@ def main() -> None:
     parser.add_argument(
         "--granularity", choices=sorted(UNITS), nargs="+", default=["unstructured", "channel"], help="Granularities."
     )
-    parser.add_argument(
-        "--no-post-script-gc",
-        action="store_true",
-        help="Start the app with runner.postScriptGC=false: Streamlit's full garbage collection after every "
-        "run walks every object torch & co. created (~0.2 s here) before the browser gets the run's end.",
-    )
     args = parser.parse_args()
-    options = ["--runner.postScriptGC", "false"] if args.no_post_script_gc else []
     if not CHROMIUM.is_file():
         sys.exit(f"chromium is missing at {CHROMIUM}: `apt-get install -y chromium` (never `playwright install`).")
     expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     load_before = load()
     rows = []
-    with app_server(options) as base_url, sync_playwright() as playwright:
+    with app_server() as base_url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         for granularity in args.granularity:
             for sample in list_samples():
@@ -167,10 +159,9 @@ def main() -> None:
                     }
                 )
         browser.close()
-    gc_note = "post-run GC off" if args.no_post_script_gc else "Streamlit's post-run GC as configured"
     title = (
         f"Slider key press → app idle with the new content (target p50 ≤ {TARGET_P50_MS} ms, "
-        f"p95 ≤ {TARGET_P95_MS} ms; {gc_note}); load average before {load_before}, after {load()}"
+        f"p95 ≤ {TARGET_P95_MS} ms); load average before {load_before}, after {load()}"
     )
     print_table(title, rows, float_format="{:.0f}")
 

@@ -12,7 +12,8 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -55,8 +56,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     return report
 
 
-def _log_tail() -> str:
-    return SERVER_LOG.read_text(errors="replace")[-LOG_TAIL_CHARS:]
+def _log_tail(log_path: Path = SERVER_LOG) -> str:
+    return log_path.read_text(errors="replace")[-LOG_TAIL_CHARS:]
 
 
 def _free_port() -> int:
@@ -73,8 +74,12 @@ def _is_healthy(base_url: str) -> bool:
         return False
 
 
-def _wait_until_healthy(process: subprocess.Popen, base_url: str) -> None:
-    """Poll the health endpoint; fail with the server log if it exits or never answers."""
+class ServerStartError(RuntimeError):
+    """`streamlit run` exited, or never answered its health check; the message carries the log's tail."""
+
+
+def _wait_until_healthy(process: subprocess.Popen, base_url: str, log_path: Path) -> None:
+    """Poll the health endpoint; raise with the server log if it exits or never answers."""
     for _ in range(int(SERVER_START_TIMEOUT_S / HEALTH_POLL_S)):
         if _is_healthy(base_url):
             return
@@ -82,17 +87,20 @@ def _wait_until_healthy(process: subprocess.Popen, base_url: str) -> None:
             code = process.wait(timeout=HEALTH_POLL_S)
         except subprocess.TimeoutExpired:
             continue
-        pytest.fail(f"streamlit exited with code {code} before it was ready:\n{_log_tail()}")
-    pytest.fail(f"streamlit did not answer {base_url}/_stcore/health within {SERVER_START_TIMEOUT_S} s:\n{_log_tail()}")
+        raise ServerStartError(f"streamlit exited with code {code} before it was ready:\n{_log_tail(log_path)}")
+    raise ServerStartError(
+        f"streamlit did not answer {base_url}/_stcore/health within {SERVER_START_TIMEOUT_S} s:\n{_log_tail(log_path)}"
+    )
 
 
-@pytest.fixture(scope="session")
-def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`streamlit run app.py` on a free local port, for the whole session; yields its base URL.
+@contextmanager
+def streamlit_server(log_path: Path, database: Path, environment: Mapping[str, str] | None = None) -> Iterator[str]:
+    """`streamlit run app.py` on a free local port, logging to `log_path`; yields its base URL, then stops it.
 
-    Its experiment history goes to a temporary database ($PRUNESCOPE_DB), not the working directory's.
+    Its experiment history goes to `database` ($PRUNESCOPE_DB), not the working directory's; `environment`
+    adds variables (e.g. PRUNESCOPE_ARCHITECTURES). Shared by the `app_server` fixture and `python -m docs.screenshots`.
     """
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     command = [
         sys.executable, "-m", "streamlit", "run", "app.py",
@@ -103,11 +111,16 @@ def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "--browser.gatherUsageStats", "false",
     ]  # fmt: skip
     base_url = f"http://127.0.0.1:{port}"
-    environment = {**os.environ, "PRUNESCOPE_DB": str(tmp_path_factory.mktemp("app_server") / "experiments.db")}
-    with SERVER_LOG.open("w") as log:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env=environment)
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(environment or {}), "PRUNESCOPE_DB": str(database)},
+        )
     try:
-        _wait_until_healthy(process, base_url)
+        _wait_until_healthy(process, base_url, log_path)
         yield base_url
     finally:
         process.terminate()
@@ -116,6 +129,21 @@ def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`streamlit run app.py` on a free local port, for the whole session; yields its base URL.
+
+    Its experiment history goes to a temporary database ($PRUNESCOPE_DB), not the working directory's.
+    """
+    database = tmp_path_factory.mktemp("app_server") / "experiments.db"
+    with ExitStack() as stack:
+        try:
+            base_url = stack.enter_context(streamlit_server(SERVER_LOG, database))
+        except ServerStartError as error:
+            pytest.fail(str(error))
+        yield base_url
 
 
 @pytest.fixture(scope="session")
