@@ -48,6 +48,10 @@ UPLOAD_REMEMBERED = "upload_remembered"
 left, so the form puts these back when the user returns."""
 UPLOAD_TRAIN_SOURCE = "upload_train_source"
 UPLOAD_TRAIN_FILE = "upload_train_file"
+MODEL_GUIDE_HINT_HIDDEN = "model_guide_hint_hidden"
+"""Session key: True once this browser session dismissed the Model page's hint pointing to the guide."""
+MODEL_GUIDE_HINT_DISMISS = "model_guide_hint_dismiss"
+"""The button that dismisses that hint."""
 
 # --- Inspect page ----------------------------------------------------------------------------------
 
@@ -259,11 +263,3 @@ prune_head_ratio = _per_layer("prune_heads")
 """An attention layer's heads slider on the Prune page."""
 prune_head_lock = _per_layer("prune_heads_lock")
 """An attention layer's Lock checkbox on the Prune page."""
-
-
-# --- Model page: the first-visit hint (appended) -----------------------------------------------------
-
-MODEL_GUIDE_HINT_HIDDEN = "model_guide_hint_hidden"
-"""Session key: True once this browser session dismissed the Model page's hint pointing to the guide."""
-MODEL_GUIDE_HINT_DISMISS = "model_guide_hint_dismiss"
-"""The button that dismisses that hint."""
