@@ -24,7 +24,7 @@ format: $(DEV_STAMP)
 	$(BIN)/ruff check --fix .
 
 bench: $(RUNTIME_STAMP) $(DEV_STAMP)
-	for name in inspect structured samples importance recovery heads scale soak ui_latency speed; do \
+	for name in inspect structured samples importance recovery heads scale soak ui_latency speed methods graph; do \
 		$(BIN)/python -m bench.$$name || exit 1; done
 
 $(BIN)/python:

@@ -7,7 +7,7 @@ from sample_models import list_samples
 from ui.shared import caches, navigation, state
 from ui.shared.widgets import device_picker, sidebar_model_card
 
-st.set_page_config(page_title="PruneScope", page_icon=":material/content_cut:", layout="wide")
+st.set_page_config(page_title="PruneScope", page_icon="✂️", layout="wide")  # an emoji: no icon font to fetch offline
 
 
 def load_default_model() -> None:

@@ -10,8 +10,8 @@ from workbench.session import LoadedModel
 
 NO_TRAINING = (
     "Without training data, BatchNorm re-estimation after channel pruning and fine-tuning are not available: "
-    "both learn from examples the model is not scored on. Add a training or calibration file, or split the "
-    "evaluation data, in the Model page's upload form."
+    "both learn from examples the model is not scored on. Upload the model again with a training or calibration "
+    "file, or let the upload split its evaluation data."
 )
 
 

@@ -24,6 +24,7 @@ GRANULARITY_LABELS = {
     "channel": "Whole channels",
     "n:m": "N:M pattern",
     "head": "Attention heads",
+    "block": "Whole blocks",
 }
 SCOPE_LABELS = {"layer": "Per layer", "global": "Global ranking"}
 SCHEDULE_LABELS = {"agp": "AGP (gradual)", "linear": "Linear", "one_shot": "One shot"}

@@ -315,10 +315,10 @@ def test_a_channel_layers_caption_counts_the_weights_the_engine_removed(app: App
 
 def test_presets_and_a_number_field_set_the_global_ratio(app: AppTest) -> None:
     at = open_prune(app)
-    at.segmented_control(key=keys.PRUNE_PRESET).set_value(90).run()
+    at.segmented_control(key=layer_key(at, keys.prune_preset, "")).set_value(90).run()
     assert plan_of(at).global_ratio == pytest.approx(0.9)
     assert at.slider(key=keys.PRUNE_GLOBAL).value == 90
-    at.number_input(key=keys.PRUNE_GLOBAL_NUMBER).set_value(42).run()
+    at.number_input(key=layer_key(at, keys.prune_global_number, "")).set_value(42).run()
     assert plan_of(at).global_ratio == pytest.approx(0.42)
     assert at.slider(key=keys.PRUNE_GLOBAL).value == 42
 

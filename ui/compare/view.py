@@ -14,7 +14,7 @@ import torch
 
 import prune_engine as pe
 from prune_engine.metrics import device_memory
-from ui.shared import caches, charts, explain, keys, state
+from ui.shared import caches, charts, explain, keys, runs, state
 from ui.shared.widgets import Figure, figure_metric
 from workbench import fmt
 from workbench.plans import describe_plan
@@ -225,6 +225,11 @@ def headline(loaded: LoadedModel, pruned: PrunedModel, latency: pe.LatencyResult
                 for column, figure in zip(st.columns(HEADLINE_COLUMNS), row, strict=False):
                     figure_metric(column, figure, side)
     st.caption(quality_note)
+    made_by = runs.made_by(pruned)
+    if made_by is not None:
+        st.caption(
+            f"How it was made: {fmt.literal(made_by)}. Its plan alone does not reproduce it: export the model itself."
+        )
     continuations(loaded, pruned)
     if pruned.plan.granularity == "unstructured":
         st.info(explain.UNSTRUCTURED_NOTE, icon=":material/info:")
@@ -292,7 +297,7 @@ def latency_section(loaded: LoadedModel, pruned: PrunedModel) -> pe.LatencyResul
             "median_ms": st.column_config.NumberColumn("median (ms)", format="%.3f"),
             "iqr_ms": st.column_config.NumberColumn("IQR (ms)", format="%.3f"),
             "verdict": st.column_config.TextColumn(
-                "speed-up", help="Original's median ÷ this one's, with its 95 % interval.", width="medium"
+                "speed-up", help="Original's median ÷ this one's, with its 95 % interval.", width="large"
             ),
             "batch_size": st.column_config.NumberColumn("batch"),
             "dtype": st.column_config.TextColumn("precision", help="What each model ran in."),
@@ -355,17 +360,22 @@ def _predicted_beside_measured(
     loaded: LoadedModel, pruned: PrunedModel, setting: LatencySetting, measured: pe.LatencyResult
 ) -> None:
     """The speed-up the engine predicted from the plan, before pruning, beside the one measured."""
-    if pruned.result.preview is None or setting.precision is not None:
+    if setting.precision is not None or setting.device != "cpu":
+        return
+    if pruned.result.preview is None:
+        st.caption("No prediction: this model was trained after pruning, so its plan alone does not describe it.")
         return
     try:
-        prediction = caches.predicted_latency(loaded.fingerprint, pruned.plan.to_json(), setting.batch, loaded)
+        predicted = caches.predicted_speedup(
+            loaded.fingerprint, pruned.fingerprint, setting.batch, loaded, pruned.model
+        )
     except pe.PruneScopeError as error:
         st.caption(f"No prediction for this plan: {fmt.literal(str(error))}")
         return
-    predicted = prediction["dense_ms"] / max(prediction["predicted_ms"], 1e-9)
     row = measured.table.set_index("model").loc["pruned"]
     st.markdown(
-        f"**Predicted before pruning:** {predicted:.2f}× (from each layer timed alone at its pruned shape) · "
+        f"**Predicted before pruning:** {predicted:.2f}× (the Prune page's prediction: each layer that changes "
+        "shape timed alone at its new shape) · "
         f"**measured:** {speedup_text(row)}."
     )
     if pruned.plan.granularity in ("unstructured", "n:m"):

@@ -153,7 +153,7 @@ def export(run_ids: Sequence[int]) -> None:
         st.error(fmt.literal(str(error)), icon=":material/error:")
         return
     st.download_button(
-        f"Download these {len(run_ids)} runs (CSV)",
+        f"Download {'this run' if len(run_ids) == 1 else f'these {len(run_ids)} runs'} (CSV)",
         data=text,
         file_name="prunescope-runs.csv",
         mime="text/csv",

@@ -61,7 +61,12 @@ def overview(loaded: LoadedModel) -> None:
         fmt.count(summary["flops"]),
         help="Floating-point operations of one forward pass on one example; a multiply-add counts as two.",
     )
-    columns[3].metric("Size", fmt.size(summary["size_bytes"]), help="The saved weights (state_dict), dense.")
+    columns[3].metric(
+        "Dense size",
+        fmt.size(summary["dense_bytes"]),
+        help="The weights as ordinary tensors, as Compare counts them; the saved file is "
+        f"{fmt.size(summary['size_bytes'])}.",
+    )
     columns[4].metric("Sparsity", fmt.percent(summary["sparsity"]), help="Share of all parameters that are zero.")
     st.caption(accuracy_note(bundle, evaluation, loaded.source))
     prompt = bundle.metadata.get("prompt")

@@ -114,7 +114,6 @@ def _on_global(key: str = keys.PRUNE_GLOBAL) -> None:
     if value is None:  # a preset button released
         return
     update_plan(lambda plan: dataclasses.replace(plan, global_ratio=value / 100))
-    st.session_state.pop(keys.PRUNE_PRESET, None)
 
 
 def _on_rounding() -> None:
@@ -290,7 +289,9 @@ def global_controls(plan: pe.PruningPlan) -> None:
         return
     global_scope = plan.scope == "global"
     seed(keys.PRUNE_GLOBAL, percent(plan.global_ratio, GLOBAL_MAX_PCT))
-    seed(keys.PRUNE_GLOBAL_NUMBER, percent(plan.global_ratio, GLOBAL_MAX_PCT))
+    generation = state.controls_generation()
+    number_key, preset_key = keys.prune_global_number("", generation), keys.prune_preset("", generation)
+    seed(number_key, percent(plan.global_ratio, GLOBAL_MAX_PCT))
     columns = st.columns([3, 2, 1] if global_scope else [5, 1], vertical_alignment="bottom")
     unit = {"channel": "channels", "head": "attention heads"}.get(plan.granularity, "weights")
     _percent_slider(
@@ -321,18 +322,18 @@ def global_controls(plan: pe.PruningPlan) -> None:
         min_value=0,
         max_value=GLOBAL_MAX_PCT,
         step=1,
-        key=keys.PRUNE_GLOBAL_NUMBER,
+        key=number_key,
         on_change=_on_global,
-        args=(keys.PRUNE_GLOBAL_NUMBER,),
+        args=(number_key,),
         help="Type a value instead of stepping the slider.",
     )
     presets.segmented_control(
         "Presets",
         PRESETS,
-        key=keys.PRUNE_PRESET,
+        key=preset_key,
         format_func=lambda value: f"{value} %",
         on_change=_on_global,
-        args=(keys.PRUNE_PRESET,),
+        args=(preset_key,),
         help="Jump to a common ratio: half, then the high sparsities where magnitude pruning starts to hurt.",
     )
     columns[-1].button(

@@ -212,7 +212,7 @@ def layer_meaning(
         return f":material/block: {fmt.literal(note[:1].upper() + note[1:])}."
     if plan.granularity == "channel":
         channels = int(stats["out_channels"])
-        text = f"removes {round(assigned * channels)} of its {channels} channels"
+        text = f"removes {round(assigned * channels):,} of its {channels:,} channels"
         if applied is not None:
             text += f" and {removed_weights(applied)}"
     else:

@@ -208,7 +208,7 @@ SCAN_COLUMNS = {
     "layer": st.column_config.TextColumn("Layer", pinned=True),
     "ratio": st.column_config.NumberColumn("Ratio", format="percent", help="Share of the layer removed."),
     "metric": st.column_config.NumberColumn("Metric", format="%.4f", help="Measured on the test examples."),
-    "drop": st.column_config.NumberColumn("Drop", format="%.4f", help="Unpruned metric minus this one."),
+    "drop": st.column_config.NumberColumn("Drop (pts)", format="%.2f", help="Unpruned metric minus this one."),
     "loss_increase": st.column_config.NumberColumn("Loss increase", format="%.4f"),
     "params_saved": st.column_config.NumberColumn("Parameters saved", format="localized"),
     "flops_saved": st.column_config.NumberColumn("FLOPs saved", format="localized"),
@@ -238,7 +238,8 @@ def results(outcome: ScanOutcome, request: ScanRequest) -> None:
         st.caption(f"Blank cells were not measured ({fmt.literal(reasons)}).")
     st.plotly_chart(charts.layer_curves(table), key="sens_curves")
     shown = [column for column in SCAN_COLUMNS if column != "latency_ms" or table[column].notna().any()]
-    st.dataframe(table[shown], column_config=SCAN_COLUMNS, hide_index=True, key="sens_table")
+    in_points = table.assign(drop=table["drop"] * 100)
+    st.dataframe(in_points[shown], column_config=SCAN_COLUMNS, hide_index=True, key="sens_table")
 
 
 # --- allocation --------------------------------------------------------------------------

@@ -555,6 +555,11 @@ def criteria_grid(counts: np.ndarray, criteria: tuple[str, str], layer: str) -> 
     return _finish(figure, f"Channels of {plain(layer)}, ranked by two criteria")
 
 
+SPIKE_FACTOR = 20
+"""Histograms whose tallest bar is this many times their typical one (the zeros after heavy pruning) count on a
+log scale, so the rest of the distribution stays visible beside the spike."""
+
+
 def histograms_before_after(
     before: tuple[np.ndarray, np.ndarray],
     after: tuple[np.ndarray, np.ndarray],
@@ -581,7 +586,11 @@ def histograms_before_after(
         )
     figure.update_layout(barmode="overlay", bargap=0)
     figure.update_xaxes(title_text=what)
-    figure.update_yaxes(title_text=f"number of {unit}")
+    counts = np.concatenate([before[0], after[0]])
+    spiked = counts.max() > SPIKE_FACTOR * max(float(np.median(counts[counts > 0])), 1.0)
+    figure.update_yaxes(
+        title_text=f"number of {unit}" + (" (log scale)" if spiked else ""), type="log" if spiked else "linear"
+    )
     return _legend_under_title(_finish(figure, f"{what[:1].upper() + what[1:]} before and after {change}"))
 
 

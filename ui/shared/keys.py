@@ -87,8 +87,6 @@ PRUNE_ERROR = "prune_error"
 PRUNE_UPLOAD_MESSAGE = "prune_upload_message"
 PRUNE_FILTER = "prune_filter"
 PRUNE_RESET = "prune_reset"
-PRUNE_GLOBAL_NUMBER = "prune_global_number"
-PRUNE_PRESET = "prune_preset"
 PRUNE_ROUND_TO = "prune_round_to"
 PRUNE_PREDICT = "prune_predict"
 PRUNE_SCORE = "prune_score"
@@ -262,4 +260,10 @@ prune_layer_nm = _per_layer("prune_nm")
 prune_head_ratio = _per_layer("prune_heads")
 """An attention layer's heads slider on the Prune page."""
 prune_head_lock = _per_layer("prune_heads_lock")
+"""An attention layer's Lock checkbox on the Prune page."""
+prune_global_number = _per_layer("prune_global_number")
+"""The number field beside the global slider (its "layer" is the empty string): seeded from the plan like the
+per-layer widgets, so it belongs to a generation too."""
+prune_preset = _per_layer("prune_preset")
+"""The global ratio's preset buttons (layer ""), in a generation of the controls for the same reason."""
 """An attention layer's Lock checkbox on the Prune page."""

@@ -130,3 +130,15 @@ def _latency(latency: pe.LatencyResult | None) -> dict[str, float | int]:
         "threads": int(row["threads"]),
         "original_latency_median_ms": float(table.loc["original", "median_ms"]),
     }
+
+
+def made_by(pruned: PrunedModel) -> str | None:
+    """How a saved result was made when it was not one application of its plan (its run's name), else None."""
+    run_id = state.saved_run(pruned)
+    if run_id is None:
+        return None
+    try:
+        name = caches.experiments().get(run_id).name
+    except pe.PruneScopeError:
+        return None
+    return name if name and name.startswith(MADE_BY_PREFIXES) else None
