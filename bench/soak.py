@@ -136,9 +136,12 @@ def browser_soak(sessions: int, warm: int, settle: float) -> tuple[list[dict[str
                "--browser.gatherUsageStats", "false"]  # fmt: skip
     base_url = f"http://127.0.0.1:{port}"
     rows: list[dict[str, object]] = []
-    server = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log_path = REPO_ROOT / "tests" / "artifacts" / "soak-server.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = log_path.open("w")
+    server = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
-        _wait_until_healthy(server, base_url)
+        _wait_until_healthy(server, base_url, log_path)
         with sync_playwright() as playwright, stopwatch() as elapsed:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             for number in range(1, sessions + 1):
@@ -159,6 +162,7 @@ def browser_soak(sessions: int, warm: int, settle: float) -> tuple[list[dict[str
     finally:
         server.terminate()
         server.wait(timeout=10)
+        log.close()
     warm_row = rows[min(warm, len(rows)) - 1]
     last = rows[-1]
     after_warm = max(int(last["session"]) - int(warm_row["session"]), 1)
