@@ -9,6 +9,8 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
+import prune_engine as pe
+
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 APP_IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 
@@ -59,3 +61,12 @@ def save_screenshot(page: Page, name: str) -> None:
     page.set_viewport_size({"width": viewport["width"], "height": max(height, viewport["height"])})
     page.screenshot(path=ARTIFACTS / f"{name}.png")
     page.set_viewport_size(viewport)
+
+
+def download_plan(page: Page) -> pe.PruningPlan:
+    """Open Compare, wait for its Export section and download the plan it offers."""
+    open_page(page, "Compare")
+    expect(page.get_by_role("heading", name="Export")).to_be_visible()
+    with page.expect_download() as plan_download:
+        page.get_by_role("button", name="Download the plan").click()
+    return pe.PruningPlan.from_json(Path(plan_download.value.path()).read_text())

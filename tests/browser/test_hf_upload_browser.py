@@ -14,7 +14,7 @@ import torch
 from playwright.sync_api import Locator, Page, expect
 
 import prune_engine as pe
-from tests.browser.helpers import open_app, open_page, save_screenshot, wait_for_app
+from tests.browser.helpers import download_plan, open_app, open_page, save_screenshot, wait_for_app
 from tests.engine.hf_folders import save_folder, zipped
 
 transformers = pytest.importorskip("transformers")
@@ -61,11 +61,7 @@ def test_a_zipped_transformers_folder_and_text_are_pruned_and_downloaded_as_a_fo
     page.get_by_test_id("stRadio").filter(has_text="Granularity").get_by_text("Attention heads").click()
     wait_for_app(page)
 
-    open_page(page, "Compare")
-    expect(page.get_by_role("heading", name="Export")).to_be_visible()
-    with page.expect_download() as plan_download:
-        page.get_by_role("button", name="Download the plan").click()
-    plan = pe.PruningPlan.from_json(Path(plan_download.value.path()).read_text())
+    plan = download_plan(page)
     assert plan.granularity == "head"
 
     page.get_by_role("button", name="Prepare Hugging Face folder").click()

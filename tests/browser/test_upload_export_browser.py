@@ -16,7 +16,7 @@ from playwright.sync_api import Locator, Page, expect
 
 import prune_engine as pe
 from sample_models import digits_data, load_sample
-from tests.browser.helpers import open_app, open_page, save_screenshot, select_option, wait_for_app
+from tests.browser.helpers import download_plan, open_app, open_page, save_screenshot, select_option, wait_for_app
 
 pytestmark = pytest.mark.browser
 
@@ -64,11 +64,7 @@ def test_an_uploaded_state_dict_and_csv_are_pruned_and_downloaded_as_onnx(page: 
     expect(page.get_by_text("of the channels of each unlocked layer")).to_be_visible()
     wait_for_app(page)
 
-    open_page(page, "Compare")
-    expect(page.get_by_role("heading", name="Export")).to_be_visible()
-    with page.expect_download() as plan_download:
-        page.get_by_role("button", name="Download the plan").click()
-    plan = pe.PruningPlan.from_json(Path(plan_download.value.path()).read_text())
+    plan = download_plan(page)
     assert plan.granularity == "channel"
 
     page.get_by_role("button", name="Prepare ONNX").click()
