@@ -203,14 +203,19 @@ def magnitude(camera: Camera) -> None:
     camera.take("compare-magnitude-90", title, page.get_by_text("This result only sets weights to zero"))
 
 
-def channels(camera: Camera) -> None:
-    """digits_cnn, whole channels at 50 %: the model shrinks, and Compare times it against the prediction."""
-    page = camera.page
+def _cnn_channels_at_50(page: Page) -> None:
+    """A fresh session on digits_cnn's Prune page with half of every layer's channels removed."""
     open_app(page)
     _pick_sample(page, "digits_cnn")
     open_page(page, "Prune")
     _granularity(page, "Whole channels", "of the channels of each unlocked layer")
     _preset(page, 50, "channels")
+
+
+def channels(camera: Camera) -> None:
+    """digits_cnn, whole channels at 50 %: the model shrinks, and Compare times it against the prediction."""
+    page = camera.page
+    _cnn_channels_at_50(page)
     expect(_metric(page, "Predicted speed-up")).to_contain_text("×")
     camera.take("prune-channels-50", _heading(page, "Per layer"), page.get_by_role("button", name="Download the plan"))
     open_page(page, "Compare")
@@ -238,11 +243,7 @@ def sensitivity(camera: Camera) -> None:
 def prune_in_steps(camera: Camera) -> None:
     """digits_cnn: 50 % of the channels reached in three AGP steps with fine-tuning, then made the pruned model."""
     page = camera.page
-    open_app(page)
-    _pick_sample(page, "digits_cnn")
-    open_page(page, "Prune")
-    _granularity(page, "Whole channels", "of the channels of each unlocked layer")
-    _preset(page, 50, "channels")
+    _cnn_channels_at_50(page)
     open_page(page, "Sensitivity")
     _tab(page, "Prune in steps")
     page.get_by_test_id("stRadio").filter(has_text="Plan to reach").get_by_text("The Prune page's plan").click()
