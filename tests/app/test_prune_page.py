@@ -367,3 +367,37 @@ def test_the_graphs_group_slider_sets_every_layer_of_the_picked_group(app: AppTe
     group = {"conv1", "layer1.0.conv2", "layer1.1.conv2"}
     assert plan_of(at).ratios == {layer: pytest.approx(0.5) for layer in group}
     assert layer_slider(at, "conv1").value == 50, "the Prune page's sliders show the new plan"
+
+
+def _stale_echo_script() -> None:
+    """Moves the plan to 40 % from the current generation, then echoes 30 % from the generation before."""
+    import dataclasses
+
+    import streamlit as st
+
+    from ui.prune import controls
+    from ui.shared import state
+    from workbench import plans
+
+    state.set_plan(plans.default_plan())
+    state.resync_layer_controls()
+    current = state.controls_generation()
+
+    def to(ratio: float):
+        return lambda plan: dataclasses.replace(plan, global_ratio=ratio)
+
+    controls.update_plan(to(0.4), widget_generation=current)
+    after_move = state.controls_generation()
+    controls.update_plan(to(0.3), widget_generation=current)
+    st.write(f"ratio {state.current_plan().global_ratio} generations {current} {after_move}")
+
+
+def test_a_widget_of_an_older_generation_changes_nothing() -> None:
+    """Streamlit runs the callbacks of widgets the page no longer shows, with the value the browser still
+    had: that echo must not undo the move that started the new generation."""
+    at = AppTest.from_function(_stale_echo_script).run()
+    assert not at.exception
+    ratio, generations = at.markdown[0].value.removeprefix("ratio ").split(" generations ")
+    before, after = map(int, generations.split())
+    assert float(ratio) == 0.4
+    assert after == before + 1

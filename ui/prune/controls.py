@@ -75,20 +75,25 @@ def current_plan(loaded: LoadedModel) -> pe.PruningPlan:
 # --- callbacks: widget value → new plan ------------------------------------------------
 
 
-def update_plan(change: Callable[[pe.PruningPlan], pe.PruningPlan], from_layer_widget: bool = False) -> None:
+def update_plan(
+    change: Callable[[pe.PruningPlan], pe.PruningPlan], *, widget_generation: int | None = None, resync: bool = True
+) -> None:
     """(A widget callback) Replace the session's plan by `change(plan)`; an impossible plan leaves it and says why.
 
-    A change that does not come from a per-layer widget starts a new generation of those widgets.
+    `widget_generation` is the generation a per-generation widget was drawn in (`keys.prune_layer_ratio`):
+    Streamlit still runs the callbacks of an older generation's widgets, with whatever stale value the
+    browser echoes while a rerun is under way, so a change from a generation the page no longer shows is
+    ignored. With `resync`, the per-layer widgets start a new generation, to show the new plan afresh.
     """
     plan = state.current_plan()
-    if plan is None:
+    if plan is None or (widget_generation is not None and widget_generation != state.controls_generation()):
         return
     try:
         state.set_plan(change(plan))
     except pe.PruneScopeError as error:
         st.session_state[keys.PRUNE_ERROR] = str(error)
         return
-    if not from_layer_widget:
+    if resync:
         state.resync_layer_controls()
 
 
@@ -108,12 +113,13 @@ def _on_setting(key: str, field: str) -> None:
     update_plan(lambda plan: dataclasses.replace(plan, **{field: st.session_state[key]}))
 
 
-def _on_global(key: str = keys.PRUNE_GLOBAL) -> None:
-    """The global slider, its number field or a preset moved: every unlocked layer follows."""
+def _on_global(key: str = keys.PRUNE_GLOBAL, generation: int | None = None) -> None:
+    """The global slider, its number field or a preset (those two drawn in `generation`) moved: every
+    unlocked layer follows."""
     value = st.session_state[key]
     if value is None:  # a preset button released
         return
-    update_plan(lambda plan: dataclasses.replace(plan, global_ratio=value / 100))
+    update_plan(lambda plan: dataclasses.replace(plan, global_ratio=value / 100), widget_generation=generation)
 
 
 def _on_rounding() -> None:
@@ -324,7 +330,7 @@ def global_controls(plan: pe.PruningPlan) -> None:
         step=1,
         key=number_key,
         on_change=_on_global,
-        args=(number_key,),
+        args=(number_key, generation),
         help="Type a value instead of stepping the slider.",
     )
     presets.segmented_control(
@@ -333,7 +339,7 @@ def global_controls(plan: pe.PruningPlan) -> None:
         key=preset_key,
         format_func=lambda value: f"{value} %",
         on_change=_on_global,
-        args=(preset_key,),
+        args=(preset_key, generation),
         help="Jump to a common ratio: half, then the high sparsities where magnitude pruning starts to hurt.",
     )
     columns[-1].button(

@@ -34,14 +34,14 @@ GROUPS_PER_PAGE = 6
 
 def on_layer(layer: str, partners: tuple[str, ...], generation: int) -> None:
     ratio = st.session_state[keys.prune_layer_ratio(layer, generation)] / 100
-    update_plan(lambda plan: edits.with_layers(plan, partners, ratio), from_layer_widget=True)
+    update_plan(lambda plan: edits.with_layers(plan, partners, ratio), widget_generation=generation, resync=False)
 
 
 def on_lock(layer: str, partners: tuple[str, ...], generation: int) -> None:
     if st.session_state[keys.prune_layer_lock(layer, generation)]:
         on_layer(layer, partners, generation)
     else:
-        update_plan(lambda plan: edits.without_layers(plan, partners), from_layer_widget=True)
+        update_plan(lambda plan: edits.without_layers(plan, partners), widget_generation=generation, resync=False)
 
 
 def on_nm_layer(loaded: LoadedModel, layer: str, generation: int) -> None:
@@ -52,7 +52,7 @@ def on_nm_layer(loaded: LoadedModel, layer: str, generation: int) -> None:
         selected = {name for name in layers if plan.target_ratio(name) > 0}
         return edits.nm_selection(plan, layers, selected | {layer} if keep else selected - {layer})
 
-    update_plan(change, from_layer_widget=True)
+    update_plan(change, widget_generation=generation, resync=False)
 
 
 def sliders(loaded: LoadedModel, plan: pe.PruningPlan, preview: pe.PlanPreview | None) -> None:

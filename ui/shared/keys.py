@@ -245,8 +245,9 @@ def _per_layer(prefix: str) -> Callable[[str, int], str]:
 
     The generation (`PRUNE_GENERATION`) changes whenever something other than a layer's own widget
     sets what those widgets show (the global slider, a loaded plan, Reset). A value the browser still
-    sends for an older generation's widget, while a rerun is under way, then belongs to no widget of
-    the page, so it can never be taken for the user moving that layer.
+    sends for an older generation's widget, while a rerun is under way, is a stale echo: Streamlit
+    still runs that widget's callback, which `ui.prune.controls.update_plan` then ignores, so it is
+    never taken for the user moving that layer.
     """
     return lambda layer, generation: f"{prefix}:{generation}:{layer}"
 
@@ -266,4 +267,3 @@ prune_global_number = _per_layer("prune_global_number")
 per-layer widgets, so it belongs to a generation too."""
 prune_preset = _per_layer("prune_preset")
 """The global ratio's preset buttons (layer ""), in a generation of the controls for the same reason."""
-"""An attention layer's Lock checkbox on the Prune page."""
