@@ -118,6 +118,13 @@ def _chart(page: Page, title: str) -> Locator:
     return page.get_by_test_id("stPlotlyChart").filter(has_text=title).first
 
 
+def _open_preview(page: Page) -> None:
+    """Open the Prune page's preview charts (drawn only while open) and wait for them."""
+    page.get_by_text("Preview: the share each layer loses").click()
+    expect(_chart(page, "What each layer will lose")).to_be_visible()
+    wait_for_app(page)
+
+
 def _granularity(page: Page, label: str, caption: str) -> None:
     page.get_by_test_id("stRadio").filter(has_text="Granularity").first.get_by_text(label, exact=True).click()
     expect(page.get_by_text(caption).first).to_be_visible()
@@ -191,6 +198,7 @@ def magnitude(camera: Camera) -> None:
     open_app(page)
     open_page(page, "Prune")
     _preset(page, 50, "weights")
+    _open_preview(page)
     camera.take("prune-magnitude-50", page.get_by_test_id("stRadio").filter(has_text="Granularity").first,
                 _chart(page, "Weight importance of"))  # fmt: skip
     open_page(page, "Compare")
@@ -237,7 +245,7 @@ def sensitivity(camera: Camera) -> None:
     send.click()
     expect(_heading(page, "Prune")).to_be_visible()
     wait_for_app(page)
-    camera.take("prune-from-suggestion", _heading(page, "Per layer"), _heading(page, "Preview"))
+    camera.take("prune-from-suggestion", _heading(page, "Per layer"), page.get_by_text("Preview: the share").first)
 
 
 def prune_in_steps(camera: Camera) -> None:

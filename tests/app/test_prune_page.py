@@ -12,6 +12,7 @@ from prune_engine.importance import PER_CLASS_AVERAGES
 from sample_models import load_sample
 from tests.app.helpers import chart_titles, layer_key
 from ui.prune import controls as prune_controls
+from ui.prune import preview as plan_preview
 from ui.prune import result as prune_result
 from ui.shared import keys
 from ui.shared.navigation import MODEL_PAGE, PRUNE_PAGE
@@ -61,8 +62,18 @@ def test_the_page_starts_on_a_default_plan_and_prunes_the_sample_live(app: AppTe
     assert plan_of(at) == pe.PruningPlan(global_ratio=0.3)
     assert at.slider(key=keys.PRUNE_GLOBAL).value == 30
     assert nonzero(at) < int(report_of(at)["nonzero_before"].sum())
-    assert chart_titles(at) == ["What each layer will lose", "Weight importance of fc1"]
     assert [metric.label for metric in at.metric][:2] == ["Parameters", "Non-zero parameters"]
+
+
+def test_the_preview_charts_are_drawn_only_once_opened(app: AppTest) -> None:
+    at = open_prune(app)
+    assert plan_preview.PREVIEW_TITLE in [expander.label for expander in at.expander]
+    assert chart_titles(at) == []
+    at.session_state[keys.PRUNE_PREVIEW_OPEN] = True
+    at.run()
+    assert chart_titles(at) == ["What each layer will lose", "Weight importance of fc1"]
+    at.slider(key=keys.PRUNE_GLOBAL).set_value(60).run()
+    assert chart_titles(at) == ["What each layer will lose", "Weight importance of fc1"], "it stays open"
 
 
 def test_the_global_slider_changes_the_plan_and_the_pruned_model(app: AppTest) -> None:

@@ -61,9 +61,23 @@ def ratio_table(plan: pe.PruningPlan, preview: pe.PlanPreview) -> pd.DataFrame:
     )
 
 
+PREVIEW_TITLE = "Preview: the share each layer loses, and where the cut falls"
+
+
 def section(plan: pe.PruningPlan, preview: pe.PlanPreview | None) -> None:
-    """The per-layer ratio bars beside one layer's sorted scores with the cut line."""
-    st.subheader("Preview")
+    """The per-layer ratio bars beside one layer's sorted scores with the cut line, drawn only while open.
+
+    Two charts redrawn on every slider step were the slowest part of the page's answer to a
+    slider (about 120 ms of browser work per step here), so they wait until the user opens them.
+    """
+    box = st.expander(PREVIEW_TITLE, key=keys.PRUNE_PREVIEW_OPEN, on_change="rerun", icon=":material/insights:")
+    if not box.open:
+        return
+    with box:
+        _charts(plan, preview)
+
+
+def _charts(plan: pe.PruningPlan, preview: pe.PlanPreview | None) -> None:
     if preview is None:
         st.caption("No preview: the plan cannot be applied as it stands (see the message above).")
         return
