@@ -3,13 +3,13 @@
 Zeros do not make a dense matrix multiply faster. A CSR weight does, once enough of it is
 zero and the layer is large enough: on this project's CPU a 3072×768 layer (128 tokens) ran
 at 0.5–0.6× dense speed at 50 % sparsity, ~1× at 70 %, 2–3.6× at 90 % and 7–14× at 95 %,
-hence the default threshold of 90 %. Sparsity alone does not decide it: on a small layer
-the fixed cost of a call dominates (digits_mlp's 256×64 layer at 95 %, one thread, batch 1:
-about 4 µs for the CSR product against 5 µs for the dense one, and 4–6 µs more to call any
-module), so `sparse_decisions` times each candidate layer against its sparse form at
-conversion (batch 1 and 32 by default, cached by shape, non-zeros, dtype, device and
-threads) and converts it only where the sparse form is measurably faster at every batch
-size timed. `sparse_runtime` returns the copy; `sparse_decisions` and
+hence the default threshold of 90 %. Sparsity alone does not decide it: on a small layer the
+fixed cost of a call dominates. digits_mlp's 128×256 layer at 95 %, one thread: at batch 1 the
+CSR product took 5.4 µs and the dense one 5.3 µs (a CSR product with a single non-zero, 3.9 µs)
+inside an 8–9 µs `nn.Linear` call; at batch 32, 16 µs against 29 µs. So `sparse_decisions` times
+each candidate layer against its sparse form at conversion (batch 1 and 32 by default, cached
+by shape, non-zeros, dtype, device and threads) and puts it on the sparse kernel from the batch
+size where that is measurably faster. `sparse_runtime` returns the copy; `sparse_decisions` and
 `sparse_runtime_report` say per layer what was done and why, in typed fields.
 """
 
@@ -30,8 +30,8 @@ from torch import nn
 from torch.utils import benchmark
 
 from .errors import SparseRuntimeError, UnsupportedModelError
-from .latency import LAYER_BLOCK_SECONDS, LAYER_CACHE_SIZE, LAYER_TIMING_BLOCKS, _timed_block, _timed_forward
-from .metrics import MEASURABLE_CHANGE
+from .latency import LAYER_BLOCK_SECONDS, LAYER_CACHE_SIZE, LAYER_TIMING_BLOCKS, _timed_forward
+from .metrics import MEASURABLE_CHANGE, _call_seconds
 
 SPARSE_DTYPES = (torch.float32, torch.float64)
 """Weight dtypes the CSR matrix multiply handles on every device."""
@@ -350,16 +350,21 @@ def _cached_times(dense: nn.Module, sparse: SparseLinear, rows: torch.Tensor, th
 
 
 def _interleaved_times(dense: nn.Module, sparse: nn.Module, rows: torch.Tensor, threads: int) -> tuple[float, float]:
-    """Median seconds per call of each layer: blocks of calls taking turns, after two warm-up calls each."""
+    """Median seconds per call of each layer, over blocks of calls taking turns after two warm-up calls each.
+
+    Each call is timed on its own (`metrics._call_seconds`): on a busy 2-core machine a 5 ms block
+    of a 10 µs layer often holds one pre-emption, and block means flipped decisions between runs.
+    """
     device = rows.device.type
-    with torch.inference_mode(), benchmark.utils.common.set_torch_threads(threads):
-        warm_up = [_timed_forward(layer, rows, device) for layer in (dense, sparse, dense, sparse)]
+    with torch.inference_mode():
+        with benchmark.utils.common.set_torch_threads(threads):
+            warm_up = [_timed_forward(layer, rows, device) for layer in (dense, sparse, dense, sparse)]
         number = max(1, int(LAYER_BLOCK_SECONDS / max(*warm_up[2:], 1e-9)))
-        blocks: dict[nn.Module, list[float]] = {dense: [], sparse: []}
+        calls: dict[nn.Module, list[np.ndarray]] = {dense: [], sparse: []}
         for block in range(LAYER_TIMING_BLOCKS if number > 1 else SLOW_LAYER_BLOCKS):
             for layer in (dense, sparse) if block % 2 == 0 else (sparse, dense):
-                blocks[layer].append(_timed_block(layer, rows, number, device))
-    return float(np.median(blocks[dense])), float(np.median(blocks[sparse]))
+                calls[layer].append(_call_seconds(layer, rows, number, threads, device))
+    return float(np.median(np.concatenate(calls[dense]))), float(np.median(np.concatenate(calls[sparse])))
 
 
 def _check_min_sparsity(min_sparsity: float) -> None:
