@@ -39,13 +39,14 @@ FUSED_PARENTS = (nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.Transform
 """Modules that read their Linear layers' weights directly (fused kernels), so those layers must stay dense."""
 DECISION_BATCH_SIZES = (1, 32)
 """Batch sizes a candidate layer is timed at: one request, and a batch."""
-SLOW_LAYER_BLOCKS = 3
-"""Blocks timed per layer when one call outlasts a block (a large layer: each call costs milliseconds)."""
 
-LayerTimer = Callable[[nn.Module, nn.Module, torch.Tensor, int], tuple[float, float]]
-"""(dense layer, sparse layer, input, threads) -> seconds per call of each; tests pass known times."""
+LayerTimer = Callable[[nn.Module, nn.Module, torch.Tensor, int], tuple[np.ndarray, np.ndarray]]
+"""(dense layer, sparse layer, input, threads) -> seconds per call of each in paired blocks; tests pass known times."""
+WIN_QUANTILE = 0.25
+"""A layer wins at a batch size when this quantile of its paired block ratios (dense ÷ sparse) shows the
+measurable change: one block in four may be unlucky, and a 5 % edge measured once is not taken as real."""
 
-_layer_times: OrderedDict[tuple, tuple[float, float]] = OrderedDict()
+_layer_times: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
 
 
 class KeptDense(StrEnum):
@@ -67,7 +68,8 @@ class SparseDecision:
 
     `sparse_from_batch`: the sparse kernel runs on calls of at least this many rows (1: on every
     call; None: the layer stays dense, `kept_dense_because` says why). `dense_us`/`sparse_us`:
-    µs per call by batch size, timed at conversion (empty when the layer was not timed).
+    median µs per call by batch size, timed at conversion (empty when the layer was not timed);
+    `speedup_low`: the lower quartile of the paired block ratios dense ÷ sparse, which decides.
     """
 
     layer: str
@@ -78,6 +80,7 @@ class SparseDecision:
     kept_dense_because: KeptDense | None
     dense_us: dict[int, float] = field(default_factory=dict)
     sparse_us: dict[int, float] = field(default_factory=dict)
+    speedup_low: dict[int, float] = field(default_factory=dict)
     reason: str = ""
 
     @property
@@ -188,8 +191,9 @@ def sparse_decisions(
     A layer of a supported dtype, outside fused modules and at least `min_sparsity` zero is timed
     against its `SparseLinear` on `threads` threads at each of `batch_sizes` (random rows on its
     device; cached). It runs sparse from the smallest batch size at which the sparse form was at
-    least `MEASURABLE_CHANGE` faster there and at every larger one timed (from 1 row when that is
-    the smallest timed), dense below; dense throughout when it was not faster at the largest. The
+    least `MEASURABLE_CHANGE` faster (in three paired blocks of four, `WIN_QUANTILE`) there and at
+    every larger one timed (from 1 row when that is the smallest timed), dense below; dense
+    throughout when it was not faster at the largest. The
     rows are timed row-major, the layout a dense layer hands on, so a layer that follows a
     converted one (and gets its transposed output) runs faster still than timed.
     """
@@ -223,10 +227,13 @@ def sparse_runtime_report(
     timer: LayerTimer | None = None,
 ) -> pd.DataFrame:
     """`sparse_decisions` as a table: `layer`, `in_features`, `out_features`, `sparsity`, `converted`,
-    `kept_dense_because` (a `KeptDense`, None when converted), `dense_us_b<n>` and `sparse_us_b<n>` for
-    each batch size timed (NaN where not timed), and `reason`, a sentence for people."""
+    `sparse_from_batch`, `kept_dense_because` (a `KeptDense`, None when converted), `dense_us_b<n>`,
+    `sparse_us_b<n>` and `speedup_low_b<n>` for each batch size timed (NaN where not timed), and
+    `reason`, a sentence for people."""
     decisions = sparse_decisions(model, min_sparsity, batch_sizes=batch_sizes, threads=threads, timer=timer)
-    timed = [(f"{kind}_us_b{batch}", kind, batch) for batch in batch_sizes for kind in ("dense", "sparse")]
+    timed = [
+        (f"{kind}_b{batch}", kind, batch) for batch in batch_sizes for kind in ("dense_us", "sparse_us", "speedup_low")
+    ]
     rows = [
         {
             "layer": decision.layer,
@@ -234,13 +241,22 @@ def sparse_runtime_report(
             "out_features": decision.out_features,
             "sparsity": decision.sparsity,
             "converted": decision.converted,
+            "sparse_from_batch": decision.sparse_from_batch,
             "kept_dense_because": decision.kept_dense_because,
-            **{column: getattr(decision, f"{kind}_us").get(batch, np.nan) for column, kind, batch in timed},
+            **{column: getattr(decision, kind).get(batch, np.nan) for column, kind, batch in timed},
             "reason": decision.reason,
         }
         for decision in decisions
     ]
-    columns = ["layer", "in_features", "out_features", "sparsity", "converted", "kept_dense_because"]
+    columns = [
+        "layer",
+        "in_features",
+        "out_features",
+        "sparsity",
+        "converted",
+        "sparse_from_batch",
+        "kept_dense_because",
+    ]
     columns += [column for column, _, _ in timed] + ["reason"]
     return pd.DataFrame(rows, columns=columns).astype({"converted": bool})
 
@@ -294,17 +310,15 @@ def _timed_decision(
     """Time `linear` against its sparse form at each batch size; convert where it is measurably faster at all."""
     sparse = SparseLinear(linear)
     weight = linear.weight
-    dense_us, sparse_us = {}, {}
+    dense_us, sparse_us, speedup_low = {}, {}, {}
     for batch in batch_sizes:
         rows = torch.randn(batch, linear.in_features, dtype=weight.dtype, device=weight.device)
-        if timer is None:
-            dense_s, sparse_s = _cached_times(linear, sparse, rows, threads)
-        else:
-            dense_s, sparse_s = timer(linear, sparse, rows, threads)
-        dense_us[batch], sparse_us[batch] = dense_s * 1e6, sparse_s * 1e6
+        dense_s, sparse_s = (timer or _cached_times)(linear, sparse, rows, threads)
+        dense_us[batch], sparse_us[batch] = float(np.median(dense_s)) * 1e6, float(np.median(sparse_s)) * 1e6
+        speedup_low[batch] = float(np.quantile(np.asarray(dense_s) / np.asarray(sparse_s), WIN_QUANTILE))
     timings = ", ".join(f"{sparse_us[b]:.1f} µs sparse vs {dense_us[b]:.1f} µs dense at batch {b}" for b in batch_sizes)
     timings += f", {threads} thread(s)"
-    sparse_from = _sparse_from_batch(dense_us, sparse_us)
+    sparse_from = _sparse_from_batch(speedup_low)
     if sparse_from is None:
         reason = (
             f"the sparse kernel was not at least {MEASURABLE_CHANGE:.0%} faster at batch {max(batch_sizes)} ({timings})"
@@ -314,22 +328,33 @@ def _timed_decision(
         rows = "every call" if sparse_from == 1 else f"calls of {sparse_from} rows or more, dense below"
         reason, cause = f"sparse kernel on {rows} ({timings})", None
     return SparseDecision(
-        name, linear.in_features, linear.out_features, sparsity, sparse_from, cause, dense_us, sparse_us, reason
+        name,
+        linear.in_features,
+        linear.out_features,
+        sparsity,
+        sparse_from,
+        cause,
+        dense_us,
+        sparse_us,
+        speedup_low,
+        reason,
     )
 
 
-def _sparse_from_batch(dense_us: dict[int, float], sparse_us: dict[int, float]) -> int | None:
+def _sparse_from_batch(speedup_low: dict[int, float]) -> int | None:
     """The smallest timed batch size from which the sparse form wins at every larger one (1 when that is the
     smallest timed), or None when it does not win at the largest."""
     sparse_from = None
-    for batch in sorted(dense_us, reverse=True):
-        if sparse_us[batch] > dense_us[batch] * (1 - MEASURABLE_CHANGE):
+    for batch in sorted(speedup_low, reverse=True):
+        if speedup_low[batch] < 1 / (1 - MEASURABLE_CHANGE):
             break
         sparse_from = batch
-    return 1 if sparse_from == min(dense_us) else sparse_from
+    return 1 if sparse_from == min(speedup_low) else sparse_from
 
 
-def _cached_times(dense: nn.Module, sparse: SparseLinear, rows: torch.Tensor, threads: int) -> tuple[float, float]:
+def _cached_times(
+    dense: nn.Module, sparse: SparseLinear, rows: torch.Tensor, threads: int
+) -> tuple[np.ndarray, np.ndarray]:
     """`_interleaved_times`, cached by what speed depends on: shape, non-zeros, bias, dtype, device, rows, threads."""
     key = (
         dense.in_features,
@@ -351,8 +376,10 @@ def _cached_times(dense: nn.Module, sparse: SparseLinear, rows: torch.Tensor, th
     return times
 
 
-def _interleaved_times(dense: nn.Module, sparse: nn.Module, rows: torch.Tensor, threads: int) -> tuple[float, float]:
-    """Median seconds per call of each layer, over blocks of calls taking turns after two warm-up calls each.
+def _interleaved_times(
+    dense: nn.Module, sparse: nn.Module, rows: torch.Tensor, threads: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each layer's median seconds per call in each of paired blocks taking turns, after two warm-up calls each.
 
     Each call is timed on its own (`metrics._call_seconds`): on a busy 2-core machine a 5 ms block
     of a 10 µs layer often holds one pre-emption, and block means flipped decisions between runs.
@@ -362,11 +389,11 @@ def _interleaved_times(dense: nn.Module, sparse: nn.Module, rows: torch.Tensor, 
         with benchmark.utils.common.set_torch_threads(threads):
             warm_up = [_timed_forward(layer, rows, device) for layer in (dense, sparse, dense, sparse)]
         number = max(1, int(LAYER_BLOCK_SECONDS / max(*warm_up[2:], 1e-9)))
-        calls: dict[nn.Module, list[np.ndarray]] = {dense: [], sparse: []}
-        for block in range(LAYER_TIMING_BLOCKS if number > 1 else SLOW_LAYER_BLOCKS):
+        blocks: dict[nn.Module, list[float]] = {dense: [], sparse: []}
+        for block in range(LAYER_TIMING_BLOCKS):
             for layer in (dense, sparse) if block % 2 == 0 else (sparse, dense):
-                calls[layer].append(_call_seconds(layer, rows, number, threads, device))
-    return float(np.median(np.concatenate(calls[dense]))), float(np.median(np.concatenate(calls[sparse])))
+                blocks[layer].append(float(np.median(_call_seconds(layer, rows, number, threads, device))))
+    return np.array(blocks[dense]), np.array(blocks[sparse])
 
 
 def _check_min_sparsity(min_sparsity: float) -> None:

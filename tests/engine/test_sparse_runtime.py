@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import math
 
+import numpy as np
 import pytest
 import torch
 from model_zoo import ZOO_BY_NAME
@@ -36,9 +37,9 @@ def sparse_mlp(bias: bool = True, sparsity: float = 0.95) -> nn.Module:
 def known_timer(sparse_wins: dict[tuple[int, int], bool], otherwise: bool = True) -> LayerTimer:
     """A clock that says, per (in_features, rows), whether the sparse form took half or twice the dense time."""
 
-    def timer(dense: nn.Module, sparse: nn.Module, rows: torch.Tensor, threads: int) -> tuple[float, float]:
-        wins = sparse_wins.get((dense.in_features, rows.shape[0]), otherwise)
-        return (2e-6, 1e-6) if wins else (1e-6, 2e-6)
+    def timer(dense: nn.Module, sparse: nn.Module, rows: torch.Tensor, threads: int) -> tuple[np.ndarray, np.ndarray]:
+        half, twice = np.full(7, 1e-6), np.full(7, 2e-6)
+        return (twice, half) if sparse_wins.get((dense.in_features, rows.shape[0]), otherwise) else (half, twice)
 
     return timer
 
@@ -80,6 +81,7 @@ def test_each_layer_runs_sparse_from_the_batch_size_where_it_was_timed_faster() 
     assert isinstance(runtime[2], SparseLinear) and runtime[2].sparse_from_batch == 32
     assert "2.weight" in runtime.state_dict(), "the layer keeps its dense weight for calls of fewer rows"
     assert decisions["0"].dense_us == {1: 2.0, 32: 2.0} and decisions["0"].sparse_us == {1: 1.0, 32: 1.0}
+    assert decisions["2"].speedup_low == {1: 0.5, 32: 2.0}
 
 
 def test_a_layer_below_the_threshold_stays_dense_untimed() -> None:
@@ -110,13 +112,24 @@ def test_a_layer_whose_sparse_form_is_not_faster_at_the_largest_batch_stays_dens
     assert "not at least 5% faster at batch 32" in decision.reason
 
 
+def test_a_sparse_form_faster_in_the_median_but_slower_in_three_blocks_of_seven_stays_dense() -> None:
+    model = sparse_mlp()
+
+    def uneven(dense: nn.Module, sparse: nn.Module, rows: torch.Tensor, threads: int) -> tuple[np.ndarray, np.ndarray]:
+        return np.full(7, 2e-6), np.array([1e-6, 3e-6, 1e-6, 3e-6, 1e-6, 3e-6, 1e-6])
+
+    decision = sparse_decisions(model, min_sparsity=0.9, timer=uneven)[0]
+    assert decision.sparse_us[32] < decision.dense_us[32], "the median alone would convert it"
+    assert decision.kept_dense_because == KeptDense.NOT_FASTER and decision.speedup_low[32] < 1
+
+
 def test_measured_decisions_follow_their_own_timings_and_are_cached() -> None:
     model = sparse_mlp()
     decisions = sparse_decisions(model, min_sparsity=0.9, batch_sizes=(1, 8))
     runtime = sparse_runtime(model, min_sparsity=0.9, batch_sizes=(1, 8))
     modules = dict(runtime.named_modules())
     for decision in decisions[:2]:
-        wins = {b: decision.sparse_us[b] <= decision.dense_us[b] * (1 - MEASURABLE_CHANGE) for b in (1, 8)}
+        wins = {b: decision.speedup_low[b] >= 1 / (1 - MEASURABLE_CHANGE) for b in (1, 8)}
         expected = 1 if wins[1] and wins[8] else 8 if wins[8] else None
         assert decision.sparse_from_batch == expected, decision
         assert isinstance(modules[decision.layer], SparseLinear) is decision.converted
