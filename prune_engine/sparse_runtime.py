@@ -193,9 +193,9 @@ def sparse_decisions(
     device; cached). It runs sparse from the smallest batch size at which the sparse form was at
     least `MEASURABLE_CHANGE` faster (in three paired blocks of four, `WIN_QUANTILE`) there and at
     every larger one timed (from 1 row when that is the smallest timed), dense below; dense
-    throughout when it was not faster at the largest. The
-    rows are timed row-major, the layout a dense layer hands on, so a layer that follows a
-    converted one (and gets its transposed output) runs faster still than timed.
+    throughout when it was not faster at the largest. The rows are timed row-major, the layout a
+    dense layer hands on, so a layer that follows a converted one (and gets its transposed
+    output) runs faster still than timed.
     """
     _check_min_sparsity(min_sparsity)
     _check_batch_sizes(batch_sizes, threads)
