@@ -10,7 +10,7 @@
     share of dense (target 0.5 ± 0.1) and its accuracy against uniform channel plans timed in the same
     interleaved run (target: at least the accuracy of the uniform plan whose latency is closest).
 (c) `sparse_runtime` vs the dense pruned copy: digits_mlp at 95 % and mlp_100m at 90 % unstructured
-    sparsity, batch 1 and 32.
+    sparsity, batch 1 and 32; then each layer's decision (timed at conversion) and its timings.
 (d) Speed-up of 30 % channels on the ResNet-18 shape against `round_to` (none, 8, 16, 32).
 (e) The latency-noise check of issue 14: 10 comparisons each of digits_cnn unstructured 20 % (dense
     kernels, so no real change: target at most 1 flagged significant) and digits_resnet channels 50 %
@@ -18,8 +18,9 @@
     beyond ±5 % of 1 (`prune_engine.metrics.MEASURABLE_CHANGE`).
 All on one thread by default; speed-ups carry their 95 % interval. Needs a quiet machine: the load
 average is printed before and after.
-Run: `python -m bench.speed [--threads 1] [--repeats 10] [--quick]` (`--quick`: a smoke run of every
-section on the smallest cases with short budgets; its numbers mean nothing).
+Run: `python -m bench.speed [--threads 1] [--repeats 10] [--quick] [--sections abcde]` (`--quick`: a smoke
+run of every section on the smallest cases with short budgets; its numbers mean nothing; `--sections c`:
+only table (c)).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from prune_engine.metrics import LATENCY_BUDGET_S, evaluate, measure_latency
 from prune_engine.plan import PruningPlan
 from prune_engine.pruning import apply_plan
 from prune_engine.sensitivity import SerialExecutor, sensitivity_scan, suggest_ratios
-from prune_engine.sparse_runtime import sparse_runtime, sparse_runtime_report
+from prune_engine.sparse_runtime import SparseDecision, sparse_decisions, sparse_runtime
 from sample_models import load_sample
 
 CHANNEL_RATIOS = (0.25, 0.5, 0.75)
@@ -162,16 +163,39 @@ def bench_budget(args: argparse.Namespace) -> list[dict[str, object]]:
     ]
 
 
-def bench_sparse(args: argparse.Namespace) -> list[dict[str, object]]:
-    rows = []
+def runs_sparse(decision: SparseDecision, batch: int) -> bool:
+    """Whether the layer runs on its sparse kernel at this batch size."""
+    return decision.sparse_from_batch is not None and decision.sparse_from_batch <= batch
+
+
+def bench_sparse(args: argparse.Namespace) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    rows, layers = [], []
     for name, sparsity in SPARSE_CASES:
         bundle = load_sample(name)
         plan = PruningPlan(granularity="unstructured", global_ratio=sparsity)
         pruned = apply_plan(bundle.model, plan, bundle.example_input).model
         example = bundle.example_input[:1]
         del bundle
-        runtime = sparse_runtime(pruned, min_sparsity=SPARSE_THRESHOLD)
-        report = sparse_runtime_report(pruned, min_sparsity=SPARSE_THRESHOLD)
+        with stopwatch() as elapsed:
+            runtime = sparse_runtime(pruned, min_sparsity=SPARSE_THRESHOLD, threads=args.threads)
+            convert_s = elapsed()
+        decisions = sparse_decisions(pruned, min_sparsity=SPARSE_THRESHOLD, threads=args.threads)
+        layers += [
+            {
+                "model": name,
+                "layer": decision.layer,
+                "shape": f"{decision.out_features}×{decision.in_features}",
+                "sparsity": decision.sparsity,
+                "sparse_from_batch": decision.sparse_from_batch,
+                "kept_dense_because": decision.kept_dense_because,
+                **{
+                    f"{kind}_b{b}": getattr(decision, kind).get(b)
+                    for b in (1, 32)
+                    for kind in ("dense_us", "sparse_us", "speedup_low")
+                },
+            }
+            for decision in decisions
+        ]
         for batch in (1, 32):
             table = measure_latency(
                 {"dense pruned": pruned, "sparse kernels": runtime},
@@ -185,7 +209,8 @@ def bench_sparse(args: argparse.Namespace) -> list[dict[str, object]]:
                 {
                     "model": name,
                     "sparsity": sparsity,
-                    "layers_converted": f"{int(report['converted'].sum())}/{len(report)}",
+                    "layers_sparse": f"{sum(runs_sparse(d, batch) for d in decisions)}/{len(decisions)}",
+                    "convert_s": convert_s,
                     "batch": batch,
                     "dense_ms": table.loc["dense pruned", "median_ms"],
                     "sparse_ms": sparse["median_ms"],
@@ -195,7 +220,7 @@ def bench_sparse(args: argparse.Namespace) -> list[dict[str, object]]:
                     "rounds": int(sparse["rounds"]),
                 }
             )
-    return rows
+    return rows, layers
 
 
 def bench_round_to(args: argparse.Namespace) -> list[dict[str, object]]:
@@ -267,35 +292,66 @@ def bench_noise(args: argparse.Namespace) -> tuple[list[dict[str, object]], list
     return runs, summary
 
 
+def section_prediction(args: argparse.Namespace) -> None:
+    prediction = print_table("(a) predicted vs measured latency of the pruned model", bench_prediction(args))
+    for column, what in (("error", "pruned ms"), ("speedup_error", "speed-up")):
+        errors = prediction[column].to_numpy()
+        print(f"Prediction error of the {what}: median {np.median(errors):.1%}, worst {errors.max():.1%}")
+
+
+def section_budget(args: argparse.Namespace) -> None:
+    budget = print_table("(b) digits_resnet, latency budget −50 % vs uniform channel plans", bench_budget(args))
+    suggested = budget[budget["plan"].str.startswith("suggested")].iloc[0]
+    uniform = budget[budget["plan"].str.startswith("uniform")]
+    closest = uniform.iloc[(uniform["share_of_dense"] - suggested["share_of_dense"]).abs().argmin()]
+    print(
+        f"Suggested: {suggested['share_of_dense']:.2f} of dense (target 0.5 ± 0.1), accuracy "
+        f"{suggested['accuracy']:.1%}; closest uniform ({closest['plan']}, {closest['share_of_dense']:.2f}): "
+        f"{closest['accuracy']:.1%}"
+    )
+
+
+def section_sparse(args: argparse.Namespace) -> None:
+    models, layers = bench_sparse(args)
+    print_table("(c) sparse kernels (sparse_runtime) vs the dense pruned copy", models)
+    print_table(
+        "(c) each layer: sparse from which batch size; timed at conversion (µs per call, speed-up's lower quartile)",
+        layers,
+    )
+
+
+def section_noise(args: argparse.Namespace) -> None:
+    runs, summary = bench_noise(args)
+    print_table(f"(e) repeated comparisons at batch {NOISE_BATCH}", runs)
+    print_table("(e) how many comparisons were flagged significant", summary)
+
+
+SECTIONS = {
+    "a": section_prediction,
+    "b": section_budget,
+    "c": section_sparse,
+    "d": lambda args: print_table(
+        "(d) ResNet-18 shape, 30 % channels: speed-up against round_to", bench_round_to(args)
+    ),
+    "e": section_noise,
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads while timing (1 is the stable choice)")
     parser.add_argument("--repeats", type=int, default=10, help="comparisons per case in the noise check (e)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: smallest cases, short budgets")
+    parser.add_argument("--sections", default="abcde", help="which tables to run, e.g. c (default: all)")
     args = parser.parse_args()
     args.budget = 1.0 if args.quick else LATENCY_BUDGET_S
     torch.manual_seed(0)
     pd.set_option("display.width", 220)
     print(f"Load average (1, 5, 15 min): {load_average()} on {os.cpu_count()} CPUs; {args.threads} thread(s)")
     with stopwatch() as elapsed:
-        prediction = print_table("(a) predicted vs measured latency of the pruned model", bench_prediction(args))
-        for column, what in (("error", "pruned ms"), ("speedup_error", "speed-up")):
-            errors = prediction[column].to_numpy()
-            print(f"Prediction error of the {what}: median {np.median(errors):.1%}, worst {errors.max():.1%}")
-        budget = print_table("(b) digits_resnet, latency budget −50 % vs uniform channel plans", bench_budget(args))
-        suggested = budget[budget["plan"].str.startswith("suggested")].iloc[0]
-        uniform = budget[budget["plan"].str.startswith("uniform")]
-        closest = uniform.iloc[(uniform["share_of_dense"] - suggested["share_of_dense"]).abs().argmin()]
-        print(
-            f"Suggested: {suggested['share_of_dense']:.2f} of dense (target 0.5 ± 0.1), accuracy "
-            f"{suggested['accuracy']:.1%}; closest uniform ({closest['plan']}, {closest['share_of_dense']:.2f}): "
-            f"{closest['accuracy']:.1%}"
-        )
-        print_table("(c) sparse kernels (sparse_runtime) vs the dense pruned copy", bench_sparse(args))
-        print_table("(d) ResNet-18 shape, 30 % channels: speed-up against round_to", bench_round_to(args))
-        runs, summary = bench_noise(args)
-        print_table(f"(e) repeated comparisons at batch {NOISE_BATCH}", runs)
-        print_table("(e) how many comparisons were flagged significant", summary)
+        for letter, section in SECTIONS.items():
+            if letter in args.sections:
+                section(args)
     print(f"\nTook {elapsed():.0f} s. Load average after: {load_average()}")
 
 

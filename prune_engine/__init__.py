@@ -81,7 +81,14 @@ from .sensitivity import (
     sensitivity_scan,
     suggest_ratios,
 )
-from .sparse_runtime import SparseLinear, sparse_runtime, sparse_runtime_report
+from .sparse_runtime import (
+    KeptDense,
+    SparseDecision,
+    SparseLinear,
+    sparse_decisions,
+    sparse_runtime,
+    sparse_runtime_report,
+)
 from .status import BlockedBy, LayerStatus
 from .training import (
     RECOVERIES,
@@ -118,6 +125,7 @@ __all__ = [
     "ExportError",
     "GraphNode",
     "InvalidPlanError",
+    "KeptDense",
     "LatencyResult",
     "LayerInfo",
     "LayerStatus",
@@ -131,6 +139,7 @@ __all__ = [
     "RepeatedBlock",
     "ScanCancelled",
     "ScoringContext",
+    "SparseDecision",
     "SparseLinear",
     "SparseRuntimeError",
     "SpeedupInterval",
@@ -193,6 +202,7 @@ __all__ = [
     "retrieval_agreement",
     "schedule_fractions",
     "sensitivity_scan",
+    "sparse_decisions",
     "sparse_runtime",
     "sparse_runtime_report",
     "speedup_interval",

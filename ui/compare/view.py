@@ -351,7 +351,8 @@ def _latency_setting(pruned: PrunedModel) -> LatencySetting:
             "Sparse kernels too",
             key=keys.COMPARE_SPARSE,
             help=f"Also time the pruned model with its Linear layers at least {SPARSE_MIN:.0%} sparse on sparse "
-            "(CSR) matrix kernels, in the same interleaved run.",
+            "(CSR) matrix kernels, in the same interleaved run. Each such layer is timed first at batch 1 and 32 "
+            "and stays dense where the sparse kernel was not faster (small layers, few rows).",
         )
     return LatencySetting(batch, int(threads), device, None if precision == "float32" else precision, sparse)
 
@@ -385,14 +386,15 @@ def _predicted_beside_measured(
 SPARSE_NOTE = (
     "Zeros do not make dense kernels faster, so the prediction for single weights and N:M is no change. Sparse "
     "(CSR) kernels skip the zeros but pay for the bookkeeping: on this CPU they lost to dense kernels below about "
-    "70 % zeros, broke even near 70 %, and won 2–3.6× at 90 % and 7–14× at 95 % (a 3072×768 layer, 128 tokens)."
+    "70 % zeros, broke even near 70 %, and won 2–3.6× at 90 % and 7–14× at 95 % (a 3072×768 layer, 128 tokens). "
+    "On a small layer the fixed cost of each call decides, so each sparse layer is timed before it is converted."
 )
 
 
 def _measure(loaded: LoadedModel, pruned: PrunedModel, setting: LatencySetting) -> pe.LatencyResult | None:
     models = {"original": loaded.bundle.model, "pruned": pruned.model}
     if setting.sparse:
-        models[SPARSE_NAME] = caches.sparse_copy(pruned.fingerprint, SPARSE_MIN, pruned.model)
+        models[SPARSE_NAME] = caches.sparse_copy(pruned.fingerprint, SPARSE_MIN, setting.threads, pruned.model)
     with st.spinner("Timing the models, taking turns…"):
         try:
             return pe.measure_latency(

@@ -459,9 +459,10 @@ def predicted_speedup(
 
 
 @st.cache_resource(show_spinner="Putting the sparse layers on sparse kernels…", max_entries=SHARED_RESULTS)
-def sparse_copy(fingerprint: str, min_sparsity: float, _model: nn.Module) -> nn.Module:
-    """`prune_engine.sparse_runtime` of a pruned model, shared read-only like the model it copies."""
-    return pe.sparse_runtime(_model, min_sparsity)
+def sparse_copy(fingerprint: str, min_sparsity: float, threads: int, _model: nn.Module) -> nn.Module:
+    """`prune_engine.sparse_runtime` of a pruned model (its layers timed on `threads` threads), shared read-only
+    like the model it copies."""
+    return pe.sparse_runtime(_model, min_sparsity, threads=threads)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
