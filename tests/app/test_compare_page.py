@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 import prune_engine as pe
 from sample_models import load_sample
 from tests.app.helpers import chart_titles, sidebar_text
-from ui.shared import keys
+from ui.shared import caches, keys
 from ui.shared.navigation import COMPARE_PAGE, PRUNE_PAGE
 from workbench.session import LoadedModel
 
@@ -149,6 +149,20 @@ def test_the_measured_speed_up_stands_beside_the_one_predicted_before_pruning(ap
     assert not at.exception
     said = " ".join(markdown.value for markdown in at.markdown)
     assert "**Predicted before pruning:**" in said and "**measured:**" in said
+
+
+def test_single_weights_predict_no_change_without_profiling_the_model(app: AppTest, monkeypatch) -> None:
+    """Zeros leave every layer its shape, so the prediction is "no change" and costs no timing of the model."""
+    at = prune_then_compare(app)
+
+    def profiled(*args, **kwargs):
+        raise AssertionError("single weights need no latency profile to predict no change")
+
+    monkeypatch.setattr(caches, "predicted_speedup", profiled)
+    at.button(key=keys.COMPARE_MEASURE).click().run()
+    assert not at.exception
+    said = " ".join(markdown.value for markdown in at.markdown)
+    assert "**Predicted before pruning:** no change (no layer changes shape)" in said
 
 
 def test_sparse_kernels_are_timed_in_the_same_run_for_unstructured_results(app: AppTest) -> None:

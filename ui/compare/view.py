@@ -366,6 +366,13 @@ def _predicted_beside_measured(
     if pruned.result.preview is None:
         st.caption("No prediction: this model was trained after pruning, so its plan alone does not describe it.")
         return
+    row = measured.table.set_index("model").loc["pruned"]
+    if pruned.plan.granularity in ("unstructured", "n:m"):
+        st.markdown(
+            f"**Predicted before pruning:** no change (no layer changes shape) · **measured:** {speedup_text(row)}."
+        )
+        st.caption(SPARSE_NOTE)
+        return
     try:
         predicted = caches.predicted_speedup(
             loaded.fingerprint, pruned.fingerprint, setting.batch, loaded, pruned.model
@@ -373,14 +380,11 @@ def _predicted_beside_measured(
     except pe.PruneScopeError as error:
         st.caption(f"No prediction for this plan: {fmt.literal(str(error))}")
         return
-    row = measured.table.set_index("model").loc["pruned"]
     st.markdown(
         f"**Predicted before pruning:** {predicted:.2f}× (the Prune page's prediction: each layer that changes "
         "shape timed alone at its new shape) · "
         f"**measured:** {speedup_text(row)}."
     )
-    if pruned.plan.granularity in ("unstructured", "n:m"):
-        st.caption(SPARSE_NOTE)
 
 
 SPARSE_NOTE = (
