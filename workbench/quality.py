@@ -3,7 +3,7 @@ paraphrase accuracy for a sentence encoder; named once, so every page calls it t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import prune_engine as pe
@@ -44,11 +44,26 @@ PARAPHRASE = QualityMetric(
     True,
 )
 METRICS = (PERPLEXITY, PARAPHRASE, ACCURACY)
+AGREEMENT = QualityMetric(
+    "agreement",
+    "Same prediction as the original",
+    "Share of test examples with the original's top-1 prediction (for models without labels).",
+    False,
+    True,
+)
+HISTORY_METRICS = (*METRICS, AGREEMENT)
+"""What the experiment history ranks runs by, the first a run has: the task's own figure, else agreement."""
 
 
 def headline_metric(evaluation: Mapping[str, float]) -> QualityMetric | None:
     """The figure `evaluation` (from `prune_engine.evaluate`) leads with; None when it has none (no labels)."""
     return next((metric for metric in METRICS if metric.key in evaluation), None)
+
+
+def history_metric(measured: Iterable[str]) -> QualityMetric | None:
+    """The figure to rank stored runs by, given the metric keys some of them have measured."""
+    keys = set(measured)
+    return next((metric for metric in HISTORY_METRICS if metric.key in keys), None)
 
 
 def expected_metric(bundle: pe.ModelBundle) -> QualityMetric | None:

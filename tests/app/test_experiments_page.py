@@ -12,8 +12,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import prune_engine as pe
+from sample_models import load_sample
 from ui.shared import keys
 from ui.shared.navigation import COMPARE_PAGE, EXPERIMENTS_PAGE, MODEL_PAGE, PRUNE_PAGE
+from workbench.session import LoadedModel
 
 
 def save(at: AppTest) -> AppTest:
@@ -85,7 +87,7 @@ def test_each_saved_plan_is_one_run_slider_steps_save_nothing_and_compare_adds_l
     at.switch_page(EXPERIMENTS_PAGE).run()
     titles = [json.loads(chart.proto.spec)["layout"]["title"]["text"] for chart in at.get("plotly_chart")]
     assert titles == [
-        "Accuracy vs latency per batch (ms): 1 of 1 runs on the front",
+        "Accuracy vs latency per batch (ms): one run so far",
         "Accuracy vs non-zero parameters: 2 of 2 runs on the front",
         "Accuracy vs FLOPs per example: 1 of 2 runs on the front",  # unstructured: same dense FLOPs,
     ]
@@ -179,3 +181,37 @@ def test_an_unusable_database_warns_and_pruning_goes_on(
     at.switch_page(EXPERIMENTS_PAGE).run()
     assert not at.exception
     assert any("The experiment history cannot be read" in error.value for error in at.error)
+
+
+def test_a_language_models_runs_are_ranked_by_perplexity_with_lower_drawn_higher(
+    app: AppTest, experiment_db: Path
+) -> None:
+    """Runs of the current model stored with a perplexity (as Compare stores a language model's): the view does
+    not care which model made them, only which figure they have."""
+    identity = LoadedModel.from_bundle(load_sample(app.session_state[keys.MODEL_SAMPLE_PICKER])).identity
+    store = pe.ExperimentStore(experiment_db)
+    for ratio, perplexity, nonzero in ((0.3, 7.1, 700_000), (0.5, 9.4, 500_000), (0.6, 9.9, 600_000)):
+        plan = pe.PruningPlan(global_ratio=ratio)
+        metrics = {"perplexity": perplexity, "nonzero_params": nonzero, "flops": 10**9}
+        store.add(None, plan, metrics, model_name="a language model", model_fingerprint=identity)
+    at = app.switch_page(EXPERIMENTS_PAGE).run()
+    assert not at.exception
+    shown = table(at)
+    assert shown["perplexity"].tolist() == [9.9, 9.4, 7.1]
+    assert "accuracy" not in shown.columns, "no run has an accuracy: no empty column"
+    charts = [json.loads(chart.proto.spec)["layout"] for chart in at.get("plotly_chart")]
+    assert [layout["title"]["text"] for layout in charts] == [
+        "Perplexity vs non-zero parameters: 2 of 3 runs on the front",
+        "Perplexity vs FLOPs per example: 1 of 3 runs on the front",
+    ], "lower perplexity is better: the 600 k run is dominated by the smaller 500 k one with 9.4"
+    assert all(layout["yaxis"]["autorange"] == "reversed" for layout in charts), "lower perplexity is drawn higher"
+
+
+def test_compare_stores_a_language_models_perplexity_in_its_run(app: AppTest, experiment_db: Path) -> None:
+    app.selectbox(key=keys.MODEL_SAMPLE_PICKER).select("tiny_gpt").run()
+    save(app.switch_page(PRUNE_PAGE).run())
+    app.switch_page(COMPARE_PAGE).run()
+    assert not app.exception
+    run = pe.ExperimentStore(experiment_db).list().iloc[0]
+    assert run["perplexity"] > 1
+    assert pd.isna(run["accuracy"])

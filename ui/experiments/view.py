@@ -17,16 +17,14 @@ import streamlit as st
 import prune_engine as pe
 from sample_models import list_samples
 from ui.shared import caches, charts, keys, navigation, state
-from workbench import fmt
+from workbench import fmt, quality
 from workbench.plans import batchnorm_policy, describe_stored_plan, stored_plan
 from workbench.session import LoadedModel
 
-QUALITY_TITLES = {"accuracy": "Accuracy", "agreement": "Same prediction as the original"}
-
-
 PARETO_ABOUT = """
 Pruning trades quality for size and speed: each run is one trade. On each chart every dot is a run,
-**up** is more accurate and **left** is smaller or faster.
+**up** is better (for perplexity, where lower is better, the axis runs downwards) and **left** is smaller or
+faster.
 
 A run is on the **Pareto front** (the blue staircase) when no other run beats it on both at once: every
 run that is more accurate is also bigger or slower, and every run that is smaller or faster is also less
@@ -47,6 +45,10 @@ _TABLE_COLUMNS = {
         "BatchNorm", help="Whether BatchNorm statistics were re-estimated after pruning, or kept as trained."
     ),
     "accuracy": st.column_config.NumberColumn("Accuracy", format="percent"),
+    "perplexity": st.column_config.NumberColumn("Perplexity", format="%.2f", help=quality.PERPLEXITY.help),
+    "paraphrase_accuracy": st.column_config.NumberColumn(
+        "Paraphrase found first", format="percent", help=quality.PARAPHRASE.help
+    ),
     "agreement": st.column_config.NumberColumn(
         "Same prediction", format="percent", help="Share of test examples with the original's top-1 prediction."
     ),
@@ -124,9 +126,14 @@ def filtered(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[keep].reset_index(drop=True)
 
 
+QUALITY_KEYS = {metric.key for metric in quality.HISTORY_METRICS}
+"""Quality columns, shown only when some listed run has the figure (a language model's runs have no accuracy)."""
+
+
 def runs_table(runs: pd.DataFrame, all_models: bool) -> list[int]:
     """The runs as a sortable table whose rows can be selected; returns the selected run ids."""
-    columns = [column for column in _TABLE_COLUMNS if all_models or column != "model_name"]
+    columns = [column for column in _TABLE_COLUMNS if column in runs and (all_models or column != "model_name")]
+    columns = [column for column in columns if column not in QUALITY_KEYS or runs[column].notna().any()]
     version = st.session_state.get(keys.EXPERIMENTS_TABLE_VERSION, 0)
     view = runs[columns].assign(name=runs["name"].fillna(""), notes=runs["notes"].fillna(""))
     event = st.dataframe(
@@ -169,12 +176,14 @@ def export(run_ids: Sequence[int]) -> None:
 
 def pareto_charts(runs: pd.DataFrame, loaded: LoadedModel, selected: Sequence[int]) -> None:
     """Quality against latency, parameters and FLOPs, each with its Pareto front."""
-    quality = next((column for column in ("accuracy", "agreement") if runs[column].notna().any()), None)
-    if quality is None:
-        st.info("No run has an accuracy yet: open the Compare page on a result to measure it.", icon=":material/info:")
+    metric = quality.history_metric(key for key in QUALITY_KEYS if key in runs and runs[key].notna().any())
+    if metric is None:
+        st.info(
+            "No run has a quality figure yet: open the Compare page on a result to measure it.",
+            icon=":material/info:",
+        )
         return
-    quality_label = "accuracy (%)" if quality == "accuracy" else "same prediction as original (%)"
-    original = _original_point(loaded, quality)
+    original = _original_point(loaded, metric)
     latency_tab, params_tab, flops_tab = st.tabs(["vs latency", "vs non-zero parameters", "vs FLOPs"])
     with latency_tab:
         timed = _one_latency_setting(runs)
@@ -183,44 +192,46 @@ def pareto_charts(runs: pd.DataFrame, loaded: LoadedModel, selected: Sequence[in
         else:
             reference = timed["original_latency_median_ms"].median() if "original_latency_median_ms" in timed else None
             point = None if original is None or pd.isna(reference) else {**original, "latency_median_ms": reference}
-            st.plotly_chart(
-                pareto_figure(
-                    timed, "latency_median_ms", quality, "latency per batch (ms)", quality_label, selected, point
-                )
-            )
+            figure = pareto_figure(timed, "latency_median_ms", metric, "latency per batch (ms)", selected, point)
+            st.plotly_chart(figure)
     with params_tab:
-        st.plotly_chart(
-            pareto_figure(runs, "nonzero_params", quality, "non-zero parameters", quality_label, selected, original)
-        )
+        st.plotly_chart(pareto_figure(runs, "nonzero_params", metric, "non-zero parameters", selected, original))
     with flops_tab:
-        st.plotly_chart(pareto_figure(runs, "flops", quality, "FLOPs per example", quality_label, selected, original))
-    missing = int(runs[quality].isna().sum())
+        st.plotly_chart(pareto_figure(runs, "flops", metric, "FLOPs per example", selected, original))
+    missing = int(runs[metric.key].isna().sum())
     if missing:
-        st.caption(f"{missing} run(s) have no {quality} yet and are not drawn: open Compare on them to measure it.")
+        st.caption(
+            f"{missing} run(s) have no {metric.label.lower()} yet and are not drawn: open Compare on them to "
+            "measure it."
+        )
 
 
 def pareto_figure(
     runs: pd.DataFrame,
     x: str,
-    y: str,
+    metric: quality.QualityMetric,
     x_label: str,
-    y_label: str,
     selected: Sequence[int] = (),
     original: dict[str, float] | None = None,
 ) -> go.Figure:
-    """One dot per run, the Pareto front (lower x, higher y) as a blue staircase, selected runs ringed."""
+    """One dot per run, the Pareto front (lower x, better `metric`) as a blue staircase, selected runs ringed.
+
+    A share is drawn in percent; a figure where lower is better (perplexity) on a reversed axis, so that up
+    is better on every chart."""
+    y = metric.key
     runs = runs[runs[x].notna() & runs[y].notna()]
-    front = pe.pareto_front(runs, x, y)
-    figure = go.Figure(_run_trace(runs[~front], x, y, "dominated", charts.BLOCKED_COLOR, 9, "markers"))
+    front = pe.pareto_front(runs, x, y, maximize_y=not metric.lower_is_better)
+    scale = 100 if metric.share else 1
+    figure = go.Figure(_run_trace(runs[~front], x, metric, "dominated", charts.BLOCKED_COLOR, 9, "markers"))
     figure.add_trace(
-        _run_trace(runs[front].sort_values(x), x, y, "Pareto front", charts.PARAMS_COLOR, 11, "lines+markers")
+        _run_trace(runs[front].sort_values(x), x, metric, "Pareto front", charts.PARAMS_COLOR, 11, "lines+markers")
     )
     chosen = runs[runs["id"].isin(list(selected))]
     if not chosen.empty:
         figure.add_trace(
             go.Scatter(
                 x=chosen[x],
-                y=chosen[y] * 100,
+                y=chosen[y] * scale,
                 mode="markers",
                 name="selected",
                 marker={"size": 20, "color": "rgba(0,0,0,0)", "line": {"color": charts.REMOVED_COLOR, "width": 2}},
@@ -231,17 +242,23 @@ def pareto_figure(
         figure.add_trace(
             go.Scatter(
                 x=[original[x]],
-                y=[original[y] * 100],
+                y=[original[y] * scale],
                 mode="markers",
                 name="original",
                 marker={"symbol": "star", "size": 16, "color": charts.ORIGINAL_COLOR},
-                hovertemplate=f"the original model<br>%{{x:.4g}} {x_label}<br>%{{y:.1f}} %<extra></extra>",
+                hovertemplate=f"the original model<br>%{{x:.4g}} {x_label}<br>{_y_format(metric)}<extra></extra>",
             )
         )
     figure.update_xaxes(title_text=x_label)
-    figure.update_yaxes(title_text=y_label, ticksuffix=" %")
+    y_label = metric.label.lower() + (" (%)" if metric.share else " (lower is better)")
+    figure.update_yaxes(
+        title_text=y_label,
+        ticksuffix=" %" if metric.share else "",
+        autorange="reversed" if metric.lower_is_better else True,
+    )
+    on_front = "one run so far" if len(runs) == 1 else f"{int(front.sum())} of {len(runs)} runs on the front"
     figure.update_layout(
-        title={"text": f"{QUALITY_TITLES[y]} vs {x_label}: {int(front.sum())} of {len(runs)} runs on the front"},
+        title={"text": f"{metric.label} vs {x_label}: {on_front}"},
         height=charts.CHART_HEIGHT + 40,
         margin={"l": 10, "r": 10, "t": 95, "b": 10},
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0.0},
@@ -249,17 +266,23 @@ def pareto_figure(
     return figure
 
 
-def _run_trace(runs: pd.DataFrame, x: str, y: str, name: str, color: str, size: int, mode: str) -> go.Scatter:
+def _y_format(metric: quality.QualityMetric) -> str:
+    return "%{y:.1f} %" if metric.share else "%{y:.2f}"
+
+
+def _run_trace(
+    runs: pd.DataFrame, x: str, metric: quality.QualityMetric, name: str, color: str, size: int, mode: str
+) -> go.Scatter:
     labels = [charts.plain(_label(run)) for _, run in runs.iterrows()]
     return go.Scatter(
         x=runs[x],
-        y=runs[y] * 100,
+        y=runs[metric.key] * (100 if metric.share else 1),
         mode=mode,
         name=name,
         text=labels,
         line={"shape": "hv", "color": color, "width": 2},
         marker={"size": size, "color": color},
-        hovertemplate="%{text}<br>%{x:.4g}<br>%{y:.1f} %<extra></extra>",
+        hovertemplate=f"%{{text}}<br>%{{x:.4g}}<br>{_y_format(metric)}<extra></extra>",
     )
 
 
@@ -282,16 +305,16 @@ def _one_latency_setting(runs: pd.DataFrame) -> pd.DataFrame:
     return timed[(timed["batch_size"] == batch) & (timed["threads"] == threads)]
 
 
-def _original_point(loaded: LoadedModel, quality: str) -> dict[str, float] | None:
+def _original_point(loaded: LoadedModel, metric: quality.QualityMetric) -> dict[str, float] | None:
     summary = caches.model_summary(loaded)
     try:
         evaluation = caches.model_evaluation(loaded) or {}
     except pe.PruneScopeError:
         evaluation = {}
-    value = evaluation.get("accuracy") if quality == "accuracy" else 1.0
+    value = 1.0 if metric is quality.AGREEMENT else evaluation.get(metric.key)
     if value is None:
         return None
-    return {"nonzero_params": summary["nonzero_params"], "flops": summary["flops"], quality: value}
+    return {"nonzero_params": summary["nonzero_params"], "flops": summary["flops"], metric.key: value}
 
 
 # --- one or two selected runs ------------------------------------------------------------

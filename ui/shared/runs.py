@@ -13,9 +13,11 @@ from ui.shared import caches, state
 from workbench import fmt
 from workbench.session import LoadedModel, PrunedModel
 
-QUALITY_METRICS = ("accuracy", "loss", "agreement", "cosine")
+QUALITY_METRICS = ("accuracy", "perplexity", "paraphrase_accuracy", "loss", "agreement", "cosine")
 MADE_BY_PREFIXES = ("Prune in steps", "Sparsity training")
 """How the names of runs made other than by applying their plan once begin (see `keep_result`)."""
+HEADLINE_METRICS = ("accuracy", "perplexity", "paraphrase_accuracy", "loss")
+"""What a result's evaluation adds to its run as soon as it is applied (when that evaluation is cheap)."""
 SUMMARY_METRICS = ("params", "nonzero_params", "flops", "size_bytes", "sparse_bytes", "sparsity")
 
 
@@ -47,7 +49,7 @@ def applied_metrics(loaded: LoadedModel, pruned: PrunedModel, with_accuracy: boo
             evaluation = caches.pruned_evaluation(loaded, pruned) or {}
         except pe.PruneScopeError:
             evaluation = {}
-        metrics.update({key: evaluation[key] for key in ("accuracy", "loss") if key in evaluation})
+        metrics.update({key: evaluation[key] for key in HEADLINE_METRICS if key in evaluation})
     return metrics
 
 
