@@ -154,6 +154,11 @@ def continuations(loaded: LoadedModel, pruned: PrunedModel) -> None:
     left, right = st.columns(2)
     left.markdown(f"*Original continues:* {fmt.literal(before)}")
     right.markdown(f"*Pruned continues:* {fmt.literal(after)}")
+    st.caption(
+        "Each model picks the most likely next byte every time, so the text is repeatable. A model this "
+        "small, trained for minutes on Python's documentation, writes word salad even unpruned: look at how far "
+        "the pruned model's text drifts from the original's, not at the prose."
+    )
 
 
 def size_figures(loaded: LoadedModel, pruned: PrunedModel) -> list[Figure]:

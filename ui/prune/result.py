@@ -217,7 +217,7 @@ def summary(loaded: LoadedModel, pruned: PrunedModel | None, plan: pe.PruningPla
         figures.append(
             Figure(metric.label, original, after, metric.show, metric.lower_is_better, metric.help, change, step)
         )
-    columns = st.columns(5)
+    columns = st.columns(len(figures) + 1)
     for column, figure in zip(columns, figures, strict=False):
         figure_metric(column, figure, "pruned")
     _predicted_speedup(columns[-1], loaded, pruned, plan)
