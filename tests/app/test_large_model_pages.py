@@ -73,7 +73,9 @@ def test_the_gpt2_shaped_sample_goes_through_every_page(app: AppTest) -> None:
     run(app.selectbox(key=keys.INSPECT_LAYER_PICKER).select("lm_head"))
     assert 0 < chart_points(app) <= MAX_POINTS, "the 50,257 channel norms of the LM head arrive averaged"
 
-    run(app.switch_page(PRUNE_PAGE))
+    app.switch_page(PRUNE_PAGE)
+    app.session_state[keys.PRUNE_PREVIEW_OPEN] = True
+    run(app)
     pages = app.radio(key=keys.PRUNE_LAYER_PAGE)
     assert pages.options == ["h\\.0 – h\\.5", "h\\.6 – h\\.11", "lm\\_head"]
     boxes = [expander.label for expander in app.expander if "layers" in expander.label]
