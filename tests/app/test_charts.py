@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ui.sensitivity.methods import curves, table_view
 from ui.shared import charts
 
 
@@ -32,3 +33,36 @@ def test_the_half_width_preview_turns_sideways_sooner() -> None:
     figure = charts.plan_ratios(table, "channels")
     assert figure["data"][0]["orientation"] == "h"
     assert figure["data"][0]["y"] == names
+
+
+def _summary(metric: str, values: list[float]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "method": ["Magnitude", "Magnitude"],
+            "ratio": [0.3, 0.5],
+            "recovered": [False, False],
+            "metric": [metric, metric],
+            "mean": values,
+            "low": [value * 0.99 for value in values],
+            "high": [value * 1.01 for value in values],
+            "runs": [3, 3],
+        }
+    )
+
+
+def test_the_methods_chart_draws_shares_in_percent_against_the_share_removed() -> None:
+    table = _summary("accuracy", [0.97, 0.9])
+    figure = curves(table)
+    line = figure.data[1]
+    assert list(line.x) == [30.0, 50.0]
+    assert list(line.y) == [97.0, 90.0]
+    assert figure.layout.title.text.startswith("Accuracy by method and share removed")
+    assert figure.layout.yaxis.title.text == "accuracy (%)"
+    assert table_view(table)["mean"].tolist() == [97.0, 90.0]
+
+
+def test_the_methods_chart_draws_perplexity_on_a_reversed_axis() -> None:
+    figure = curves(_summary("perplexity", [7.0, 9.5]))
+    assert list(figure.data[1].y) == [7.0, 9.5]
+    assert figure.layout.yaxis.autorange == "reversed"
+    assert figure.layout.yaxis.title.text == "perplexity (lower is better)"

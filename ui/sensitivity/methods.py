@@ -9,7 +9,7 @@ import streamlit as st
 
 import prune_engine as pe
 from prune_engine.comparison import Method, comparison_request, summarise
-from ui.shared import caches, keys
+from ui.shared import caches, charts, keys
 from workbench.session import LoadedModel
 
 GRANULARITY_LABELS = {
@@ -72,7 +72,14 @@ def methods_panel(loaded: LoadedModel) -> None:
     if shown is not None and shown[0] == loaded.fingerprint:
         table = summarise(shown[1])
         st.plotly_chart(curves(table), key=keys.SENS_METHODS_CHART)
-        st.dataframe(table, hide_index=True)
+        figure_format = "%.1f %%" if metric_axis(_metric(table))[1] else "%.3f"
+        st.dataframe(
+            table_view(table),
+            hide_index=True,
+            column_config={
+                column: st.column_config.NumberColumn(format=figure_format) for column in ("mean", "lowest", "highest")
+            },
+        )
 
 
 def _options(granularity: str) -> tuple[tuple[str, object], ...]:
@@ -83,32 +90,45 @@ def _options(granularity: str) -> tuple[tuple[str, object], ...]:
     return ()
 
 
+METRIC_LABELS = {
+    "accuracy": ("accuracy", True, False),
+    "perplexity": ("perplexity", False, True),
+    "retrieval_agreement": ("nearest neighbours kept (retrieval agreement)", True, False),
+    "agreement": ("same prediction as the original", True, False),
+    "cosine": ("cosine similarity with the original", False, False),
+}
+"""metric → (how the chart names it, drawn in percent, lower is better)."""
+
+
+def metric_axis(metric: str) -> tuple[str, bool, bool]:
+    """How a comparison's figure is named and drawn: (label, in percent, lower is better)."""
+    return METRIC_LABELS.get(metric, (metric.replace("_", " "), False, False))
+
+
 def curves(table: pd.DataFrame) -> go.Figure:
-    """The mean of each method against the ratio, with a band from lowest to highest; dashed after recovery."""
-    figure = go.Figure()
-    for (method, recovered), rows in table.groupby(["method", "recovered"], sort=False):
-        rows = rows.sort_values("ratio")
-        name = f"{method}{' + recovery' if recovered else ''}"
-        x = [*rows["ratio"], *rows["ratio"][::-1]]
-        band = [*rows["high"], *rows["low"][::-1]]
-        figure.add_trace(
-            go.Scatter(
-                x=x,
-                y=band,
-                fill="toself",
-                opacity=0.2,
-                line={"width": 0},
-                name=name,
-                showlegend=False,
-                legendgroup=name,
-            )
-        )
-        figure.add_trace(
-            go.Scatter(
-                x=rows["ratio"], y=rows["mean"], mode="lines+markers", name=name, legendgroup=name,
-                line={"dash": "dash" if recovered else "solid"},
-            )
-        )  # fmt: skip
-    metric = str(table["metric"].iloc[0]) if len(table) else ""
-    figure.update_layout(xaxis_title="ratio removed", yaxis_title=metric.replace("_", " "), xaxis_tickformat=".0%")
-    return figure
+    """The mean of each method against the share removed, with a band from lowest to highest; dashed after
+    recovery. Shares in percent like everywhere else in the app; perplexity on a reversed axis (up is better)."""
+    label, share, lower_is_better = metric_axis(_metric(table))
+    title = f"{label[0].upper()}{label[1:]} by method and share removed: mean of 3 repeats, band from lowest to highest"
+    return charts.method_curves(table, label, share, lower_is_better, title)
+
+
+def _metric(table: pd.DataFrame) -> str:
+    return str(table["metric"].iloc[0]) if len(table) else ""
+
+
+def table_view(table: pd.DataFrame) -> pd.DataFrame:
+    """The summary as the page shows it: percent where the chart draws percent, plain words for columns."""
+    _, share, _ = metric_axis(_metric(table))
+    scale = 100 if share else 1
+    return pd.DataFrame(
+        {
+            "method": table["method"],
+            "removed (%)": (table["ratio"] * 100).round(0),
+            "after recovery": table["recovered"].map({True: "yes", False: "no"}),
+            "mean": table["mean"] * scale,
+            "lowest": table["low"] * scale,
+            "highest": table["high"] * scale,
+            "repeats": table["runs"],
+        }
+    )
