@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .calibration import has_batchnorm
 from .data import EvalData
 from .errors import ModelLoadError, PruneScopeError
 from .export import architecture_sidecar, export_model
@@ -106,6 +107,12 @@ def _parser() -> argparse.ArgumentParser:
     apply.add_argument("--out", required=True, type=Path, help="output file: .onnx, .safetensors, .pt or .ts")
     apply.add_argument("--data", type=Path, help="evaluation data (.csv, .npz, .safetensors, .pt)")
     apply.add_argument("--label-column", help="CSV column holding the labels")
+    apply.add_argument(
+        "--calibration-data",
+        type=Path,
+        help="training examples (no labels needed) that re-estimate BatchNorm statistics when the plan asks for "
+        "it (recalibrate_bn); never the evaluation data, which would tune the model on the examples it is judged on",
+    )
     apply.add_argument("--json", action="store_true", help="print the figures as JSON")
     apply.set_defaults(run=_run_apply)
 
@@ -161,7 +168,8 @@ def _run_apply(args: argparse.Namespace) -> int:
     plan = PruningPlan.from_json(args.plan.read_bytes())
     data = _data(args)
     example = data.inputs[:1]
-    result = apply_plan(model, plan, example, data=data if data.has_labels else None)
+    calibration = _calibration_data(args, plan, model)
+    result = apply_plan(model, plan, example, data=data if data.has_labels else None, calibration_data=calibration)
     outputs = {args.out: export_model(result.model, fmt, example)}
     if fmt in ("state_dict", "safetensors"):
         sidecar_path = args.out.with_name(args.out.stem + ".architecture.json")
@@ -203,6 +211,21 @@ def _data(args: argparse.Namespace) -> EvalData:
         raise PruneScopeError("Give evaluation data (--data) or the shape of one example (--input-shape 1,8,8).")
     logging.warning("no --data: comparing with the original on random inputs (fidelity only)")
     return random_eval_data(args.input_shape)
+
+
+def _calibration_data(args: argparse.Namespace, plan: PruningPlan, model: nn.Module) -> EvalData | None:
+    """The examples that re-estimate BatchNorm statistics, required when the plan asks for it on a model with
+    BatchNorm: falling back to the evaluation data would report an accuracy tuned on its own test set."""
+    if args.calibration_data is not None:
+        return load_eval_data(args.calibration_data, input_shape=args.input_shape)
+    if plan.recalibrate_bn and has_batchnorm(model):
+        raise PruneScopeError(
+            "The plan re-estimates BatchNorm statistics after pruning (recalibrate_bn), which needs training "
+            'examples: give them with --calibration-data FILE (labels not needed), or set "recalibrate_bn": false '
+            "in the plan. The evaluation data is not used for it: that would tune the model on the examples it is "
+            "judged on."
+        )
+    return None
 
 
 def _figures(original: nn.Module, pruned: nn.Module, example: torch.Tensor, data: EvalData) -> pd.DataFrame:

@@ -95,3 +95,33 @@ def test_the_console_script_and_module_entry_point_run() -> None:
     for command in ([str(Path(sys.executable).with_name("prunescope"))], [sys.executable, "-m", "prune_engine"]):
         completed = subprocess.run([*command, "--help"], capture_output=True, text=True, cwd=REPO, timeout=120)
         assert completed.returncode == 0 and "apply" in completed.stdout
+
+
+def _apply_recalibrated(files: dict[str, Path], tmp_path: Path, *extra: str) -> list[str]:
+    plan = tmp_path / "recalibrated.json"
+    plan.write_text(pe.PruningPlan(granularity="channel", global_ratio=0.5, recalibrate_bn=True).to_json())
+    return ["apply", "--model", str(files["model"]), "--architecture", "digits_cnn", "--plan", str(plan),
+            "--out", str(tmp_path / "pruned.onnx"), "--data", str(files["data"]), "--label-column", "digit",
+            "--input-shape", "1,8,8", "--json", *extra]  # fmt: skip
+
+
+def test_batchnorm_re_estimation_needs_training_examples_never_the_evaluation_data(files, tmp_path, capsys) -> None:
+    assert main(_apply_recalibrated(files, tmp_path)) == 1
+    error = capsys.readouterr().err
+    assert "--calibration-data" in error and "judged on" in error
+    assert not (tmp_path / "pruned.onnx").exists()
+
+
+def test_batchnorm_re_estimated_on_calibration_data_wins_accuracy_back(files, tmp_path, capsys) -> None:
+    training = load_sample("digits_cnn").train_data.inputs.reshape(-1, 64).numpy()
+    calibration = tmp_path / "train.csv"
+    pd.DataFrame(training, columns=[f"pixel{i}" for i in range(64)]).to_csv(calibration, index=False)
+    assert main(_apply_recalibrated(files, tmp_path, "--calibration-data", str(calibration))) == 0
+    recalibrated = {row["figure"]: row for row in json.loads(capsys.readouterr().out)["figures"]}
+    plain = tmp_path / "plain.json"
+    plain.write_text(pe.PruningPlan(granularity="channel", global_ratio=0.5).to_json())
+    arguments = _apply_recalibrated(files, tmp_path)
+    arguments[arguments.index("--plan") + 1] = str(plain)
+    assert main(arguments) == 0
+    kept_statistics = {row["figure"]: row for row in json.loads(capsys.readouterr().out)["figures"]}
+    assert recalibrated["accuracy"]["after"] > kept_statistics["accuracy"]["after"] + 0.02
