@@ -109,8 +109,14 @@ def _value_range(scores: Mapping[str, torch.Tensor]) -> tuple[float, float, int]
     return low, high, total
 
 
-def _count(scores: Mapping[str, torch.Tensor], predicate) -> int:
-    return sum(int(torch.count_nonzero(predicate(layer_scores))) for layer_scores in scores.values())
+def _counts(scores: Mapping[str, torch.Tensor], *windows: tuple[float, float, bool]) -> list[int]:
+    """How many scores lie in each `(low, high, high_included)` window, reading each layer's scores once."""
+    totals = [0] * len(windows)
+    for values in scores.values():
+        for index, (low, high, high_included) in enumerate(windows):
+            inside = (values >= low) & (values <= high if high_included else values < high)
+            totals[index] += int(torch.count_nonzero(inside))
+    return totals
 
 
 def _kth_lowest(
@@ -122,14 +128,15 @@ def _kth_lowest(
     exactly. A histogram proposes a narrower window (padded by a bin on each side, as
     floating-point bin edges are approximate); exact counts confirm it, or the window is
     halved instead. `inside` (the scores in the window) is carried over when a pass's
-    exact counts already give it, so each pass sweeps the scores as few times as it can.
+    exact counts already give it, and a pass's counts share one read of each layer's scores,
+    so each pass sweeps the scores as few times as it can (`LazyTensors` compute them per read).
     `value_range`: the lowest and highest score and their count (`_value_range`).
     """
     low, high, inside = value_range
     below = 0
     while low < high:
         if inside is None:
-            inside = _count(scores, lambda values, low=low, high=high: (values >= low) & (values <= high))
+            (inside,) = _counts(scores, (low, high, True))
         if inside <= exact_limit:
             window = [values[(values >= low) & (values <= high)].float() for values in scores.values()]
             return torch.sort(torch.cat(window)).values[k - below - 1]
@@ -139,9 +146,9 @@ def _kth_lowest(
         width = (high - low) / bins
         proposal = (max(low, low + (index - 1) * width), min(high, low + (index + 2) * width))
         new_low, new_high = proposal if proposal != (low, high) else (low, low + (high - low) / 2)
-        skipped = 0 if new_low == low else _count(scores, lambda values, a=low, b=new_low: (values >= a) & (values < b))
+        skipped, within = _counts(scores, (low, new_low, False), (new_low, new_high, True))
         new_below = below + skipped
-        up_to_high = new_below + _count(scores, lambda values, a=new_low, b=new_high: (values >= a) & (values <= b))
+        up_to_high = new_below + within
         inside = None
         if new_below < k <= up_to_high:
             low, high, below, inside = new_low, new_high, new_below, up_to_high - new_below
