@@ -77,14 +77,13 @@ def streamed_global_masks(
     if remove == 0:
         return map_layers(scores, lambda name, layer_scores: torch.ones_like(layer_scores, dtype=torch.bool))
     threshold = _kth_lowest(scores, remove, bins, exact_limit, (low, high, total))
-    dropped, ties = {}, {}
-    for name, layer_scores in scores.items():
-        dropped[name] = layer_scores.numel() - int(torch.count_nonzero(layer_scores >= threshold))
-        ties[name] = int(torch.count_nonzero(layer_scores == threshold))
-    ties_left = remove - sum(dropped.values())
-    ties_removed = {}
+    kept = sum(int(torch.count_nonzero(layer_scores >= threshold)) for layer_scores in scores.values())
+    ties_left = remove - (total - kept)
+    ties_removed = dict.fromkeys(scores, 0)
     for name in scores:
-        ties_removed[name] = min(ties[name], max(ties_left, 0))
+        if ties_left <= 0:
+            break
+        ties_removed[name] = min(int(torch.count_nonzero(scores[name] == threshold)), ties_left)
         ties_left -= ties_removed[name]
     return map_layers(scores, lambda name, layer_scores: threshold_mask(layer_scores, threshold, ties_removed[name]))
 
@@ -146,7 +145,10 @@ def _kth_lowest(
         width = (high - low) / bins
         proposal = (max(low, low + (index - 1) * width), min(high, low + (index + 2) * width))
         new_low, new_high = proposal if proposal != (low, high) else (low, low + (high - low) / 2)
-        skipped, within = _counts(scores, (low, new_low, False), (new_low, new_high, True))
+        if new_low == low:
+            skipped, (within,) = 0, _counts(scores, (new_low, new_high, True))
+        else:
+            skipped, within = _counts(scores, (low, new_low, False), (new_low, new_high, True))
         new_below = below + skipped
         up_to_high = new_below + within
         inside = None
