@@ -198,8 +198,6 @@ def layerwise_weight_scores(model: nn.Module, criterion: str, layers: Sequence[s
     """Per-weight scores of a `layerwise` criterion (l1, l2, random) as `LazyTensors`: the values
     `importance(model, criterion, level="weight", layers=layers, seed=seed)` gives, computed a layer at a time
     from the model's weights as they are when read."""
-    if not get_criterion(criterion).layerwise:
-        raise CriterionError(f"The {criterion} criterion does not score each layer alone; use importance().")
     shapes = {name: get_layer(model, name).weight.shape for name in layers}
 
     def layer_scores(name: str) -> torch.Tensor:

@@ -221,3 +221,25 @@ def test_report_counts_non_finite_weights_across_blocks(monkeypatch: pytest.Monk
     with torch.no_grad():
         layer.weight[0, 1], layer.weight[2, 3], layer.weight[3, 5] = float("nan"), float("inf"), float("-inf")
     assert report.layer_figures(torch.nn.Sequential(layer), "0").nonfinite == 3
+
+
+@pytest.mark.parametrize(
+    "plan",
+    [
+        pe.PruningPlan(scope="global", global_ratio=0.5, ratios={"head": 0.1}),
+        pe.PruningPlan(scope="global", global_ratio=0.5, min_ratio=0.3, max_ratio=0.6),
+    ],
+    ids=["own-ratio", "bounded"],
+)
+def test_layers_outside_the_plain_ranking_prune_the_same_weights_when_scored_layer_by_layer(
+    plan: pe.PruningPlan, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = tied_magnitude_mlp()
+    exact = pe.apply_plan(model, plan, torch.randn(1, 16))
+    monkeypatch.setattr(pruning, "STREAM_ABOVE", 100)
+    streamed = pe.apply_plan(model, plan, torch.randn(1, 16))
+    for layer in pe.prunable_layers(model):
+        assert torch.equal(
+            pe.get_layer(streamed.model, layer.name).weight, pe.get_layer(exact.model, layer.name).weight
+        )
+    assert streamed.report["assigned_ratio"].tolist() == exact.report["assigned_ratio"].tolist()
