@@ -29,6 +29,7 @@ from .attribution import DEFAULT_MAX_EXAMPLES
 from .data import EvalData, model_fingerprint
 from .errors import CriterionError
 from .layers import get_layer, prunable_layers
+from .lazy import LazyTensors
 from .tracing import trace_followers
 
 ProgressFn = Callable[[float, str], None]
@@ -102,6 +103,9 @@ class Criterion:
     reconstruct: Callable[..., None] | None = None
     per_class: bool = False
     """Averages over the examples of each class and keeps the largest (`PER_CLASS_AVERAGES` says so in words)."""
+    layerwise: bool = False
+    """Scores each layer from that layer's own weights alone, cheaply and the same every time, so a
+    large model's scores can be computed a layer at a time whenever they are read (`layerwise_weight_scores`)."""
 
 
 def register_criterion(criterion: Criterion) -> Criterion:
@@ -188,6 +192,18 @@ def importance(
     scores = score(context)
     _CACHE.put(key, scores)
     return scores
+
+
+def layerwise_weight_scores(model: nn.Module, criterion: str, layers: Sequence[str], seed: int = 0) -> LazyTensors:
+    """Per-weight scores of a `layerwise` criterion (l1, l2, random) as `LazyTensors`: the values
+    `importance(model, criterion, level="weight", layers=layers, seed=seed)` gives, computed a layer at a time
+    from the model's weights as they are when read."""
+    shapes = {name: get_layer(model, name).weight.shape for name in layers}
+
+    def layer_scores(name: str) -> torch.Tensor:
+        return importance(model, criterion, level="weight", layers=[name], seed=seed)[name]
+
+    return LazyTensors(shapes, layer_scores)
 
 
 class ImportanceCacheInfo(NamedTuple):
@@ -380,6 +396,7 @@ BUILT_IN_CRITERIA = (
         ),
         channel_scores=_magnitude_channel_scores(1.0),
         weight_scores=_l1_weight_scores,
+        layerwise=True,
         group_importance=_magnitude_group_importance(1),
     ),
     Criterion(
@@ -392,6 +409,7 @@ BUILT_IN_CRITERIA = (
         ),
         channel_scores=_magnitude_channel_scores(2.0),
         weight_scores=_l2_weight_scores,
+        layerwise=True,
         group_importance=_magnitude_group_importance(2),
     ),
     Criterion(
@@ -403,6 +421,7 @@ BUILT_IN_CRITERIA = (
         ),
         channel_scores=_random_channel_scores,
         weight_scores=_random_weight_scores,
+        layerwise=True,
         kind="baseline",
     ),
     Criterion(

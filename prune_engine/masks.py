@@ -10,7 +10,11 @@ first ties in index order go). Global masks rank all scores the same way, as
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
+
+from .lazy import map_layers
 
 
 def layer_mask(scores: torch.Tensor, ratio: float) -> torch.Tensor:
@@ -53,55 +57,85 @@ layers (histogram refinement) instead of concatenating every score into one tens
 
 
 def streamed_global_masks(
-    scores: dict[str, torch.Tensor],
+    scores: Mapping[str, torch.Tensor],
     ratio: float,
     bins: int = 4096,
     exact_limit: int = 1 << 22,
-) -> dict[str, torch.Tensor]:
+) -> Mapping[str, torch.Tensor]:
     """Keep-masks (bool) of a global ranking found without concatenating the scores.
 
-    The same count as `global_masks` is removed: the lowest `round(ratio × total)`
-    scores. The k-th lowest score is found by histogram refinement — each pass narrows
+    The same weights as `global_masks` are removed: the lowest `round(ratio × total)`
+    scores, and of the scores equal to the last one removed, the first in layer and index
+    order. The k-th lowest score is found by histogram refinement — each pass narrows
     the window that holds it — until the window holds at most `exact_limit` scores,
-    which are then sorted. Memory stays at one layer's temporaries plus the window;
-    the result can differ from `global_masks` only in which of several equal scores go.
+    which are then sorted. Each pass reads every layer's scores in turn; for `LazyTensors`
+    scores the masks are `LazyTensors` too, computed from a layer's scores when read, so
+    memory stays at one layer's scores and temporaries plus the window.
     """
-    total = sum(layer_scores.numel() for layer_scores in scores.values())
+    low, high, total = _value_range(scores)
     remove = round(ratio * total)
     if remove == 0:
-        return {name: torch.ones_like(layer_scores, dtype=torch.bool) for name, layer_scores in scores.items()}
-    threshold = _kth_lowest(scores, remove, bins, exact_limit)
-    masks = {name: layer_scores >= threshold for name, layer_scores in scores.items()}
-    ties_left = remove - sum(keep.numel() - int(torch.count_nonzero(keep)) for keep in masks.values())
-    for name, layer_scores in scores.items():
-        keep = masks[name]
-        if ties_left > 0:
-            ties = (layer_scores == threshold).reshape(-1).nonzero().reshape(-1)[:ties_left]
-            keep.view(-1)[ties] = False
-            ties_left -= len(ties)
-        masks[name] = keep
-    return masks
+        return map_layers(scores, lambda name, layer_scores: torch.ones_like(layer_scores, dtype=torch.bool))
+    threshold = _kth_lowest(scores, remove, bins, exact_limit, (low, high, total))
+    kept = sum(int(torch.count_nonzero(layer_scores >= threshold)) for layer_scores in scores.values())
+    ties_left = remove - (total - kept)
+    ties_removed = dict.fromkeys(scores, 0)
+    for name in scores:
+        if ties_left <= 0:
+            break
+        ties_removed[name] = min(int(torch.count_nonzero(scores[name] == threshold)), ties_left)
+        ties_left -= ties_removed[name]
+    return map_layers(scores, lambda name, layer_scores: threshold_mask(layer_scores, threshold, ties_removed[name]))
 
 
-def _count(scores: dict[str, torch.Tensor], predicate) -> int:
-    return sum(int(torch.count_nonzero(predicate(layer_scores))) for layer_scores in scores.values())
+def threshold_mask(scores: torch.Tensor, threshold: torch.Tensor, ties_removed: int) -> torch.Tensor:
+    """Keep-mask (bool) zeroing the scores below `threshold` and the first `ties_removed` equal to it."""
+    keep = scores >= threshold
+    if ties_removed > 0:
+        ties = (scores == threshold).reshape(-1).nonzero().reshape(-1)[:ties_removed]
+        keep.view(-1)[ties] = False
+    return keep
 
 
-def _kth_lowest(scores: dict[str, torch.Tensor], k: int, bins: int, exact_limit: int) -> torch.Tensor:
+def _value_range(scores: Mapping[str, torch.Tensor]) -> tuple[float, float, int]:
+    """The lowest and highest score over all layers and how many there are, reading each layer once."""
+    low, high, total = float("inf"), float("-inf"), 0
+    for values in scores.values():
+        if values.numel():
+            smallest, largest = torch.aminmax(values)
+            low, high = min(low, float(smallest)), max(high, float(largest))
+        total += values.numel()
+    return low, high, total
+
+
+def _counts(scores: Mapping[str, torch.Tensor], *windows: tuple[float, float, bool]) -> list[int]:
+    """How many scores lie in each `(low, high, high_included)` window, reading each layer's scores once."""
+    totals = [0] * len(windows)
+    for values in scores.values():
+        for index, (low, high, high_included) in enumerate(windows):
+            inside = (values >= low) & (values <= high if high_included else values < high)
+            totals[index] += int(torch.count_nonzero(inside))
+    return totals
+
+
+def _kth_lowest(
+    scores: Mapping[str, torch.Tensor], k: int, bins: int, exact_limit: int, value_range: tuple[float, float, int]
+) -> torch.Tensor:
     """The k-th lowest score over all layers (1-based), by narrowing a value window.
 
     Invariant: the answer lies in [low, high] and `below` counts the scores under `low`
     exactly. A histogram proposes a narrower window (padded by a bin on each side, as
     floating-point bin edges are approximate); exact counts confirm it, or the window is
     halved instead. `inside` (the scores in the window) is carried over when a pass's
-    exact counts already give it, so each pass sweeps the scores as few times as it can.
+    exact counts already give it, and a pass's counts share one read of each layer's scores,
+    so each pass sweeps the scores as few times as it can (`LazyTensors` compute them per read).
+    `value_range`: the lowest and highest score and their count (`_value_range`).
     """
-    low = min(float(values.min()) for values in scores.values())
-    high = max(float(values.max()) for values in scores.values())
-    below, inside = 0, sum(values.numel() for values in scores.values())
+    low, high, inside = value_range
+    below = 0
     while low < high:
         if inside is None:
-            inside = _count(scores, lambda values, low=low, high=high: (values >= low) & (values <= high))
+            (inside,) = _counts(scores, (low, high, True))
         if inside <= exact_limit:
             window = [values[(values >= low) & (values <= high)].float() for values in scores.values()]
             return torch.sort(torch.cat(window)).values[k - below - 1]
@@ -111,9 +145,12 @@ def _kth_lowest(scores: dict[str, torch.Tensor], k: int, bins: int, exact_limit:
         width = (high - low) / bins
         proposal = (max(low, low + (index - 1) * width), min(high, low + (index + 2) * width))
         new_low, new_high = proposal if proposal != (low, high) else (low, low + (high - low) / 2)
-        skipped = 0 if new_low == low else _count(scores, lambda values, a=low, b=new_low: (values >= a) & (values < b))
+        if new_low == low:
+            skipped, (within,) = 0, _counts(scores, (new_low, new_high, True))
+        else:
+            skipped, within = _counts(scores, (low, new_low, False), (new_low, new_high, True))
         new_below = below + skipped
-        up_to_high = new_below + _count(scores, lambda values, a=new_low, b=new_high: (values >= a) & (values <= b))
+        up_to_high = new_below + within
         inside = None
         if new_below < k <= up_to_high:
             low, high, below, inside = new_low, new_high, new_below, up_to_high - new_below
@@ -154,6 +191,21 @@ def bounded_counts(
     chosen = torch.topk(pool, budget, largest=False).indices
     taken = torch.bincount(torch.cat(owners)[chosen], minlength=len(scores))
     return {name: counts[name] + int(taken[index]) for index, name in enumerate(scores)}
+
+
+MASK_BLOCK = 1 << 20
+"""Weights multiplied by their mask at once in `apply_mask`, which bounds its temporaries to a few MiB."""
+
+
+def apply_mask(weight: torch.Tensor, keep: torch.Tensor) -> None:
+    """Multiply `weight` in place by the keep-mask, as `torch.nn.utils.prune` does (a NaN stays NaN).
+
+    A block of output rows at a time: multiplying by a whole bool mask first converts all of it to
+    the weight's dtype (147 MiB for GPT-2's 38.6 M-weight head).
+    """
+    rows = max(1, MASK_BLOCK * max(1, weight.shape[0]) // max(1, weight.numel()))
+    for weight_rows, keep_rows in zip(weight.split(rows), keep.split(rows), strict=True):
+        weight_rows.mul_(keep_rows.to(dtype=weight.dtype, device=weight.device))
 
 
 def nm_mask(scores: torch.Tensor, n: int, m: int) -> torch.Tensor:
