@@ -222,6 +222,18 @@ def nm_mask(scores: torch.Tensor, n: int, m: int) -> torch.Tensor:
     return (keep.movedim(-1, 1) if scores.dim() > 2 else keep).to(scores.dtype)
 
 
+def removed_share(shape: torch.Size, ratio: float, by_row: bool) -> float:
+    """The share of a layer's weights that `layer_mask` (or, `by_row`, `row_mask`) removes at `ratio`,
+    without computing the mask: the counts they remove are rounded the same way."""
+    size = shape.numel()
+    if size == 0:
+        return 0.0
+    if by_row:
+        columns = size // shape[0]
+        return min(max(round(float(ratio) * columns), 0), columns) / columns if columns else 0.0
+    return min(max(round(float(ratio) * size), 0), size) / size
+
+
 def row_mask(scores: torch.Tensor, ratio: float) -> torch.Tensor:
     """Keep-mask (bool) zeroing the `round(ratio × row size)` lowest scores of every output row
     (dim 0), so each output loses the same share of its inputs (Wanda compares weights this way)."""

@@ -54,6 +54,7 @@ from .masks import (
     global_masks,
     layer_mask,
     nm_mask,
+    removed_share,
     row_mask,
     streamed_global_masks,
 )
@@ -431,14 +432,19 @@ def _decide_unstructured(
         return _decide_reconstructed(model, plan, data, progress, decision, targets, tied, None)
     scores = _weight_scores(model, plan, data, progress, targets)
     ranked = select(scores, [name for name in targets if plan.is_global_ranked(name)])
-    local_mask = row_mask if criterion.compare_within == "row" else layer_mask
+    by_row = criterion.compare_within == "row"
+    local_mask = row_mask if by_row else layer_mask
     own_ratios = select(scores, [name for name in targets if name not in ranked])
-    decision.masks = merged(
-        _ranked_masks(plan, ranked),
-        map_layers(own_ratios, lambda name, layer_scores: local_mask(layer_scores, plan.target_ratio(name))),
-    )
+    ranked_masks = _ranked_masks(plan, ranked)
+    own_masks = LazyTensors(
+        shapes_of(own_ratios), lambda name: local_mask(own_ratios[name], plan.target_ratio(name))
+    )  # computed only when applied: a preview needs their ratios, which follow from the counts
+    decision.masks = merged(ranked_masks, own_masks)
     decision.scores = scores
-    decision.ratios = {name: 1.0 - int(mask.count_nonzero()) / mask.numel() for name, mask in decision.masks.items()}
+    decision.ratios = {name: 1.0 - int(mask.count_nonzero()) / mask.numel() for name, mask in ranked_masks.items()}
+    decision.ratios.update(
+        {name: removed_share(shape, plan.target_ratio(name), by_row) for name, shape in own_masks.shapes.items()}
+    )
     decision.ratios.update({name: decision.ratios[owner] for name, owner in tied.items()})
     return decision
 

@@ -16,6 +16,8 @@ from model_zoo import ZOO_BY_NAME
 
 import prune_engine as pe
 from prune_engine import masks, pruning, report
+from prune_engine.masks import layer_mask, removed_share, row_mask
+from sample_models import load_sample
 from sample_models.large import GPT2Shaped, init_gpt2, materialise
 
 EXACT_LIMIT = 1 << 16
@@ -243,3 +245,31 @@ def test_layers_outside_the_plain_ranking_prune_the_same_weights_when_scored_lay
             pe.get_layer(streamed.model, layer.name).weight, pe.get_layer(exact.model, layer.name).weight
         )
     assert streamed.report["assigned_ratio"].tolist() == exact.report["assigned_ratio"].tolist()
+
+
+@pytest.mark.parametrize("by_row", [False, True])
+def test_the_removed_share_a_preview_reports_is_the_one_the_mask_removes(by_row: bool) -> None:
+    """A preview takes each own-ratio layer's share from the counts, without building its mask."""
+    generator = torch.Generator().manual_seed(0)
+    for shape in [(3, 7), (10, 1), (64, 33), (5, 4, 3, 3), (1, 1)]:
+        scores = torch.rand(shape, generator=generator)
+        for ratio in (0.0, 0.01, 0.3, 0.5, 0.77, 0.99):
+            mask = (row_mask if by_row else layer_mask)(scores, ratio)
+            removed = 1.0 - int(mask.count_nonzero()) / mask.numel()
+            assert removed_share(scores.shape, ratio, by_row) == pytest.approx(removed), (shape, ratio)
+
+
+def test_a_preview_builds_no_mask_for_a_layer_with_its_own_ratio(monkeypatch: pytest.MonkeyPatch) -> None:
+    bundle = load_sample("digits_mlp")
+    plan = pe.PruningPlan(global_ratio=0.4)
+
+    def no_mask(*args, **kwargs):
+        raise AssertionError("a preview of own-ratio layers needs no mask")
+
+    monkeypatch.setattr(pruning, "layer_mask", no_mask)
+    preview = pe.preview_plan(bundle.model, plan, bundle.example_input)
+    monkeypatch.undo()
+    applied = pe.apply_plan(bundle.model, plan, bundle.example_input)
+    assert preview.table.set_index("layer")["assigned_ratio"].to_dict() == pytest.approx(
+        applied.report.set_index("layer")["achieved_ratio"].to_dict()
+    )
