@@ -53,6 +53,23 @@ AGREEMENT = QualityMetric(
 )
 HISTORY_METRICS = (*METRICS, AGREEMENT)
 """What the experiment history ranks runs by, the first a run has: the task's own figure, else agreement."""
+RETRIEVAL = QualityMetric(
+    "retrieval_agreement",
+    "Nearest neighbours kept",
+    "Share of sentences whose most similar sentence is the same one the original finds.",
+    False,
+    True,
+)
+COSINE = QualityMetric("cosine", "Cosine similarity with the original", "Of the outputs, 1 = the same.", False, False)
+
+
+def named(key: str) -> QualityMetric:
+    """The quality figure an engine result calls `key` (`training.recovery_metric`'s names included)."""
+    known = (*HISTORY_METRICS, RETRIEVAL, COSINE)
+    return next(
+        (metric for metric in known if metric.key == key),
+        QualityMetric(key, key.replace("_", " ").capitalize(), "", False, False),
+    )
 
 
 def headline_metric(evaluation: Mapping[str, float]) -> QualityMetric | None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pandas as pd
 
 from ui.sensitivity.methods import curves, table_view
+from ui.sensitivity.training import history_columns
 from ui.shared import charts
+from workbench import quality
 
 
 def test_a_deep_models_layer_chart_lists_the_layers_down_the_side_one_row_each() -> None:
@@ -66,3 +68,12 @@ def test_the_methods_chart_draws_perplexity_on_a_reversed_axis() -> None:
     assert list(figure.data[1].y) == [7.0, 9.5]
     assert figure.layout.yaxis.autorange == "reversed"
     assert figure.layout.yaxis.title.text == "perplexity (lower is better)"
+
+
+def test_the_prune_in_steps_table_names_and_formats_the_models_own_figure() -> None:
+    accuracy = history_columns(quality.named("accuracy"))
+    assert accuracy["value"]["label"] == "Accuracy after recovery"
+    assert accuracy["value"]["type_config"]["format"] == "percent"
+    perplexity = history_columns(quality.named("perplexity"))
+    assert perplexity["pruned_value"]["label"] == "Perplexity after pruning"
+    assert perplexity["pruned_value"]["type_config"]["format"] == "%.2f"

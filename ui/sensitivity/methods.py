@@ -9,7 +9,9 @@ import streamlit as st
 
 import prune_engine as pe
 from prune_engine.comparison import Method, comparison_request, summarise
-from ui.shared import caches, charts, keys
+from ui.sensitivity import charts
+from ui.shared import caches, keys
+from workbench import quality
 from workbench.session import LoadedModel
 
 GRANULARITY_LABELS = {
@@ -90,19 +92,10 @@ def _options(granularity: str) -> tuple[tuple[str, object], ...]:
     return ()
 
 
-METRIC_LABELS = {
-    "accuracy": ("accuracy", True, False),
-    "perplexity": ("perplexity", False, True),
-    "retrieval_agreement": ("nearest neighbours kept (retrieval agreement)", True, False),
-    "agreement": ("same prediction as the original", True, False),
-    "cosine": ("cosine similarity with the original", False, False),
-}
-"""metric → (how the chart names it, drawn in percent, lower is better)."""
-
-
 def metric_axis(metric: str) -> tuple[str, bool, bool]:
     """How a comparison's figure is named and drawn: (label, in percent, lower is better)."""
-    return METRIC_LABELS.get(metric, (metric.replace("_", " "), False, False))
+    figure = quality.named(metric)
+    return figure.label.lower(), figure.share, figure.lower_is_better
 
 
 def curves(table: pd.DataFrame) -> go.Figure:

@@ -14,7 +14,7 @@ from ui.sensitivity import charts
 from ui.shared import background, caches, keys, navigation, runs, state
 from ui.shared import charts as shared_charts
 from ui.shared.widgets import choice
-from workbench import fmt, plans
+from workbench import fmt, plans, quality
 from workbench.session import LoadedModel, PrunedModel
 from workbench.tasks import (
     L1_LEARNING_RATE,
@@ -105,15 +105,20 @@ def iterative_settings(plan: pe.PruningPlan, recovery: str) -> IterativeRequest:
     return IterativeRequest(plan.to_json(), int(steps), schedule, int(epochs), float(lr), recovery)
 
 
-HISTORY_COLUMNS = {
-    "step": st.column_config.NumberColumn("Step"),
-    "ratio_fraction": st.column_config.NumberColumn("Share of the plan", format="percent"),
-    "metric": st.column_config.TextColumn("Measured"),
-    "pruned_value": st.column_config.NumberColumn("After pruning", format="%.4f"),
-    "value": st.column_config.NumberColumn("After recovery", format="%.4f"),
-    "params": st.column_config.NumberColumn("Parameters", format="localized"),
-    "nonzero": st.column_config.NumberColumn("Non-zero parameters", format="localized"),
-}
+HISTORY_COLUMNS = ("step", "ratio_fraction", "pruned_value", "value", "params", "nonzero")
+
+
+def history_columns(metric: quality.QualityMetric) -> dict[str, object]:
+    """The step table's columns, its figures named and formatted as `metric` is everywhere else."""
+    shown = "percent" if metric.share else "%.2f"
+    return {
+        "step": st.column_config.NumberColumn("Step"),
+        "ratio_fraction": st.column_config.NumberColumn("Share of the plan", format="percent"),
+        "pruned_value": st.column_config.NumberColumn(f"{metric.label} after pruning", format=shown),
+        "value": st.column_config.NumberColumn(f"{metric.label} after recovery", format=shown),
+        "params": st.column_config.NumberColumn("Parameters", format="localized"),
+        "nonzero": st.column_config.NumberColumn("Non-zero parameters", format="localized"),
+    }
 
 
 def iterative_results(loaded: LoadedModel, outcome: IterativeOutcome, request: IterativeRequest) -> None:
@@ -123,9 +128,10 @@ def iterative_results(loaded: LoadedModel, outcome: IterativeOutcome, request: I
     history = outcome.result.history
     recovery = "distillation" if outcome.request.recovery == "distill" else "fine-tuning"
     st.plotly_chart(charts.metric_per_step(history, recovery), key="sens_steps_chart")
+    metric = quality.named(str(history["metric"].iloc[0])) if len(history) else quality.ACCURACY
     st.dataframe(
         history[list(HISTORY_COLUMNS)],
-        column_config=HISTORY_COLUMNS,
+        column_config=history_columns(metric),
         hide_index=True,
         placeholder=fmt.MISSING,
         key="sens_history",

@@ -325,44 +325,6 @@ def layer_before_after(layers: Sequence[str], before: Sequence[float], after: Se
     return figure
 
 
-def method_curves(table: pd.DataFrame, label: str, share: bool, lower_is_better: bool, title: str) -> go.Figure:
-    """One line per method (and recovery, dashed) of the mean `table["mean"]` against the share removed, each with
-    a band from `low` to `high`; shares in percent, a lower-is-better figure on a reversed axis."""
-    scale = 100 if share else 1
-    figure = go.Figure()
-    for (method, recovered), rows in table.groupby(["method", "recovered"], sort=False):
-        rows = rows.sort_values("ratio")
-        name = f"{method}{' + recovery' if recovered else ''}"
-        removed = rows["ratio"] * 100
-        figure.add_trace(
-            go.Scatter(
-                x=[*removed, *removed[::-1]],
-                y=[*(rows["high"] * scale), *(rows["low"][::-1] * scale)],
-                fill="toself",
-                opacity=0.2,
-                line={"width": 0},
-                name=name,
-                showlegend=False,
-                legendgroup=name,
-                hoverinfo="skip",
-            )
-        )
-        figure.add_trace(
-            go.Scatter(
-                x=removed, y=rows["mean"] * scale, mode="lines+markers", name=name, legendgroup=name,
-                line={"dash": "dash" if recovered else "solid"},
-                hovertemplate=f"{plain(name)}<br>%{{x:.0f}} % removed<br>%{{y:.{1 if share else 2}f}}"
-                + (" %" if share else "") + "<extra></extra>",
-            )
-        )  # fmt: skip
-    figure.update_xaxes(title_text="share removed (%)", ticksuffix=" %")
-    figure.update_yaxes(
-        title_text=label + (" (%)" if share else " (lower is better)" if lower_is_better else ""),
-        autorange="reversed" if lower_is_better else True,
-    )
-    return _legend_under_title(_finish(figure, title))
-
-
 def latency_samples(samples: pd.DataFrame) -> go.Figure:
     """Every timed block of each model as a box with its points: the spread, not only the median."""
     figure = go.Figure()
