@@ -83,7 +83,10 @@ def _one_shot_rows(name: str, quick: bool) -> list[dict[str, object]]:
     layers = _block_layers(bundle.model)
     subsets = calibration_subsets(pool, SUBSETS, 16 if quick else 128)
     metric, dense = pe.recovery_metric(bundle.model, evaluation, bundle.model)
-    rows = [{"model": name, "pattern": "dense", "criterion": "-", "metric": metric, "mean": dense}]
+    rows: list[dict[str, object]] = [
+        {"model": name, "pattern": "dense", "criterion": "-", "metric": metric}
+        | {"mean": dense, "low": dense, "high": dense, "runs": 1, "mean_seconds": 0.0, "max_seconds": 0.0}
+    ]
     for pattern, options in PATTERNS.items():
         for criterion in ONE_SHOT_CRITERIA:
             values, seconds = [], []
