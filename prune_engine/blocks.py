@@ -31,6 +31,7 @@ from torch import nn
 
 from .errors import CriterionError, InvalidPlanError, UnsupportedModelError
 from .layers import prunable_layers
+from .tokens import real_tokens, token_rows
 
 if TYPE_CHECKING:
     from .importance import ScoringContext
@@ -127,15 +128,17 @@ def skip_block(model: nn.Module, block: Block) -> None:
 
 
 def block_influence(model: nn.Module, blocks: list[Block], inputs: torch.Tensor) -> dict[str, float]:
-    """1 − the mean cosine similarity of each block's input and output on `inputs`, in one pass."""
+    """1 − the mean cosine similarity of each block's input and output on `inputs` (over real tokens:
+    padding is left out), in one pass."""
     totals: dict[str, list[float]] = {block.name: [0.0, 0.0] for block in blocks}
     private = copy.deepcopy(model).eval()
+    current: dict[str, torch.Tensor | None] = {"real": None}
 
     def hook(name: str):
         def record(module: nn.Module, args: tuple, kwargs: dict, output: object) -> None:
             before = _first_input(args, kwargs)
             after = output[0] if isinstance(output, (tuple, list)) else output
-            similarity = _cosines(before, after)
+            similarity = _cosines(before, after, current["real"])
             totals[name][0] += float(similarity.sum())
             totals[name][1] += similarity.numel()
 
@@ -145,7 +148,10 @@ def block_influence(model: nn.Module, blocks: list[Block], inputs: torch.Tensor)
         private.get_submodule(block.name).register_forward_hook(hook(block.name), with_kwargs=True) for block in blocks
     ]
     try:
-        _run(private, inputs)
+        for start in range(0, len(inputs), BATCH_SIZE):
+            chunk = inputs[start : start + BATCH_SIZE]
+            current["real"] = real_tokens(private, chunk)
+            _run(private, chunk)
     finally:
         for handle in handles:
             handle.remove()
@@ -228,13 +234,13 @@ def _first_input(args: tuple, kwargs: dict) -> object:
     return args[0] if args else kwargs.get("hidden_states")
 
 
-def _cosines(before: object, after: object) -> torch.Tensor:
-    """Cosine similarity per token (3-D), per position over channels (4-D) or per example."""
+def _cosines(before: object, after: object, real: torch.Tensor | None = None) -> torch.Tensor:
+    """Cosine similarity per real token (3-D), per position over channels (4-D) or per example."""
     if not isinstance(before, torch.Tensor) or not isinstance(after, torch.Tensor) or before.shape != after.shape:
         return torch.zeros(1)
     before, after = before.detach().float(), after.detach().float()
     if before.dim() == 3:
-        return F.cosine_similarity(before, after, dim=-1).reshape(-1)
+        return F.cosine_similarity(token_rows(before, real), token_rows(after, real), dim=-1)
     if before.dim() == 4:
         return F.cosine_similarity(before, after, dim=1).reshape(-1)
     return F.cosine_similarity(before.reshape(len(before), -1), after.reshape(len(after), -1), dim=1)

@@ -597,7 +597,7 @@ BUILT_IN_CRITERIA = (
             "the inputs the already-pruned layers before it give (Frantar & Alistarh, 2023). It is the only "
             "method here that changes the kept weights, so a before/after weight histogram moves. Costs a "
             "partial forward pass per layer and an inverse of an inputs × inputs matrix per layer (about "
-            "half a minute for MiniLM on two cores). Single weights and N:M; Linear and Conv2d layers; "
+            "ten seconds for MiniLM on two quiet cores). Single weights and N:M; Linear and Conv2d layers; "
             "needs calibration data."
         ),
         channel_scores=oneshot.sparsegpt_channel_scores,

@@ -14,7 +14,9 @@ The evaluation text (`text/sentences.json`) was written for PruneScope: groups o
 paraphrases and sentences that have none. The labels of `eval_data` are paraphrase group
 ids (each unrelated sentence has a group of its own), which `prune_engine.embedding` uses
 for paraphrase accuracy; there is no training split (a sentence-embedding model is not
-fine-tuned on a few hundred sentences).
+fine-tuned on a few hundred sentences). Calibration text for data-driven pruning comes from
+elsewhere (`calibration_data`: sentences of Python's own documentation), so what a method
+calibrates on is never what it is judged on.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -143,6 +146,41 @@ def minilm_data() -> EvalData:
     """
     sentences, groups = sentence_groups()
     return EvalData(tokenize(sentences), torch.tensor(groups, dtype=torch.long))
+
+
+CALIBRATION_SENTENCES = 384
+"""Calibration sentences `calibration_data` gives: three disjoint sets of 128, as Wanda and SparseGPT use."""
+
+
+@functools.cache
+def calibration_sentences(count: int = CALIBRATION_SENTENCES) -> tuple[str, ...]:
+    """`count` plain-prose sentences (8–40 words) from Python's documentation topics (`pydoc_data.topics`,
+    on every machine), each once, spread evenly over them: calibration text that is not the evaluation set."""
+    from pydoc_data.topics import topics
+
+    evaluation = set(sentence_groups()[0])
+    found = []
+    for name in sorted(topics):
+        for paragraph in re.split(r"\n\s*\n", topics[name]):
+            for sentence in re.split(r"(?<=[.!?])\s+(?=[A-Z])", " ".join(paragraph.split())):
+                letters = sum(char.isalpha() or char == " " for char in sentence)
+                if (
+                    8 <= len(sentence.split()) <= 40
+                    and sentence[0].isupper()
+                    and sentence.endswith(".")
+                    and letters > 0.9 * len(sentence)
+                    and sentence not in evaluation
+                ):
+                    found.append(sentence)
+    found = list(dict.fromkeys(found))  # topics repeat some passages
+    chosen = torch.linspace(0, len(found) - 1, min(count, len(found))).round().long().tolist()
+    return tuple(found[index] for index in chosen)
+
+
+def calibration_data(count: int = CALIBRATION_SENTENCES) -> EvalData:
+    """`calibration_sentences` as token ids (padded to the longest), without labels: what Wanda,
+    SparseGPT, block influence and distillation look at, never the evaluation sentences."""
+    return EvalData(tokenize(list(calibration_sentences(count))))
 
 
 @functools.cache

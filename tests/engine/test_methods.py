@@ -9,6 +9,7 @@ from torch import nn
 import prune_engine as pe
 from prune_engine.blocks import SkippedBlock
 from prune_engine.masks import nm_mask
+from prune_engine.oneshot import hessians
 from sample_models import load_sample
 
 
@@ -37,6 +38,45 @@ def test_wanda_scores_are_weight_size_times_input_norm() -> None:
     expected_second = model[2].weight.detach().abs() * torch.linalg.vector_norm(hidden, dim=0)
     torch.testing.assert_close(scores["0"], expected_first)
     torch.testing.assert_close(scores["2"], expected_second)
+
+
+class _PaddedEncoder(nn.Module):
+    """Token ids padded with 0 → embedding → Linear, mean over the real tokens (as a sentence embedder)."""
+
+    pad_token_id = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(4)
+        self.embed = nn.Embedding(12, 6)
+        self.dense = nn.Linear(6, 4)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        real = (ids != self.pad_token_id).unsqueeze(-1).float()
+        return (self.dense(self.embed(ids)) * real).sum(dim=1) / real.sum(dim=1)
+
+
+def _padded_ids() -> torch.Tensor:
+    """Sentences of 2 to 7 real tokens, padded with 0 to 9 positions: most positions are padding."""
+    generator = torch.Generator().manual_seed(5)
+    ids = torch.zeros(40, 9, dtype=torch.long)
+    for row in range(len(ids)):
+        length = 2 + row % 6
+        ids[row, :length] = torch.randint(1, 12, (length,), generator=generator)
+    return ids
+
+
+def test_wanda_and_sparsegpt_measure_real_tokens_only_never_padding() -> None:
+    model = _PaddedEncoder().eval()
+    ids = _padded_ids()
+    real_inputs = model.embed(ids[ids != 0]).detach()
+
+    scores = pe.importance(model, "wanda", pe.EvalData(ids), level="weight")["dense"]
+    hessian = hessians(model, ["dense"], ids)["dense"]
+
+    expected = model.dense.weight.detach().abs() * torch.linalg.vector_norm(real_inputs, dim=0)
+    torch.testing.assert_close(scores, expected)
+    torch.testing.assert_close(hessian, 2 * real_inputs.T @ real_inputs / len(real_inputs))
 
 
 def test_wanda_removes_the_same_share_of_every_output_row() -> None:

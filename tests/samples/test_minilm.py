@@ -13,7 +13,14 @@ import torch
 
 import prune_engine as pe
 from sample_models import list_samples, load_sample, sample_info
-from sample_models.minilm import MINILM_PARAMS, SENTENCES_PATH, sentence_groups
+from sample_models.minilm import (
+    CALIBRATION_SENTENCES,
+    MINILM_PARAMS,
+    SENTENCES_PATH,
+    calibration_data,
+    calibration_sentences,
+    sentence_groups,
+)
 from tests.conftest import REPO_ROOT
 
 OFFLINE_CHECK = textwrap.dedent(
@@ -134,3 +141,13 @@ def test_unstructured_30_percent_keeps_embeddings_close(minilm: pe.ModelBundle) 
 
     assert metrics["cosine"] >= 0.9
     assert result.report["achieved_ratio"].between(0.29, 0.31).all()
+
+
+def test_calibration_sentences_are_prose_and_never_the_evaluation_sentences() -> None:
+    sentences = calibration_sentences()
+    evaluation = set(sentence_groups()[0])
+
+    assert len(sentences) == len(set(sentences)) == CALIBRATION_SENTENCES
+    assert not evaluation.intersection(sentences)
+    assert all(8 <= len(sentence.split()) <= 40 and sentence.endswith(".") for sentence in sentences)
+    assert calibration_data().inputs.shape[0] == CALIBRATION_SENTENCES
