@@ -202,7 +202,8 @@ MINILM_PARAMS = 22_565_376
 
 
 def load_minilm_sample(name: str = "minilm") -> ModelBundle:
-    """The `minilm` sample: the pretrained embedder, the sentence set as `eval_data`, a 128-token example."""
+    """The `minilm` sample: the pretrained embedder, the sentence set as `eval_data`, a 128-token example, and
+    unlabelled sentences of Python's documentation as `train_data` (what calibration and distillation read)."""
     model = build_model()
     sentences, groups = sentence_groups()
     return ModelBundle(
@@ -210,7 +211,7 @@ def load_minilm_sample(name: str = "minilm") -> ModelBundle:
         model=model,
         example_input=example_ids().clone(),
         eval_data=minilm_data(),
-        train_data=None,
+        train_data=calibration_data(),
         task="embedding",
         description=DESCRIPTION,
         metadata={

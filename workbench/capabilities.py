@@ -66,3 +66,17 @@ def granularities(loaded: LoadedModel, plan: pe.PruningPlan) -> list[str]:
         if (name != "head" or pe.attention_layers(model)) and (name != "block" or candidate_blocks(model))
     ]
     return offered if plan.granularity in offered else [*offered, plan.granularity]
+
+
+CALIBRATED = ("wanda", "sparsegpt", "block_influence")
+"""Criteria whose papers calibrate on training text: they score on the training examples when a model has them."""
+
+
+def criterion_data(bundle: pe.ModelBundle, criterion: str) -> pe.EvalData | None:
+    """The examples `criterion` scores on when a plan is previewed or applied: Wanda, SparseGPT and block
+    influence on the training examples when the model has some (scoring on the test examples would tune the
+    pruning to the very examples it is judged on); every other criterion on the evaluation examples, the
+    ones Inspect shows its scores on."""
+    if criterion in CALIBRATED and bundle.train_data is not None:
+        return bundle.train_data
+    return bundle.eval_data

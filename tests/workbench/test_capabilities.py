@@ -9,7 +9,7 @@ import torch
 import prune_engine as pe
 from sample_models import load_sample
 from tests.engine.test_heads import TinyTransformer
-from workbench import capabilities
+from workbench import capabilities, tasks
 from workbench.session import LoadedModel
 
 
@@ -39,3 +39,20 @@ def test_a_batchnorm_model_without_training_data_says_why_it_cannot_re_estimate(
     assert not capabilities.can_recalibrate(without)
     assert capabilities.missing_training_data(without) == capabilities.NO_TRAINING
     assert capabilities.missing_training_data(loaded(TinyTransformer(), with_training=False)) is None, "no BatchNorm"
+
+
+def test_calibration_criteria_score_on_training_examples_never_the_test_set() -> None:
+    bundle = load_sample("digits_mlp")
+    for criterion in capabilities.CALIBRATED:
+        assert capabilities.criterion_data(bundle, criterion) is bundle.train_data
+    assert capabilities.criterion_data(bundle, "taylor") is bundle.eval_data, "Inspect's criteria keep the test set"
+    untrained = dataclasses.replace(bundle, train_data=None)
+    assert capabilities.criterion_data(untrained, "wanda") is untrained.eval_data
+
+
+def test_minilm_calibrates_and_distils_on_sentences_it_is_not_judged_on() -> None:
+    bundle = load_sample("minilm")
+    assert capabilities.criterion_data(bundle, "wanda") is bundle.train_data, "tests/samples checks they differ"
+    loaded = LoadedModel.from_bundle(bundle)
+    assert tasks.training_problem(loaded, "distill") is None
+    assert "labels" in tasks.training_problem(loaded, "fine_tune")

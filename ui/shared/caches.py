@@ -42,6 +42,7 @@ from prune_engine.sensitivity import ScanExecutor
 from sample_models import load_sample
 from sample_models.tiny_gpt import continue_text
 from workbench import graph as graph_drawing
+from workbench.capabilities import criterion_data
 from workbench.session import LoadedModel, PrunedModel
 from workbench.tasks import (
     L1_LEARNING_RATE,
@@ -190,8 +191,9 @@ def apply(
     """Prune a copy of `loaded` as `plan` says, with its data for data-driven criteria and BatchNorm statistics."""
     bundle = loaded.bundle
     calibration = bundle.train_data.subset(CALIBRATION_EXAMPLES) if bundle.train_data is not None else None
+    data = criterion_data(bundle, plan.criterion)
     return pe.apply_plan(
-        bundle.model, plan, bundle.example_input, bundle.eval_data, progress=progress, calibration_data=calibration
+        bundle.model, plan, bundle.example_input, data, progress=progress, calibration_data=calibration
     )
 
 
@@ -210,7 +212,7 @@ def preview(loaded: LoadedModel, plan: pe.PruningPlan) -> pe.PlanPreview:
         loaded.data_fingerprint,
         bundle.model,
         bundle.example_input,
-        bundle.eval_data,
+        criterion_data(bundle, plan.criterion),
     )
 
 
