@@ -120,7 +120,7 @@ def _chart(page: Page, title: str) -> Locator:
 
 def _open_preview(page: Page) -> None:
     """Open the Prune page's preview charts (drawn only while open) and wait for them."""
-    page.get_by_text("Preview: the share each layer loses").click()
+    page.get_by_text("Preview: the share").first.click()
     expect(_chart(page, "What each layer will lose")).to_be_visible()
     wait_for_app(page)
 
@@ -299,6 +299,7 @@ def heads(camera: Camera) -> None:
     _pick_sample(page, "minilm")
     open_page(page, "Prune")
     _granularity(page, "Attention heads", "of the heads of each unlocked attention layer")
+    _open_preview(page)
     page.get_by_role("button", name="Apply the plan").click()
     expect(_metric(page, "Predicted speed-up")).to_contain_text("×", timeout=LONG_WAIT_MS)
     predict = page.get_by_test_id("stCheckbox").filter(has_text="Predict the speed-up")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from ui.sensitivity.methods import curves, table_view
-from ui.sensitivity.training import history_columns
+from ui.sensitivity.training import history_columns, history_table
 from ui.shared import charts
 from workbench import quality
 
@@ -73,7 +74,15 @@ def test_the_methods_chart_draws_perplexity_on_a_reversed_axis() -> None:
 def test_the_prune_in_steps_table_names_and_formats_the_models_own_figure() -> None:
     accuracy = history_columns(quality.named("accuracy"))
     assert accuracy["value"]["label"] == "Accuracy after recovery"
-    assert accuracy["value"]["type_config"]["format"] == "percent"
+    assert accuracy["value"]["type_config"]["format"] == "%.1f %%"
     perplexity = history_columns(quality.named("perplexity"))
     assert perplexity["pruned_value"]["label"] == "Perplexity after pruning"
     assert perplexity["pruned_value"]["type_config"]["format"] == "%.2f"
+    history = pd.DataFrame(
+        {"step": [0, 1], "ratio_fraction": [0.0, 0.7037], "metric": ["accuracy"] * 2, "pruned_value": [0.9972, 0.9694],
+         "value": [0.9972, 0.9972], "params": [58474, 24923], "nonzero": [58474, 24923]}
+    )  # fmt: skip
+    shown = history_table(history, quality.named("accuracy"))
+    assert shown["ratio_fraction"].tolist() == pytest.approx([0.0, 70.37])
+    assert shown["pruned_value"].tolist() == pytest.approx([99.72, 96.94])
+    assert history["ratio_fraction"].tolist() == [0.0, 0.7037], "the outcome's own table is left as it was"

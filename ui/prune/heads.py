@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 import prune_engine as pe
+from ui.prune import preview as plan_preview
 from ui.prune.controls import seed, update_plan
 from ui.shared import charts, keys, state
 from workbench import fmt
@@ -19,7 +20,6 @@ from workbench import plans as edits
 from workbench.plans import criterion_label
 from workbench.session import LoadedModel
 
-CHART_CONFIG = {"displayModeBar": False}
 COLUMNS = 3
 
 EXPLANATION = (
@@ -126,8 +126,18 @@ def _layer_slider(plan: pe.PruningPlan, layer: pe.AttentionLayer, preview: pe.Pl
     )
 
 
+HEADS_PREVIEW_TITLE = "Preview: the share of heads each attention layer loses, and where the cut falls"
+
+
 def _preview(plan: pe.PruningPlan, layers: list[pe.AttentionLayer], preview: pe.PlanPreview | None) -> None:
-    st.subheader("Preview")
+    """Drawn only while its expander is open, like the other granularities' preview."""
+    box = plan_preview.opened_box(HEADS_PREVIEW_TITLE)
+    if box is not None:
+        with box:
+            _head_charts(plan, layers, preview)
+
+
+def _head_charts(plan: pe.PruningPlan, layers: list[pe.AttentionLayer], preview: pe.PlanPreview | None) -> None:
     if preview is None:
         st.caption("No preview: the plan cannot be applied as it stands (see the message above).")
         return
@@ -140,7 +150,7 @@ def _preview(plan: pe.PruningPlan, layers: list[pe.AttentionLayer], preview: pe.
         }
     )
     left, right = st.columns(2)
-    left.plotly_chart(charts.plan_ratios(counts, "heads"), config=CHART_CONFIG)
+    left.plotly_chart(charts.plan_ratios(counts, "heads"), config=plan_preview.CHART_CONFIG)
     scored = [layer for layer in layers if layer.name in preview.scores]
     with right:
         if not scored:
@@ -156,7 +166,7 @@ def _preview(plan: pe.PruningPlan, layers: list[pe.AttentionLayer], preview: pe.
         figure = charts.channel_cut(ordered, removed_heads(plan, layer, preview), layer.name, criterion)
         figure["layout"]["xaxis"]["title"]["text"] = "heads, least important first"
         figure["layout"]["title"]["text"] = f"Head importance of {charts.plain(layer.name)}"
-        st.plotly_chart(figure, config=CHART_CONFIG)
+        st.plotly_chart(figure, config=plan_preview.CHART_CONFIG)
     st.caption(
         "Left: the share of heads each attention layer will lose. Right: the chosen layer's head scores, "
         "least important first; heads left of the dashed line go."

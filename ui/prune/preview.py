@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 import torch
+from streamlit.delta_generator import DeltaGenerator
 
 import prune_engine as pe
 from ui.prune import result as prune_result
@@ -70,11 +71,16 @@ def section(plan: pe.PruningPlan, preview: pe.PlanPreview | None) -> None:
     Two charts redrawn on every slider step were the slowest part of the page's answer to a
     slider (about 120 ms of browser work per step here), so they wait until the user opens them.
     """
-    box = st.expander(PREVIEW_TITLE, key=keys.PRUNE_PREVIEW_OPEN, on_change="rerun", icon=":material/insights:")
-    if not box.open:
-        return
-    with box:
-        _charts(plan, preview)
+    box = opened_box(PREVIEW_TITLE)
+    if box is not None:
+        with box:
+            _charts(plan, preview)
+
+
+def opened_box(title: str) -> DeltaGenerator | None:
+    """The preview's expander (one open state for every granularity), or None while it is closed."""
+    box = st.expander(title, key=keys.PRUNE_PREVIEW_OPEN, on_change="rerun", icon=":material/insights:")
+    return box if box.open else None
 
 
 def _charts(plan: pe.PruningPlan, preview: pe.PlanPreview | None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 
+import pandas as pd
 import streamlit as st
 
 import prune_engine as pe
@@ -108,12 +109,21 @@ def iterative_settings(plan: pe.PruningPlan, recovery: str) -> IterativeRequest:
 HISTORY_COLUMNS = ("step", "ratio_fraction", "pruned_value", "value", "params", "nonzero")
 
 
+def history_table(history: pd.DataFrame, metric: quality.QualityMetric) -> pd.DataFrame:
+    """The step table's values as `history_columns` shows them: shares in percent."""
+    shown = history[list(HISTORY_COLUMNS)].copy()
+    shown["ratio_fraction"] *= 100
+    if metric.share:
+        shown[["pruned_value", "value"]] *= 100
+    return shown
+
+
 def history_columns(metric: quality.QualityMetric) -> dict[str, object]:
     """The step table's columns, its figures named and formatted as `metric` is everywhere else."""
-    shown = "percent" if metric.share else "%.2f"
+    shown = "%.1f %%" if metric.share else "%.2f"
     return {
         "step": st.column_config.NumberColumn("Step"),
-        "ratio_fraction": st.column_config.NumberColumn("Share of the plan", format="percent"),
+        "ratio_fraction": st.column_config.NumberColumn("Share of the plan", format="%.0f %%"),
         "pruned_value": st.column_config.NumberColumn(f"{metric.label} after pruning", format=shown),
         "value": st.column_config.NumberColumn(f"{metric.label} after recovery", format=shown),
         "params": st.column_config.NumberColumn("Parameters", format="localized"),
@@ -130,7 +140,7 @@ def iterative_results(loaded: LoadedModel, outcome: IterativeOutcome, request: I
     st.plotly_chart(charts.metric_per_step(history, recovery), key="sens_steps_chart")
     metric = quality.named(str(history["metric"].iloc[0])) if len(history) else quality.ACCURACY
     st.dataframe(
-        history[list(HISTORY_COLUMNS)],
+        history_table(history, metric),
         column_config=history_columns(metric),
         hide_index=True,
         placeholder=fmt.MISSING,
