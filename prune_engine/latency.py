@@ -44,8 +44,12 @@ MIN_PROFILE_RUNS = 3
 SHAPE_CHANGING = ("channel", "head")
 """Granularities that make layers smaller; the others only zero weights, which dense kernels ignore."""
 LAYER_TIMING_BLOCKS = 7
-"""Blocks of calls behind each layer timed alone (their median is taken)."""
+"""Blocks of calls behind a timing that decides something (their median is taken; `sparse_runtime`)."""
 LAYER_BLOCK_SECONDS = 0.005
+SHAPE_TIMING_BLOCKS = 5
+SHAPE_BLOCK_SECONDS = 0.002
+"""Each layer a plan reshapes is timed alone in this many blocks of about this long: the Prune page predicts
+on every slider step, and the prediction's error stayed within bench/speed.py's target with these."""
 LAYER_CACHE_SIZE = 256
 """Layer timings kept, by kind, configuration, input shape, dtype, device and threads."""
 
@@ -449,8 +453,8 @@ def _time_alone(module: nn.Module, input_shape: tuple[int, ...], threads: int) -
     device = weight.device.type
     with torch.inference_mode(), benchmark.utils.common.set_torch_threads(threads):
         first = max(_timed_forward(layer, inputs, device), _timed_forward(layer, inputs, device))
-        number = max(1, int(LAYER_BLOCK_SECONDS / max(first, 1e-9)))
-        blocks = [_timed_block(layer, inputs, number, device) for _ in range(LAYER_TIMING_BLOCKS)]
+        number = max(1, int(SHAPE_BLOCK_SECONDS / max(first, 1e-9)))
+        blocks = [_timed_block(layer, inputs, number, device) for _ in range(SHAPE_TIMING_BLOCKS)]
     seconds = float(np.median(blocks))
     _layer_times[key] = seconds
     while len(_layer_times) > LAYER_CACHE_SIZE:
