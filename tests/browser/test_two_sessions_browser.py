@@ -3,6 +3,7 @@ and plan; each Compare page shows its own figures, and the Experiments page list
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +14,8 @@ from tests.browser.test_prune_compare_browser import metric_value, press_on_slid
 from tests.conftest import EXPECT_TIMEOUT_MS, VIEWPORT
 
 pytestmark = pytest.mark.browser
+
+LATENCY_FRONT = re.compile(r"Accuracy vs latency per batch \(ms\): (one run so far|\d+ of \d+ runs on the front)")
 
 
 @pytest.fixture
@@ -69,7 +72,7 @@ def test_two_sessions_at_once_each_compare_their_own_model_and_plan(two_pages: t
     open_page(mlp, "Experiments")
     open_page(cnn, "Experiments")
     expect(mlp.get_by_test_id("stDataFrame").first).to_be_visible()
-    expect(mlp.get_by_text("Accuracy vs latency per batch (ms): one run so far")).to_be_visible()
-    expect(cnn.get_by_text("Accuracy vs latency per batch (ms): one run so far")).to_be_visible()
+    for page in (mlp, cnn):  # other tests on this server may have saved runs of the same samples
+        expect(page.get_by_text(LATENCY_FRONT)).to_be_visible()
     wait_for_app(mlp)
     save_screenshot(mlp, "experiments_page")
