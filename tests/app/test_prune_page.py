@@ -412,3 +412,42 @@ def test_a_widget_of_an_older_generation_changes_nothing() -> None:
     before, after = map(int, generations.split())
     assert float(ratio) == 0.4
     assert after == before + 1
+
+
+def test_a_stale_layer_value_sent_with_a_global_press_locks_nothing(app: AppTest) -> None:
+    """A browser that has not drawn the last step yet sends the layers' old values along with the next
+    press of the global slider; Streamlit takes them for moves of those sliders."""
+    at = open_prune(app)
+    at.slider(key=keys.PRUNE_GLOBAL).set_value(31).run()
+    assert layer_slider(at, "fc1").value == 31
+    at.slider(key=keys.PRUNE_GLOBAL).set_value(32)
+    layer_slider(at, "fc1").set_value(30)
+    at.number_input(key=layer_key(at, keys.prune_global_number, "")).set_value(30)
+    at.run()
+    assert not at.exception
+    assert plan_of(at).global_ratio == pytest.approx(0.32)
+    assert plan_of(at).ratios == {}
+    assert layer_slider(at, "fc1").value == 32, "the page shows the plan again"
+    assert not at.checkbox(key=layer_key(at, keys.prune_layer_lock, "fc1")).value
+
+
+def test_a_layer_moved_back_to_its_previous_value_locks_there(app: AppTest) -> None:
+    """Moved alone, a layer slider is the user's move, even to the value it had before the global step."""
+    at = open_prune(app)
+    at.slider(key=keys.PRUNE_GLOBAL).set_value(31).run()
+    layer_slider(at, "fc1").set_value(30).run()
+    assert plan_of(at).ratios == {"fc1": pytest.approx(0.3)}
+    assert plan_of(at).global_ratio == pytest.approx(0.31)
+
+
+def test_the_global_slider_keeps_the_per_layer_widgets(app: AppTest) -> None:
+    """Moving the global slider shows the layers their new values in the same widgets: drawing new ones at
+    every step made a key press slow."""
+    at = open_prune(app)
+    generation = at.session_state[keys.PRUNE_GENERATION] if keys.PRUNE_GENERATION in at.session_state else 0
+    at.slider(key=keys.PRUNE_GLOBAL).set_value(45).run()
+    assert (at.session_state[keys.PRUNE_GENERATION] if keys.PRUNE_GENERATION in at.session_state else 0) == generation
+    assert layer_slider(at, "fc2").value == 45
+    assert at.segmented_control(key=layer_key(at, keys.prune_preset, "")).value is None
+    at.slider(key=keys.PRUNE_GLOBAL).set_value(50).run()
+    assert at.segmented_control(key=layer_key(at, keys.prune_preset, "")).value == 50, "the preset it is at"

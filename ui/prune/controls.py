@@ -28,7 +28,7 @@ from workbench.session import LoadedModel
 
 GLOBAL_MAX_PCT = 95
 PRESETS = (50, 80, 90, 95)
-"""Global ratios one click away (%)."""
+"""Global ratios one click away (%); the one the plan is at shows selected."""
 NO_ROUNDING = 1
 ROUNDINGS = (NO_ROUNDING, 8, 16, 32)
 """Channel counts kept a multiple of this (1: any count)."""
@@ -76,17 +76,25 @@ def current_plan(loaded: LoadedModel) -> pe.PruningPlan:
 
 
 def update_plan(
-    change: Callable[[pe.PruningPlan], pe.PruningPlan], *, widget_generation: int | None = None, resync: bool = True
+    change: Callable[[pe.PruningPlan], pe.PruningPlan],
+    *,
+    widget: str | None = None,
+    widget_generation: int | None = None,
+    resync: bool = True,
 ) -> None:
     """(A widget callback) Replace the session's plan by `change(plan)`; an impossible plan leaves it and says why.
 
-    `widget_generation` is the generation a per-generation widget was drawn in (`keys.prune_layer_ratio`):
-    Streamlit still runs the callbacks of an older generation's widgets, with whatever stale value the
-    browser echoes while a rerun is under way, so a change from a generation the page no longer shows is
-    ignored. With `resync`, the per-layer widgets start a new generation, to show the new plan afresh.
+    `widget` is the key of the widget whose callback this is, and `widget_generation` the generation it was
+    drawn in (`keys.prune_layer_ratio`). Streamlit runs a widget's callback whenever the value the browser
+    sends differs from the one the server last set, and while a rerun is under way the browser still sends
+    what it showed before: a change that `is_stale_echo` recognises as that, or that comes from a generation
+    the page no longer shows, is ignored. With `resync`, the per-layer widgets start a new generation, to show
+    a plan that changed in form (granularity, a loaded plan, Reset) afresh.
     """
     plan = state.current_plan()
     if plan is None or (widget_generation is not None and widget_generation != state.controls_generation()):
+        return
+    if widget is not None and is_stale_echo(widget):
         return
     try:
         state.set_plan(change(plan))
@@ -95,6 +103,23 @@ def update_plan(
         return
     if resync:
         state.resync_layer_controls()
+
+
+def is_stale_echo(key: str) -> bool:
+    """Whether the value the browser sent for the widget `key` is the one it showed before the page's last
+    change to it, arriving with a change to another control: a browser that has not yet drawn the new value
+    sends the old one back along with the key press that started this rerun. A widget the user moved alone
+    (even back to its previous value) is never an echo."""
+    shown = st.session_state.get(keys.PRUNE_SHOWN, {})
+    if key not in shown:
+        return False
+    current, previous = shown[key]
+    if st.session_state.get(key) in (current, None) or st.session_state.get(key) != previous:
+        return False
+    return any(
+        other != key and other in st.session_state and st.session_state[other] != value
+        for other, (value, _) in shown.items()
+    )
 
 
 def _on_granularity(loaded: LoadedModel) -> None:
@@ -115,11 +140,17 @@ def _on_setting(key: str, field: str) -> None:
 
 def _on_global(key: str = keys.PRUNE_GLOBAL, generation: int | None = None) -> None:
     """The global slider, its number field or a preset (those two drawn in `generation`) moved: every
-    unlocked layer follows."""
+    unlocked layer follows. The per-layer widgets stay (drawing new ones at every step is what made a key
+    press slow); `seed` shows them their new values."""
     value = st.session_state[key]
     if value is None:  # a preset button released
         return
-    update_plan(lambda plan: dataclasses.replace(plan, global_ratio=value / 100), widget_generation=generation)
+    update_plan(
+        lambda plan: dataclasses.replace(plan, global_ratio=value / 100),
+        widget=key,
+        widget_generation=generation,
+        resync=False,
+    )
 
 
 def _on_rounding() -> None:
@@ -157,7 +188,12 @@ def _on_upload(loaded: LoadedModel) -> None:
 
 
 def seed(key: str, value: object) -> None:
-    """Show `value` in the widget with `key` (call before the widget is created)."""
+    """Show `value` in the widget with `key` (call before the widget is created), remembering the value it
+    showed before a change (for `is_stale_echo`)."""
+    shown = st.session_state.setdefault(keys.PRUNE_SHOWN, {})
+    current = shown.get(key, (value, value))[0]
+    if key not in shown or value != current:
+        shown[key] = (value, current)
     if st.session_state.get(key) != value:
         st.session_state[key] = value
 
@@ -297,7 +333,9 @@ def global_controls(plan: pe.PruningPlan) -> None:
     seed(keys.PRUNE_GLOBAL, percent(plan.global_ratio, GLOBAL_MAX_PCT))
     generation = state.controls_generation()
     number_key, preset_key = keys.prune_global_number("", generation), keys.prune_preset("", generation)
-    seed(number_key, percent(plan.global_ratio, GLOBAL_MAX_PCT))
+    shown_percent = percent(plan.global_ratio, GLOBAL_MAX_PCT)
+    seed(number_key, shown_percent)
+    seed(preset_key, shown_percent if shown_percent in PRESETS else None)
     columns = st.columns([3, 2, 1] if global_scope else [5, 1], vertical_alignment="bottom")
     unit = {"channel": "channels", "head": "attention heads"}.get(plan.granularity, "weights")
     _percent_slider(

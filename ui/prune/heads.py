@@ -45,19 +45,24 @@ def attention(loaded: LoadedModel) -> list[pe.AttentionLayer]:
 
 
 def _on_slider(layer: pe.AttentionLayer, generation: int) -> None:
-    removed = st.session_state[keys.prune_head_ratio(layer.name, generation)]
+    key = keys.prune_head_ratio(layer.name, generation)
+    removed = st.session_state[key]
     update_plan(
         lambda plan: edits.with_layers(plan, [layer.name], removed / layer.heads),
+        widget=key,
         widget_generation=generation,
         resync=False,
     )
 
 
 def _on_lock(layer: pe.AttentionLayer, generation: int) -> None:
-    if st.session_state[keys.prune_head_lock(layer.name, generation)]:
+    key = keys.prune_head_lock(layer.name, generation)
+    if st.session_state[key]:
         _on_slider(layer, generation)
     else:
-        update_plan(lambda plan: edits.without_layers(plan, [layer.name]), widget_generation=generation, resync=False)
+        update_plan(
+            lambda plan: edits.without_layers(plan, [layer.name]), widget=key, widget_generation=generation, resync=False
+        )
 
 
 def removed_heads(plan: pe.PruningPlan, layer: pe.AttentionLayer, preview: pe.PlanPreview | None) -> int:

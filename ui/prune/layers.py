@@ -33,15 +33,21 @@ GROUPS_PER_PAGE = 6
 
 
 def on_layer(layer: str, partners: tuple[str, ...], generation: int) -> None:
-    ratio = st.session_state[keys.prune_layer_ratio(layer, generation)] / 100
-    update_plan(lambda plan: edits.with_layers(plan, partners, ratio), widget_generation=generation, resync=False)
+    key = keys.prune_layer_ratio(layer, generation)
+    ratio = st.session_state[key] / 100
+    update_plan(
+        lambda plan: edits.with_layers(plan, partners, ratio), widget=key, widget_generation=generation, resync=False
+    )
 
 
 def on_lock(layer: str, partners: tuple[str, ...], generation: int) -> None:
-    if st.session_state[keys.prune_layer_lock(layer, generation)]:
+    key = keys.prune_layer_lock(layer, generation)
+    if st.session_state[key]:
         on_layer(layer, partners, generation)
     else:
-        update_plan(lambda plan: edits.without_layers(plan, partners), widget_generation=generation, resync=False)
+        update_plan(
+            lambda plan: edits.without_layers(plan, partners), widget=key, widget_generation=generation, resync=False
+        )
 
 
 def on_nm_layer(loaded: LoadedModel, layer: str, generation: int) -> None:

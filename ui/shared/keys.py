@@ -94,7 +94,9 @@ PRUNE_SCORE = "prune_score"
 PRUNE_SCORED = "prune_scored"
 """{(fingerprint, criterion)}: the slow criteria this session asked the Prune page to run."""
 PRUNE_GENERATION = "prune_generation"
-"""How many times the per-layer widgets were set from outside themselves (see `_per_layer`)."""
+"""How many times the plan changed in form under the per-layer widgets (see `_per_layer`)."""
+PRUNE_SHOWN = "prune_shown"
+"""Per Prune control key, the value the page shows and the one it showed before (`ui.prune.controls.seed`)."""
 PRUNE_LAYER_PAGE = "prune_layer_page"
 PRUNE_HEAD_LAYER_PICKER = "prune_head_layer"
 PRUNE_PREVIEW_LAYER_PICKER = "prune_preview_layer"
@@ -244,11 +246,11 @@ upload_forget = _keyed("upload_forget")
 def _per_layer(prefix: str) -> Callable[[str, int], str]:
     """A maker of keys for the Prune page's per-layer widgets, in one generation of the controls.
 
-    The generation (`PRUNE_GENERATION`) changes whenever something other than a layer's own widget
-    sets what those widgets show (the global slider, a loaded plan, Reset). A value the browser still
-    sends for an older generation's widget, while a rerun is under way, is a stale echo: Streamlit
-    still runs that widget's callback, which `ui.prune.controls.update_plan` then ignores, so it is
-    never taken for the user moving that layer.
+    The generation (`PRUNE_GENERATION`) changes whenever the plan changes in form under those widgets
+    (granularity, a loaded plan, Reset), not when the global slider moves them. A value the browser
+    still sends for an older generation's widget, while a rerun is under way, is a stale echo:
+    Streamlit still runs that widget's callback, which `ui.prune.controls.update_plan` then ignores,
+    so it is never taken for the user moving that layer (within a generation, `is_stale_echo` tells).
     """
     return lambda layer, generation: f"{prefix}:{generation}:{layer}"
 

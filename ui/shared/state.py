@@ -84,6 +84,7 @@ def resync_layer_controls() -> None:
     """Start a new generation of per-layer widgets: they show the plan afresh, and what the browser still
     sends for the old ones is ignored."""
     st.session_state[keys.PRUNE_GENERATION] = controls_generation() + 1
+    st.session_state.pop(keys.PRUNE_SHOWN, None)
 
 
 def send_plan_to_sliders(plan: pe.PruningPlan) -> None:
