@@ -444,10 +444,30 @@ def test_the_global_slider_keeps_the_per_layer_widgets(app: AppTest) -> None:
     """Moving the global slider shows the layers their new values in the same widgets: drawing new ones at
     every step made a key press slow."""
     at = open_prune(app)
-    generation = at.session_state[keys.PRUNE_GENERATION] if keys.PRUNE_GENERATION in at.session_state else 0
+    generation = at.session_state.get(keys.PRUNE_GENERATION, 0)
     at.slider(key=keys.PRUNE_GLOBAL).set_value(45).run()
-    assert (at.session_state[keys.PRUNE_GENERATION] if keys.PRUNE_GENERATION in at.session_state else 0) == generation
+    assert at.session_state.get(keys.PRUNE_GENERATION, 0) == generation
     assert layer_slider(at, "fc2").value == 45
     assert at.segmented_control(key=layer_key(at, keys.prune_preset, "")).value is None
     at.slider(key=keys.PRUNE_GLOBAL).set_value(50).run()
     assert at.segmented_control(key=layer_key(at, keys.prune_preset, "")).value == 50, "the preset it is at"
+
+
+def test_head_sliders_follow_the_global_slider_and_ignore_a_stale_echo(app: AppTest) -> None:
+    at = open_prune(app, "tiny_gpt")
+    at.radio(key=keys.PRUNE_GRANULARITY).set_value("head").run()
+    layer = "blocks.0.attn"
+
+    def heads_slider():
+        return at.slider(key=layer_key(at, keys.prune_head_ratio, layer))
+
+    at.slider(key=keys.PRUNE_GLOBAL).set_value(50).run()
+    assert heads_slider().value == 2, "half of 4 heads"
+    at.slider(key=keys.PRUNE_GLOBAL).set_value(75)
+    heads_slider().set_value(1)
+    at.run()
+    assert not at.exception
+    assert plan_of(at).ratios == {}, "the 1 head the browser still showed is not a move"
+    assert heads_slider().value == 3
+    heads_slider().set_value(1).run()
+    assert plan_of(at).ratios == {layer: pytest.approx(0.25)}

@@ -7,6 +7,8 @@ untick Lock to let it follow again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -60,9 +62,12 @@ def _on_lock(layer: pe.AttentionLayer, generation: int) -> None:
     if st.session_state[key]:
         _on_slider(layer, generation)
     else:
-        update_plan(
-            lambda plan: edits.without_layers(plan, [layer.name]), widget=key, widget_generation=generation, resync=False
-        )
+        update_plan(_unlocked(layer.name), widget=key, widget_generation=generation, resync=False)
+
+
+def _unlocked(name: str) -> Callable[[pe.PruningPlan], pe.PruningPlan]:
+    """The plan change that lets attention layer `name` follow the global slider again."""
+    return lambda plan: edits.without_layers(plan, [name])
 
 
 def removed_heads(plan: pe.PruningPlan, layer: pe.AttentionLayer, preview: pe.PlanPreview | None) -> int:
