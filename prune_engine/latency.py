@@ -50,6 +50,9 @@ SHAPE_TIMING_BLOCKS = 5
 SHAPE_BLOCK_SECONDS = 0.002
 """Each layer a plan reshapes is timed alone in this many blocks of about this long: the Prune page predicts
 on every slider step, and the prediction's error stayed within bench/speed.py's target with these."""
+WIDTH_GRID_STEPS = 16
+"""A reshaped layer is timed at widths on a grid of this many steps of each dense width, and the time
+between two grid widths interpolated (`_time_reshaped`)."""
 LAYER_CACHE_SIZE = 256
 """Layer timings kept, by kind, configuration, input shape, dtype, device and threads."""
 
@@ -205,11 +208,11 @@ class LatencyPredictor:
             pruned_module = pruned_modules.get(info.name, dense_module)
             in_model_ms = profile.layer_ms[info.name]
             predicted_ms = in_model_ms
-            if _config(pruned_module) != _config(dense_module):
+            dense_config, pruned_config = _config(dense_module), _config(pruned_module)
+            if pruned_config != dense_config:
                 dense_shape = profile.input_shapes[info.name]
-                pruned_shape = _pruned_input_shape(dense_shape, pruned_module)
-                dense_alone = _time_alone(dense_module, dense_shape, self.threads)
-                pruned_alone = _time_alone(pruned_module, pruned_shape, self.threads)
+                dense_alone = _time_alone(dense_config, dense_shape, self.threads)
+                pruned_alone = _time_reshaped(dense_config, pruned_config, dense_shape, self.threads)
                 predicted_ms = in_model_ms * pruned_alone / max(dense_alone, 1e-9)
             rows.append(_prediction_row(info.name, info.kind, in_model_ms, predicted_ms, dense_module, pruned_module))
         other_ms = max(profile.total_ms - sum(profile.layer_ms.values()), 0.0)
@@ -386,13 +389,14 @@ def _layer_flops(model: nn.Module, inputs: torch.Tensor) -> dict[str, int]:
 
 
 def _config(module: nn.Module) -> tuple:
-    """What a fresh copy of a Linear/Conv layer needs, and what its speed depends on."""
+    """What a fresh copy of a Linear/Conv layer needs, and what its speed depends on; its input and output
+    widths are always the second and third entries (`_resized`)."""
     weight = module.weight
     has_bias = getattr(module, "bias", None) is not None
     if isinstance(module, nn.Linear):
-        return ("Linear", module.in_features, module.out_features, has_bias, weight.dtype, weight.device)
+        return (nn.Linear, module.in_features, module.out_features, has_bias, weight.dtype, weight.device)
     return (
-        type(module).__name__,
+        type(module),
         module.in_channels,
         module.out_channels,
         module.kernel_size,
@@ -407,23 +411,30 @@ def _config(module: nn.Module) -> tuple:
     )
 
 
-def _fresh_layer(module: nn.Module) -> nn.Module:
-    """A new layer of the same kind and configuration, with random weights."""
-    factory = {"dtype": module.weight.dtype, "device": module.weight.device}
-    bias = getattr(module, "bias", None) is not None
-    if isinstance(module, nn.Linear):
-        return nn.Linear(module.in_features, module.out_features, bias=bias, **factory)
-    return type(module)(
-        module.in_channels,
-        module.out_channels,
-        module.kernel_size,
-        stride=module.stride,
-        padding=module.padding,
-        dilation=module.dilation,
-        groups=module.groups,
-        bias=bias,
-        padding_mode=module.padding_mode,
-        **factory,
+def _resized(config: tuple, in_width: int, out_width: int) -> tuple:
+    """`config` with other input and output widths."""
+    return (config[0], in_width, out_width, *config[3:])
+
+
+def _fresh_layer(config: tuple) -> nn.Module:
+    """A new layer of the kind and configuration `config` describes (`_config`), with random weights."""
+    kind, in_width, out_width, *rest = config
+    dtype, device = rest[-2], rest[-1]
+    if kind is nn.Linear:
+        return nn.Linear(in_width, out_width, bias=rest[0], dtype=dtype, device=device)
+    kernel_size, stride, padding, dilation, groups, padding_mode, has_bias = rest[:7]
+    return kind(
+        in_width,
+        out_width,
+        kernel_size,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        bias=has_bias,
+        padding_mode=padding_mode,
+        dtype=dtype,
+        device=device,
     )
 
 
@@ -433,22 +444,55 @@ def _channels(module: nn.Module) -> tuple[int, int]:
     return module.in_channels, module.out_channels
 
 
-def _pruned_input_shape(dense_shape: tuple[int, ...], pruned: nn.Module) -> tuple[int, ...]:
-    """The dense input shape with its channel dimension (last for Linear, second for Conv) narrowed."""
-    in_size = _channels(pruned)[0]
-    if isinstance(pruned, nn.Linear):
-        return (*dense_shape[:-1], in_size)
-    return (dense_shape[0], in_size, *dense_shape[2:])
+def _input_shape(dense_shape: tuple[int, ...], config: tuple) -> tuple[int, ...]:
+    """The dense input shape with its channel dimension (last for Linear, second for Conv) set to the
+    input width of `config`."""
+    in_width = config[1]
+    if config[0] is nn.Linear:
+        return (*dense_shape[:-1], in_width)
+    return (dense_shape[0], in_width, *dense_shape[2:])
 
 
-def _time_alone(module: nn.Module, input_shape: tuple[int, ...], threads: int) -> float:
-    """Median seconds of one call of a fresh layer like `module` on a random input, cached."""
-    key = (_config(module), input_shape, threads)
+def _time_reshaped(dense: tuple, pruned: tuple, dense_shape: tuple[int, ...], threads: int) -> float:
+    """Seconds of one call of the reshaped layer `pruned` (a `_config`) alone. On a CPU, interpolated
+    between timings at the nearest widths on a grid of `WIDTH_GRID_STEPS` steps of its dense widths.
+
+    A slider step changes a layer's width by a channel or a few, and timing every new width made
+    every step wait for new timings; a grid point, once timed, serves every width around it (bench/speed.py
+    (a) keeps the prediction's error within its target). On a GPU, where a width that is not a multiple
+    of the tensor-core tile can cost more than the channels it saves, and in grouped convolutions,
+    whose widths are tied by their groups, every width is timed as it is."""
+    grouped = dense[0] is not nn.Linear and dense[7] != 1
+    if grouped or dense[-1].type != "cpu" or pruned != _resized(dense, pruned[1], pruned[2]):
+        return _time_alone(pruned, _input_shape(dense_shape, pruned), threads)
+    seconds = 0.0
+    for in_width, in_weight in _bracket(dense[1], pruned[1]):
+        for out_width, out_weight in _bracket(dense[2], pruned[2]):
+            config = _resized(dense, in_width, out_width)
+            seconds += in_weight * out_weight * _time_alone(config, _input_shape(dense_shape, config), threads)
+    return seconds
+
+
+def _bracket(dense_width: int, width: int) -> list[tuple[int, float]]:
+    """The grid widths around `width` with their interpolation weights (only `width` itself when it is on
+    the grid, below its first step or the dense width)."""
+    step = -(-dense_width // WIDTH_GRID_STEPS)
+    low = width - width % step
+    if low in (width, 0) or width == dense_width:
+        return [(width, 1.0)]
+    high = min(low + step, dense_width)
+    share = (width - low) / (high - low)
+    return [(low, 1.0 - share), (high, share)]
+
+
+def _time_alone(config: tuple, input_shape: tuple[int, ...], threads: int) -> float:
+    """Median seconds of one call of a fresh layer as `config` describes on a random input, cached."""
+    key = (config, input_shape, threads)
     if key in _layer_times:
         _layer_times.move_to_end(key)
         return _layer_times[key]
-    weight = module.weight
-    layer = _fresh_layer(module).eval()
+    layer = _fresh_layer(config).eval()
+    weight = layer.weight
     inputs = torch.randn(input_shape, dtype=weight.dtype, device=weight.device)
     device = weight.device.type
     with torch.inference_mode(), benchmark.utils.common.set_torch_threads(threads):

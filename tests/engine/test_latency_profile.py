@@ -11,6 +11,7 @@ import torch
 from model_zoo import ZOO_BY_NAME
 from torch import nn
 
+from prune_engine import latency
 from prune_engine.latency import OTHER, latency_profile, predict_latency
 from prune_engine.layers import prunable_layers
 from prune_engine.metrics import measure_latency
@@ -151,3 +152,43 @@ def test_a_plan_that_re_estimates_batchnorm_is_predicted_without_calibration_dat
         prediction["predicted_ms"] > 0
         and (prediction["layers"]["out_after"] < prediction["layers"]["out_before"]).any()
     )
+
+
+@pytest.mark.parametrize("dense_width", [10, 64, 1000, 1024])
+def test_a_width_between_grid_points_is_weighed_from_its_two_neighbours(dense_width: int) -> None:
+    step = -(-dense_width // latency.WIDTH_GRID_STEPS)
+    for width in range(1, dense_width + 1):
+        points = latency._bracket(dense_width, width)
+        assert sum(weight for _, weight in points) == pytest.approx(1.0)
+        assert sum(point * weight for point, weight in points) == pytest.approx(width)
+        on_grid = width % step == 0 or width < step or width == dense_width
+        assert len(points) == (1 if on_grid else 2)
+        assert on_grid or all(point % step == 0 or point == dense_width for point, _ in points)
+
+
+def test_a_reshaped_layer_is_timed_only_at_grid_widths_and_interpolated(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slider moving a 1024-wide layer one channel at a time needs no new timing inside a grid cell."""
+    timed: list[tuple[int, int]] = []
+
+    def fake_time(config: tuple, input_shape: tuple[int, ...], threads: int) -> float:
+        timed.append((config[1], config[2]))
+        assert input_shape[-1] == config[1]
+        return 1e-6 * config[1] * config[2] + 1e-6 * config[2] ** 2
+
+    monkeypatch.setattr(latency, "_time_alone", fake_time)
+    dense = latency._config(nn.Linear(256, 1024))
+    for out_width in range(961, 1024):
+        seconds = latency._time_reshaped(dense, latency._resized(dense, 256, out_width), (32, 256), 1)
+        low, high = 1e-6 * (256 * 960 + 960**2), 1e-6 * (256 * 1024 + 1024**2)
+        share = (out_width - 960) / 64
+        assert seconds == pytest.approx((1 - share) * low + share * high)
+    assert set(timed) == {(256, 960), (256, 1024)}
+
+
+def test_a_grouped_convolution_is_timed_at_its_exact_shape(monkeypatch: pytest.MonkeyPatch) -> None:
+    timed: list[tuple] = []
+    monkeypatch.setattr(latency, "_time_alone", lambda config, shape, threads: timed.append(config) or 1.0)
+    dense = latency._config(nn.Conv2d(64, 64, 3, groups=64))
+    pruned = latency._config(nn.Conv2d(45, 45, 3, groups=45))
+    latency._time_reshaped(dense, pruned, (8, 64, 8, 8), 1)
+    assert timed == [pruned]

@@ -387,7 +387,7 @@ def _predicted_beside_measured(
         return
     st.markdown(
         f"**Predicted before pruning:** {predicted:.2f}× (the Prune page's prediction: each layer that changes "
-        "shape timed alone at its new shape) · "
+        "shape timed alone near its new width) · "
         f"**measured:** {speedup_text(row)}."
     )
 
