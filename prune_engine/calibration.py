@@ -24,7 +24,6 @@ def has_batchnorm(model: nn.Module) -> bool:
     return any(isinstance(module, nn.modules.batchnorm._BatchNorm) for module in model.modules())
 
 
-@torch.no_grad()
 def recalibrate_batchnorm(
     model: nn.Module, data: EvalData, max_examples: int = 1024, batch_size: int = 128
 ) -> nn.Module:
@@ -36,17 +35,26 @@ def recalibrate_batchnorm(
     if len(data) == 0:
         raise DataError("Re-estimating BatchNorm statistics needs at least one example.")
     calibrated = copy.deepcopy(model)
-    norms = [module for module in calibrated.modules() if isinstance(module, nn.modules.batchnorm._BatchNorm)]
+    recalibrate_in_place(calibrated, data, max_examples, batch_size)
+    return calibrated.train(model.training)
+
+
+@torch.no_grad()
+def recalibrate_in_place(model: nn.Module, data: EvalData, max_examples: int = 1024, batch_size: int = 128) -> None:
+    """`recalibrate_batchnorm` on `model` itself (a working copy nobody else holds), left in eval mode."""
+    if len(data) == 0:
+        raise DataError("Re-estimating BatchNorm statistics needs at least one example.")
+    norms = [module for module in model.modules() if isinstance(module, nn.modules.batchnorm._BatchNorm)]
     momenta = [norm.momentum for norm in norms]
     for norm in norms:
         norm.reset_running_stats()
         norm.momentum = None
-    calibrated.eval()
+    model.eval()
     for norm in norms:
         norm.train()
-    place = placement(calibrated)
+    place = placement(model)
     for inputs, _ in data.subset(max_examples).batches(batch_size):
-        calibrated(place.inputs(inputs))
+        model(place.inputs(inputs))
     for norm, momentum in zip(norms, momenta, strict=True):
         norm.momentum = momentum
-    return calibrated.train(model.training)
+    model.eval()

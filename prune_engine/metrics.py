@@ -254,23 +254,29 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     return params, nonzero
 
 
-def model_summary(model: nn.Module, example_input: torch.Tensor) -> dict[str, float | int | None]:
+def model_summary(
+    model: nn.Module, example_input: torch.Tensor, *, sizes: bool = True
+) -> dict[str, float | int | None]:
     """Parameters, non-zero parameters, FLOPs per forward on `example_input`, and bytes.
 
     `size_bytes` is the size of the saved file (`torch.save` of the state_dict);
     `dense_bytes` the tensors alone, and `sparse_bytes` the same tensors with sparse
-    weights in CSR form, which is where unstructured pruning pays off.
+    weights in CSR form, which is where unstructured pruning pays off. Without `sizes`,
+    the three sizes are left out (serialising and converting every weight is most of the
+    time on a model pruned at every slider step).
     """
     params, nonzero = count_parameters(model)
-    return {
+    summary: dict[str, float | int | None] = {
         "params": params,
         "nonzero_params": nonzero,
         "sparsity": 1.0 - nonzero / params if params else 0.0,
         "flops": count_flops(model, example_input),
-        "size_bytes": serialized_bytes(model),
-        "dense_bytes": dense_bytes(model),
-        "sparse_bytes": sparse_bytes(model),
     }
+    if sizes:
+        summary.update(
+            size_bytes=serialized_bytes(model), dense_bytes=dense_bytes(model), sparse_bytes=sparse_bytes(model)
+        )
+    return summary
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from torch.nn.utils.spectral_norm import SpectralNorm
 from torch.nn.utils.weight_norm import WeightNorm
 
 from .blocks import Block, block_scores, calibration_inputs, find_blocks, require_blocks, skip_block
-from .calibration import has_batchnorm, recalibrate_batchnorm
+from .calibration import has_batchnorm, recalibrate_in_place
 from .data import EvalData
 from .errors import InvalidPlanError, UnsupportedModelError
 from .heads import (
@@ -226,7 +226,7 @@ def apply_plan(
         decision.release()
     if plan.recalibrate_bn and has_batchnorm(working):
         _report(progress, 0.9, "Re-estimating BatchNorm statistics")
-        working = recalibrate_batchnorm(working, calibration_data)
+        recalibrate_in_place(working, calibration_data)
     working.train(model.training)
     _report(progress, 1.0, "Done")
     after = forward_figures(working, list(before), example_input)

@@ -144,6 +144,8 @@ def test_model_summary_counts_nonzeros_flops_and_sparse_bytes() -> None:
     assert sparse["sparse_bytes"] == 500 * (4 + 4) + 51 * 4
     assert sparse["sparse_bytes"] < sparse["size_bytes"] / 4
     assert sparse["dense_bytes"] == 5000 * 4
+    counts = pe.model_summary(model, example, sizes=False)
+    assert counts == {key: sparse[key] for key in ("params", "nonzero_params", "sparsity", "flops")}
 
 
 def test_latency_is_measured_interleaved_with_speedup_relative_to_the_first_model() -> None:

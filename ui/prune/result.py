@@ -202,7 +202,7 @@ def summary(loaded: LoadedModel, pruned: PrunedModel | None, plan: pe.PruningPla
         return
     if pruned.plan.to_json() != plan.to_json():
         st.warning("These figures come from an earlier plan: apply the current one to update them.")
-    before, after = caches.model_summary(loaded), caches.pruned_summary(loaded, pruned)
+    before, after = caches.model_summary(loaded), caches.pruned_summary(loaded, pruned, sizes=False)
     figures = [
         Figure("Parameters", before["params"], after["params"], fmt.count, help="Only removed channels lower it."),
         Figure("Non-zero parameters", before["nonzero_params"], after["nonzero_params"], fmt.count),
