@@ -104,10 +104,15 @@ class ChannelGraph:
             result.append(info)
         return result
 
+    def adopt(self, groups: list[ChannelGroup]) -> None:
+        """Take `groups` (from `groups()` on a graph of a model with the same structure) as this graph's,
+        instead of enumerating them again: `prune` needs how each repeats across channel groups."""
+        self._channel_groups_by_root = {group.root: group.channel_groups for group in groups}
+
     def prune(self, removals: dict[str, torch.Tensor]) -> None:
         """Remove the given units (indices into each group's `units`) from each group, by root name.
 
-        Call `groups()` first: it records how each group repeats across channel groups.
+        Call `groups()` (or `adopt`) first: it records how each group repeats across channel groups.
         """
         for root_name, units in removals.items():
             if len(units) == 0:
