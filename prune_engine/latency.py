@@ -48,15 +48,17 @@ LAYER_TIMING_BLOCKS = 7
 LAYER_BLOCK_SECONDS = 0.005
 SHAPE_TIMING_BLOCKS = 5
 SHAPE_BLOCK_SECONDS = 0.002
-"""Each layer a plan reshapes is timed alone in this many blocks of about this long: the Prune page predicts
-on every slider step, and the prediction's error stayed within bench/speed.py's target with these."""
+"""Each layer a plan reshapes is timed in this many blocks of about this long, alternating with its dense
+layer: the Prune page predicts on every slider step, and the prediction's error stayed within
+bench/speed.py's target with these."""
 WIDTH_GRID_STEPS = 16
 """A reshaped layer is timed at widths on a grid of this many steps of each dense width, and the time
-between two grid widths interpolated (`_time_reshaped`)."""
+between two grid widths interpolated (`_reshaped_share`)."""
 LAYER_CACHE_SIZE = 256
-"""Layer timings kept, by kind, configuration, input shape, dtype, device and threads."""
+"""Layer timings kept, by kind, configuration, input shape, dtype, device and threads (the reshaped layers'
+shares of their dense layers here, `sparse_runtime`'s dense and sparse times there)."""
 
-_layer_times: OrderedDict[tuple, float] = OrderedDict()
+_layer_shares: OrderedDict[tuple, float] = OrderedDict()
 
 
 @dataclass
@@ -211,9 +213,7 @@ class LatencyPredictor:
             dense_config, pruned_config = _config(dense_module), _config(pruned_module)
             if pruned_config != dense_config:
                 dense_shape = profile.input_shapes[info.name]
-                dense_alone = _time_alone(dense_config, dense_shape, self.threads)
-                pruned_alone = _time_reshaped(dense_config, pruned_config, dense_shape, self.threads)
-                predicted_ms = in_model_ms * pruned_alone / max(dense_alone, 1e-9)
+                predicted_ms = in_model_ms * _reshaped_share(dense_config, pruned_config, dense_shape, self.threads)
             rows.append(_prediction_row(info.name, info.kind, in_model_ms, predicted_ms, dense_module, pruned_module))
         other_ms = max(profile.total_ms - sum(profile.layer_ms.values()), 0.0)
         other_predicted = other_ms * _elements_left(profile, rows)
@@ -453,9 +453,10 @@ def _input_shape(dense_shape: tuple[int, ...], config: tuple) -> tuple[int, ...]
     return (dense_shape[0], in_width, *dense_shape[2:])
 
 
-def _time_reshaped(dense: tuple, pruned: tuple, dense_shape: tuple[int, ...], threads: int) -> float:
-    """Seconds of one call of the reshaped layer `pruned` (a `_config`) alone. On a CPU, interpolated
-    between timings at the nearest widths on a grid of `WIDTH_GRID_STEPS` steps of its dense widths.
+def _reshaped_share(dense: tuple, pruned: tuple, dense_shape: tuple[int, ...], threads: int) -> float:
+    """The time of one call of the reshaped layer `pruned` (a `_config`) alone, as a share of the dense
+    layer's. On a CPU, interpolated between the shares of the nearest widths on a grid of
+    `WIDTH_GRID_STEPS` steps of its dense widths.
 
     A slider step changes a layer's width by a channel or a few, and timing every new width made
     every step wait for new timings; a grid point, once timed, serves every width around it (bench/speed.py
@@ -464,13 +465,13 @@ def _time_reshaped(dense: tuple, pruned: tuple, dense_shape: tuple[int, ...], th
     whose widths are tied by their groups, every width is timed as it is."""
     grouped = dense[0] is not nn.Linear and dense[7] != 1
     if grouped or dense[-1].type != "cpu" or pruned != _resized(dense, pruned[1], pruned[2]):
-        return _time_alone(pruned, _input_shape(dense_shape, pruned), threads)
-    seconds = 0.0
+        return _paired_share(dense, pruned, dense_shape, threads)
+    share = 0.0
     for in_width, in_weight in _bracket(dense[1], pruned[1]):
         for out_width, out_weight in _bracket(dense[2], pruned[2]):
-            config = _resized(dense, in_width, out_width)
-            seconds += in_weight * out_weight * _time_alone(config, _input_shape(dense_shape, config), threads)
-    return seconds
+            grid_width = _resized(dense, in_width, out_width)
+            share += in_weight * out_weight * _paired_share(dense, grid_width, dense_shape, threads)
+    return share
 
 
 def _bracket(dense_width: int, width: int) -> list[tuple[int, float]]:
@@ -485,25 +486,40 @@ def _bracket(dense_width: int, width: int) -> list[tuple[int, float]]:
     return [(low, 1.0 - share), (high, share)]
 
 
-def _time_alone(config: tuple, input_shape: tuple[int, ...], threads: int) -> float:
-    """Median seconds of one call of a fresh layer as `config` describes on a random input, cached."""
-    key = (config, input_shape, threads)
-    if key in _layer_times:
-        _layer_times.move_to_end(key)
-        return _layer_times[key]
-    layer = _fresh_layer(config).eval()
-    weight = layer.weight
-    inputs = torch.randn(input_shape, dtype=weight.dtype, device=weight.device)
+def _paired_share(dense: tuple, config: tuple, dense_shape: tuple[int, ...], threads: int) -> float:
+    """The median, over blocks that alternate between the two, of a fresh layer as `config` describes over
+    a fresh dense layer (`_config`s), each on a random input of its width; cached.
+
+    Timing the two side by side makes a busy moment slow both alike: a dense layer timed alone once,
+    while a browser drew the page, had made every later prediction for the model too optimistic."""
+    key = (dense, config, dense_shape, threads)
+    if key in _layer_shares:
+        _layer_shares.move_to_end(key)
+        return _layer_shares[key]
+    layers = [_fresh_layer(dense).eval(), _fresh_layer(config).eval()]
+    weight = layers[0].weight
+    inputs = [
+        torch.randn(shape, dtype=weight.dtype, device=weight.device)
+        for shape in (dense_shape, _input_shape(dense_shape, config))
+    ]
     device = weight.device.type
     with torch.inference_mode(), benchmark.utils.common.set_torch_threads(threads):
-        first = max(_timed_forward(layer, inputs, device), _timed_forward(layer, inputs, device))
-        number = max(1, int(SHAPE_BLOCK_SECONDS / max(first, 1e-9)))
-        blocks = [_timed_block(layer, inputs, number, device) for _ in range(SHAPE_TIMING_BLOCKS)]
-    seconds = float(np.median(blocks))
-    _layer_times[key] = seconds
-    while len(_layer_times) > LAYER_CACHE_SIZE:
-        _layer_times.popitem(last=False)
-    return seconds
+        numbers = []
+        for layer, layer_inputs in zip(layers, inputs, strict=True):
+            first = max(_timed_forward(layer, layer_inputs, device), _timed_forward(layer, layer_inputs, device))
+            numbers.append(max(1, int(SHAPE_BLOCK_SECONDS / max(first, 1e-9))))
+        shares = []
+        for _ in range(SHAPE_TIMING_BLOCKS):
+            dense_s, reshaped_s = (
+                _timed_block(layer, layer_inputs, number, device)
+                for layer, layer_inputs, number in zip(layers, inputs, numbers, strict=True)
+            )
+            shares.append(reshaped_s / max(dense_s, 1e-12))
+    share = float(np.median(shares))
+    _layer_shares[key] = share
+    while len(_layer_shares) > LAYER_CACHE_SIZE:
+        _layer_shares.popitem(last=False)
+    return share
 
 
 def _timed_block(layer: nn.Module, inputs: torch.Tensor, number: int, device: str) -> float:

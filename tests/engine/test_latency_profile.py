@@ -170,25 +170,46 @@ def test_a_reshaped_layer_is_timed_only_at_grid_widths_and_interpolated(monkeypa
     """A slider moving a 1024-wide layer one channel at a time needs no new timing inside a grid cell."""
     timed: list[tuple[int, int]] = []
 
-    def fake_time(config: tuple, input_shape: tuple[int, ...], threads: int) -> float:
+    def fake_share(dense: tuple, config: tuple, dense_shape: tuple[int, ...], threads: int) -> float:
         timed.append((config[1], config[2]))
-        assert input_shape[-1] == config[1]
-        return 1e-6 * config[1] * config[2] + 1e-6 * config[2] ** 2
+        assert dense == latency._config(nn.Linear(256, 1024)) and dense_shape == (32, 256)
+        return config[2] / 1024 + (config[2] / 1024) ** 2
 
-    monkeypatch.setattr(latency, "_time_alone", fake_time)
+    monkeypatch.setattr(latency, "_paired_share", fake_share)
     dense = latency._config(nn.Linear(256, 1024))
     for out_width in range(961, 1024):
-        seconds = latency._time_reshaped(dense, latency._resized(dense, 256, out_width), (32, 256), 1)
-        low, high = 1e-6 * (256 * 960 + 960**2), 1e-6 * (256 * 1024 + 1024**2)
-        share = (out_width - 960) / 64
-        assert seconds == pytest.approx((1 - share) * low + share * high)
+        share = latency._reshaped_share(dense, latency._resized(dense, 256, out_width), (32, 256), 1)
+        low, high = 960 / 1024 + (960 / 1024) ** 2, 2.0
+        weight = (out_width - 960) / 64
+        assert share == pytest.approx((1 - weight) * low + weight * high)
     assert set(timed) == {(256, 960), (256, 1024)}
 
 
 def test_a_grouped_convolution_is_timed_at_its_exact_shape(monkeypatch: pytest.MonkeyPatch) -> None:
     timed: list[tuple] = []
-    monkeypatch.setattr(latency, "_time_alone", lambda config, shape, threads: timed.append(config) or 1.0)
+    monkeypatch.setattr(latency, "_paired_share", lambda dense, config, shape, threads: timed.append(config) or 1.0)
     dense = latency._config(nn.Conv2d(64, 64, 3, groups=64))
     pruned = latency._config(nn.Conv2d(45, 45, 3, groups=45))
-    latency._time_reshaped(dense, pruned, (8, 64, 8, 8), 1)
+    latency._reshaped_share(dense, pruned, (8, 64, 8, 8), 1)
     assert timed == [pruned]
+
+
+def test_a_reshaped_layer_is_timed_against_its_dense_layer_in_alternating_blocks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A busy spell slows the dense and the reshaped layer alike, so their share stays what it is; the blocks
+    it cuts across are outvoted."""
+    latency._layer_shares.clear()
+    calls: list[int] = []
+    slow = iter([False] * 3 + [True] * 6 + [False] * 100)
+
+    def fake_block(layer: nn.Module, inputs: torch.Tensor, number: int, device: str) -> float:
+        calls.append(layer.out_features)
+        busy = 10.0 if next(slow) else 1.0
+        return busy * layer.out_features * 1e-6
+
+    monkeypatch.setattr(latency, "_timed_block", fake_block)
+    dense = latency._config(nn.Linear(64, 200))
+    share = latency._paired_share(dense, latency._resized(dense, 64, 50), (8, 64), 1)
+    assert share == pytest.approx(0.25)
+    assert calls == [200, 50] * latency.SHAPE_TIMING_BLOCKS
