@@ -51,6 +51,9 @@ SHAPE_BLOCK_SECONDS = 0.002
 """Each layer a plan reshapes is timed in this many blocks of about this long, alternating with its dense
 layer: the Prune page predicts on every slider step, and the prediction's error stayed within
 bench/speed.py's target with these."""
+LONG_CALL_BLOCKS = 3
+"""Blocks for layers whose single call takes longer than a block (tiny_gpt's feed-forward layers at batch 32:
+~10 ms): a call that long varies little, and five turns of every grid width made a slider step wait ~0.6 s."""
 WIDTH_GRID_STEPS = 16
 """A reshaped layer is timed at widths on a grid of this many steps of each dense width, and the time
 between two grid widths interpolated (`_reshaped_share`)."""
@@ -465,13 +468,16 @@ def _reshaped_share(dense: tuple, pruned: tuple, dense_shape: tuple[int, ...], t
     whose widths are tied by their groups, every width is timed as it is."""
     grouped = dense[0] is not nn.Linear and dense[7] != 1
     if grouped or dense[-1].type != "cpu" or pruned != _resized(dense, pruned[1], pruned[2]):
-        return _paired_share(dense, pruned, dense_shape, threads)
-    share = 0.0
-    for in_width, in_weight in _bracket(dense[1], pruned[1]):
-        for out_width, out_weight in _bracket(dense[2], pruned[2]):
-            grid_width = _resized(dense, in_width, out_width)
-            share += in_weight * out_weight * _paired_share(dense, grid_width, dense_shape, threads)
-    return share
+        points = [(pruned, 1.0)]
+    else:
+        points = [
+            (_resized(dense, in_width, out_width), in_weight * out_weight)
+            for in_width, in_weight in _bracket(dense[1], pruned[1])
+            for out_width, out_weight in _bracket(dense[2], pruned[2])
+        ]
+    timed = [config for config, _ in points if config != dense]
+    shares = dict(zip(timed, _paired_shares(dense, timed, dense_shape, threads), strict=True)) | {dense: 1.0}
+    return sum(weight * shares[config] for config, weight in points)
 
 
 def _bracket(dense_width: int, width: int) -> list[tuple[int, float]]:
@@ -486,40 +492,47 @@ def _bracket(dense_width: int, width: int) -> list[tuple[int, float]]:
     return [(low, 1.0 - share), (high, share)]
 
 
-def _paired_share(dense: tuple, config: tuple, dense_shape: tuple[int, ...], threads: int) -> float:
-    """The median, over blocks that alternate between the two, of a fresh layer as `config` describes over
-    a fresh dense layer (`_config`s), each on a random input of its width; cached.
+def _paired_shares(dense: tuple, configs: list[tuple], dense_shape: tuple[int, ...], threads: int) -> list[float]:
+    """For each `_config` in `configs`, the median over timed blocks of a fresh layer like it over a fresh
+    dense layer (`dense`), each on a random input of its width; cached.
 
-    Timing the two side by side makes a busy moment slow both alike: a dense layer timed alone once,
-    while a browser drew the page, had made every later prediction for the model too optimistic."""
-    key = (dense, config, dense_shape, threads)
-    if key in _layer_shares:
+    The layers not yet cached are timed in turns with the dense layer in every block, so a busy moment
+    slows them alike: a dense layer timed alone once, while a browser drew the page, had made every later
+    prediction for the model too optimistic."""
+    keys = [(dense, config, dense_shape, threads) for config in configs]
+    missing = list(dict.fromkeys(config for config, key in zip(configs, keys, strict=True) if key not in _layer_shares))
+    if missing:
+        for config, share in zip(missing, _timed_shares(dense, missing, dense_shape, threads), strict=True):
+            _layer_shares[(dense, config, dense_shape, threads)] = share
+    shares = []
+    for key in keys:
         _layer_shares.move_to_end(key)
-        return _layer_shares[key]
-    layers = [_fresh_layer(dense).eval(), _fresh_layer(config).eval()]
-    weight = layers[0].weight
-    inputs = [
-        torch.randn(shape, dtype=weight.dtype, device=weight.device)
-        for shape in (dense_shape, _input_shape(dense_shape, config))
-    ]
-    device = weight.device.type
-    with torch.inference_mode(), benchmark.utils.common.set_torch_threads(threads):
-        numbers = []
-        for layer, layer_inputs in zip(layers, inputs, strict=True):
-            first = max(_timed_forward(layer, layer_inputs, device), _timed_forward(layer, layer_inputs, device))
-            numbers.append(max(1, int(SHAPE_BLOCK_SECONDS / max(first, 1e-9))))
-        shares = []
-        for _ in range(SHAPE_TIMING_BLOCKS):
-            dense_s, reshaped_s = (
-                _timed_block(layer, layer_inputs, number, device)
-                for layer, layer_inputs, number in zip(layers, inputs, numbers, strict=True)
-            )
-            shares.append(reshaped_s / max(dense_s, 1e-12))
-    share = float(np.median(shares))
-    _layer_shares[key] = share
+        shares.append(_layer_shares[key])
     while len(_layer_shares) > LAYER_CACHE_SIZE:
         _layer_shares.popitem(last=False)
-    return share
+    return shares
+
+
+def _timed_shares(dense: tuple, configs: list[tuple], dense_shape: tuple[int, ...], threads: int) -> list[float]:
+    """Time fresh layers as `dense` and `configs` describe in turns, `SHAPE_TIMING_BLOCKS` blocks each
+    (`LONG_CALL_BLOCKS` when one call of the dense layer fills a block): the median share of each over the
+    dense layer in the same block."""
+    layers = [_fresh_layer(config).eval() for config in (dense, *configs)]
+    weight = layers[0].weight
+    inputs = [torch.randn(_input_shape(dense_shape, config), dtype=weight.dtype, device=weight.device)
+              for config in (dense, *configs)]  # fmt: skip
+    device = weight.device.type
+    with torch.inference_mode(), benchmark.utils.common.set_torch_threads(threads):
+        firsts = [_timed_forward(layer, batch, device) for layer, batch in zip(layers, inputs, strict=True)]
+        numbers = [max(1, int(SHAPE_BLOCK_SECONDS / max(first, 1e-9))) for first in firsts]
+        count = SHAPE_TIMING_BLOCKS if firsts[0] < SHAPE_BLOCK_SECONDS else LONG_CALL_BLOCKS
+        blocks = [
+            [_timed_block(layer, layer_inputs, number, device)
+             for layer, layer_inputs, number in zip(layers, inputs, numbers, strict=True)]
+            for _ in range(count)
+        ]  # fmt: skip
+    return [float(np.median([block[index] / max(block[0], 1e-12) for block in blocks]))
+            for index in range(1, len(layers))]  # fmt: skip
 
 
 def _timed_block(layer: nn.Module, inputs: torch.Tensor, number: int, device: str) -> float:

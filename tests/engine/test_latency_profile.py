@@ -167,49 +167,69 @@ def test_a_width_between_grid_points_is_weighed_from_its_two_neighbours(dense_wi
 
 
 def test_a_reshaped_layer_is_timed_only_at_grid_widths_and_interpolated(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A slider moving a 1024-wide layer one channel at a time needs no new timing inside a grid cell."""
+    """A slider moving a 1024-wide layer one channel at a time needs no new timing inside a grid cell; with
+    both widths changed, the share is interpolated between the four grid shapes around it."""
+    latency._layer_shares.clear()
     timed: list[tuple[int, int]] = []
 
-    def fake_share(dense: tuple, config: tuple, dense_shape: tuple[int, ...], threads: int) -> float:
-        timed.append((config[1], config[2]))
+    def fake_shares(dense: tuple, configs: list[tuple], dense_shape: tuple[int, ...], threads: int) -> list[float]:
         assert dense == latency._config(nn.Linear(256, 1024)) and dense_shape == (32, 256)
-        return config[2] / 1024 + (config[2] / 1024) ** 2
+        timed.extend((config[1], config[2]) for config in configs)
+        return [config[1] / 256 * (config[2] / 1024) ** 2 for config in configs]
 
-    monkeypatch.setattr(latency, "_paired_share", fake_share)
+    monkeypatch.setattr(latency, "_timed_shares", fake_shares)
     dense = latency._config(nn.Linear(256, 1024))
     for out_width in range(961, 1024):
         share = latency._reshaped_share(dense, latency._resized(dense, 256, out_width), (32, 256), 1)
-        low, high = 960 / 1024 + (960 / 1024) ** 2, 2.0
         weight = (out_width - 960) / 64
-        assert share == pytest.approx((1 - weight) * low + weight * high)
-    assert set(timed) == {(256, 960), (256, 1024)}
+        assert share == pytest.approx((1 - weight) * (960 / 1024) ** 2 + weight)
+    assert timed == [(256, 960)], "each grid width timed once; the dense width is the unit"
+    share = latency._reshaped_share(dense, latency._resized(dense, 200, 990), (32, 256), 1)
+    expected = sum(
+        in_weight * out_weight * in_width / 256 * (out_width / 1024) ** 2
+        for in_width, in_weight in ((192, 0.5), (208, 0.5))
+        for out_width, out_weight in ((960, 34 / 64), (1024, 30 / 64))
+    )
+    assert share == pytest.approx(expected)
+    assert sorted(timed[1:]) == [(192, 960), (192, 1024), (208, 960), (208, 1024)]
 
 
 def test_a_grouped_convolution_is_timed_at_its_exact_shape(monkeypatch: pytest.MonkeyPatch) -> None:
+    latency._layer_shares.clear()
     timed: list[tuple] = []
-    monkeypatch.setattr(latency, "_paired_share", lambda dense, config, shape, threads: timed.append(config) or 1.0)
+    monkeypatch.setattr(
+        latency, "_timed_shares", lambda dense, configs, shape, threads: timed.extend(configs) or [1.0] * len(configs)
+    )
     dense = latency._config(nn.Conv2d(64, 64, 3, groups=64))
     pruned = latency._config(nn.Conv2d(45, 45, 3, groups=45))
     latency._reshaped_share(dense, pruned, (8, 64, 8, 8), 1)
     assert timed == [pruned]
 
 
-def test_a_reshaped_layer_is_timed_against_its_dense_layer_in_alternating_blocks(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A busy spell slows the dense and the reshaped layer alike, so their share stays what it is; the blocks
-    it cuts across are outvoted."""
-    latency._layer_shares.clear()
+def test_reshaped_layers_are_timed_in_turns_with_their_dense_layer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A busy spell slows the dense and the reshaped layers alike, so their shares stay what they are; the
+    blocks it cuts across are outvoted."""
     calls: list[int] = []
-    slow = iter([False] * 3 + [True] * 6 + [False] * 100)
+    busy = iter([False] * 4 + [True] * 7 + [False] * 100)
 
     def fake_block(layer: nn.Module, inputs: torch.Tensor, number: int, device: str) -> float:
         calls.append(layer.out_features)
-        busy = 10.0 if next(slow) else 1.0
-        return busy * layer.out_features * 1e-6
+        return (10.0 if next(busy) else 1.0) * layer.out_features * 1e-6
 
     monkeypatch.setattr(latency, "_timed_block", fake_block)
     dense = latency._config(nn.Linear(64, 200))
-    share = latency._paired_share(dense, latency._resized(dense, 64, 50), (8, 64), 1)
-    assert share == pytest.approx(0.25)
-    assert calls == [200, 50] * latency.SHAPE_TIMING_BLOCKS
+    reshaped = [latency._resized(dense, 64, 50), latency._resized(dense, 64, 100)]
+    shares = latency._timed_shares(dense, reshaped, (8, 64), 1)
+    assert shares == pytest.approx([0.25, 0.5])
+    assert calls == [200, 50, 100] * latency.SHAPE_TIMING_BLOCKS
+
+
+def test_layers_whose_single_call_fills_a_block_are_timed_in_fewer_turns(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    monkeypatch.setattr(latency, "_timed_forward", lambda layer, inputs, device: 0.01)
+    monkeypatch.setattr(
+        latency, "_timed_block", lambda layer, inputs, number, device: calls.append(number) or layer.out_features
+    )
+    dense = latency._config(nn.Linear(64, 200))
+    assert latency._timed_shares(dense, [latency._resized(dense, 64, 100)], (8, 64), 1) == [0.5]
+    assert calls == [1, 1] * latency.LONG_CALL_BLOCKS
