@@ -45,6 +45,7 @@ from torch.func import functional_call, grad, vmap
 from .data import EvalData
 from .embedding import is_embedding_model
 from .errors import CriterionError
+from .hooks import own_thread
 from .layers import get_layer, layer_kind
 from .placement import accumulation_dtype, placement
 from .tracing import trace_followers
@@ -339,7 +340,7 @@ def _observe(
         seen[module] = output
         return output.clone()  # later in-place operations (`out += identity`) must not alter what was seen
 
-    handles = [module.register_forward_hook(keep) for module in observed.modules]
+    handles = [module.register_forward_hook(own_thread(keep)) for module in observed.modules]
     try:
         with torch.enable_grad():
             output = observed.measured.model(inputs)
@@ -368,7 +369,8 @@ def _conductance(observed: _Observed, inputs: torch.Tensor, targets: torch.Tenso
 def _calls_per_forward(model: nn.Module, modules: list[nn.Module], example: torch.Tensor) -> Counter:
     """How often each module runs in one forward pass (with gradients on, as when measured)."""
     calls: Counter = Counter()
-    handles = [module.register_forward_hook(lambda module, args, output: calls.update([module])) for module in modules]
+    count = own_thread(lambda module, args, output: calls.update([module]))
+    handles = [module.register_forward_hook(count) for module in modules]
     try:
         with torch.enable_grad():
             _run(model, example)

@@ -58,6 +58,7 @@ from torch import nn
 
 from .data import EvalData
 from .errors import CriterionError, UnsupportedModelError
+from .hooks import own_thread
 from .placement import placement
 
 if TYPE_CHECKING:
@@ -413,7 +414,7 @@ def _group_switched_off(model: nn.Module, layer: AttentionLayer, group: int) -> 
         inputs[..., start:stop] = 0
         return (inputs, *args[1:])
 
-    handle = model.get_submodule(layer.output).register_forward_pre_hook(zero_head)
+    handle = model.get_submodule(layer.output).register_forward_pre_hook(own_thread(zero_head))
     try:
         yield
     finally:

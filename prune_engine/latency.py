@@ -28,6 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .data import EvalData
 from .errors import PruneScopeError, UnsupportedModelError
+from .hooks import own_thread
 from .layers import LayerInfo, get_layer, prunable_layers
 from .metrics import batch_of, checked_device, eval_mode
 from .placement import model_device, place_model, placement
@@ -327,8 +328,8 @@ class _LayerClock:
         """Hooks on every layer for one forward pass; afterwards each layer's time of that pass is recorded."""
         handles = []
         for name, module in self.modules.items():
-            handles.append(module.register_forward_pre_hook(self._pre_hook(name)))
-            handles.append(module.register_forward_hook(self._post_hook(name)))
+            handles.append(module.register_forward_pre_hook(own_thread(self._pre_hook(name))))
+            handles.append(module.register_forward_hook(own_thread(self._post_hook(name))))
         self._pass = dict.fromkeys(self.modules, 0.0)
         try:
             yield

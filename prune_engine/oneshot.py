@@ -43,6 +43,7 @@ from torch import nn
 
 from .data import EvalData
 from .errors import CriterionError
+from .hooks import own_thread
 from .layers import get_layer
 from .placement import placement
 from .tokens import real_tokens, token_rows
@@ -109,7 +110,7 @@ def _hooked(model: nn.Module, layers: list[str], observe: Callable[[str, nn.Modu
         def hook(module: nn.Module, args: tuple, name: str = name) -> None:
             observe(name, module, args[0])
 
-        handles.append(module.register_forward_pre_hook(hook))
+        handles.append(module.register_forward_pre_hook(own_thread(hook)))
     try:
         yield
     finally:

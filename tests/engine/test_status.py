@@ -4,6 +4,7 @@ layer cannot be pruned (`blocked_by`); the `note` beside them is for people and 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ from model_zoo import ZOO_BY_NAME
 from torch import nn
 
 import prune_engine as pe
-from prune_engine import structured
+from prune_engine import pruning, structured
 from prune_engine.report import PREVIEW_COLUMNS, REPORT_COLUMNS
 from prune_engine.status import Blocked
 from sample_models import load_sample
@@ -147,11 +148,13 @@ def _reworded(sentence: str):
 
 def test_an_explicit_ratio_is_refused_by_the_typed_cause_not_by_the_note(monkeypatch) -> None:
     """Rewording the sentences changes no behaviour: the error type follows `blocked_by`."""
+    monkeypatch.setattr(pruning, "_scored_groups", OrderedDict())  # groups kept from other tests carry the old words
     monkeypatch.setattr(structured.ChannelGraph, "_blocked", _reworded("a sentence that names no cause"))
     entry = ZOO_BY_NAME["mlp"]
     with pytest.raises(pe.InvalidPlanError, match="a sentence that names no cause"):
         pe.apply_plan(entry.build(), pe.PruningPlan(granularity="channel", ratios={"head": 0.5}), entry.example_input())
     monkeypatch.setattr(structured.ChannelGraph, "_blocked", _reworded("the model's output has a single channel"))
+    pruning._scored_groups.clear()
     tied = ZOO_BY_NAME["tied_embedding"]
     with pytest.raises(pe.UnsupportedModelError, match="model's output has a single channel"):
         pe.apply_plan(tied.build(), pe.PruningPlan(granularity="channel", ratios={"hidden": 0.5}), tied.example_input())
