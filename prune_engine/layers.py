@@ -85,7 +85,13 @@ def prunable_layers(model: nn.Module) -> list[LayerInfo]:
 
 def get_layer(model: nn.Module, name: str) -> nn.Module:
     """The prunable module at path `name`, or a clear error naming the valid layers."""
-    module = dict(model.named_modules()).get(name) if name else None
+    if isinstance(model, torch.jit.ScriptModule):  # no get_submodule there
+        module = dict(model.named_modules()).get(name) if name else None
+    else:  # a walk down the path, not a dict of every module: reports and masks look layers up by the hundred
+        try:
+            module = model.get_submodule(name) if name else None
+        except AttributeError:
+            module = None
     if module is None or layer_kind(module) is None:
         names = [layer.name for layer in prunable_layers(model)]
         shown = ", ".join(names[:8]) + (" …" if len(names) > 8 else "")
