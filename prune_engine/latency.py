@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -63,6 +64,8 @@ LAYER_CACHE_SIZE = 256
 shares of their dense layers here, `sparse_runtime`'s dense and sparse times there)."""
 
 _layer_shares: OrderedDict[tuple, float] = OrderedDict()
+_layer_shares_lock = threading.Lock()
+"""Sessions predict at the same time; the cache is read and written under this lock (timing is not)."""
 
 
 @dataclass
@@ -501,17 +504,19 @@ def _paired_shares(dense: tuple, configs: list[tuple], dense_shape: tuple[int, .
     slows them alike: a dense layer timed alone once, while a browser drew the page, had made every later
     prediction for the model too optimistic."""
     keys = [(dense, config, dense_shape, threads) for config in configs]
-    missing = list(dict.fromkeys(config for config, key in zip(configs, keys, strict=True) if key not in _layer_shares))
+    with _layer_shares_lock:
+        known = {key: _layer_shares[key] for key in keys if key in _layer_shares}
+    missing = list(dict.fromkeys(config for config, key in zip(configs, keys, strict=True) if key not in known))
     if missing:
-        for config, share in zip(missing, _timed_shares(dense, missing, dense_shape, threads), strict=True):
-            _layer_shares[(dense, config, dense_shape, threads)] = share
-    shares = []
-    for key in keys:
-        _layer_shares.move_to_end(key)
-        shares.append(_layer_shares[key])
-    while len(_layer_shares) > LAYER_CACHE_SIZE:
-        _layer_shares.popitem(last=False)
-    return shares
+        timed = _timed_shares(dense, missing, dense_shape, threads)
+        known |= {(dense, config, dense_shape, threads): share for config, share in zip(missing, timed, strict=True)}
+    with _layer_shares_lock:
+        for key in keys:
+            _layer_shares[key] = known[key]
+            _layer_shares.move_to_end(key)
+        while len(_layer_shares) > LAYER_CACHE_SIZE:
+            _layer_shares.popitem(last=False)
+    return [known[key] for key in keys]
 
 
 def _timed_shares(dense: tuple, configs: list[tuple], dense_shape: tuple[int, ...], threads: int) -> list[float]:
