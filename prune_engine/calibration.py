@@ -32,8 +32,6 @@ def recalibrate_batchnorm(
     Statistics are a plain average over up to `max_examples` examples (momentum None);
     weights, biases and every other module are untouched. Returns the copy in eval mode.
     """
-    if len(data) == 0:
-        raise DataError("Re-estimating BatchNorm statistics needs at least one example.")
     calibrated = copy.deepcopy(model)
     recalibrate_in_place(calibrated, data, max_examples, batch_size)
     return calibrated.train(model.training)

@@ -38,6 +38,13 @@ def open_page(page: Page, title: str) -> None:
     wait_for_app(page)
 
 
+def choose_whole_channels(page: Page) -> None:
+    """On the Prune page, switch the granularity to whole channels and wait until the page says so."""
+    page.get_by_test_id("stRadio").filter(has_text="Granularity").get_by_text("Whole channels").click()
+    expect(page.get_by_text("of the channels of each unlocked layer")).to_be_visible()
+    wait_for_app(page)
+
+
 def select_option(page: Page, label: str, option: str) -> None:
     """Choose `option` in the selectbox labelled `label` and wait until it shows."""
     combobox = page.get_by_role("combobox", name=label)

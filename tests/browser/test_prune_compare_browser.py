@@ -8,7 +8,14 @@ import re
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests.browser.helpers import open_app, open_page, save_screenshot, select_option, wait_for_app
+from tests.browser.helpers import (
+    choose_whole_channels,
+    open_app,
+    open_page,
+    save_screenshot,
+    select_option,
+    wait_for_app,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -38,9 +45,7 @@ def test_a_slider_moved_with_the_keyboard_prunes_the_model_that_compare_shows(pa
     open_app(page)
     select_option(page, "Sample model", "digits_resnet")
     open_page(page, "Prune")
-    page.get_by_test_id("stRadio").filter(has_text="Granularity").get_by_text("Whole channels").click()
-    expect(page.get_by_text("of the channels of each unlocked layer")).to_be_visible()
-    wait_for_app(page)
+    choose_whole_channels(page)
     expect(page.get_by_text("Cannot lose channels: 'fc' produces the model's output.")).to_be_visible()
 
     press_on_slider(page, "Global ratio", "ArrowRight")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.helpers import open_app, open_page, select_option, wait_for_app
+from tests.browser.helpers import choose_whole_channels, open_app, open_page, select_option, wait_for_app
 
 pytestmark = pytest.mark.browser
 
@@ -23,9 +23,7 @@ def test_quick_presses_on_the_global_slider_lock_no_layer(page: Page) -> None:
     open_app(page)
     select_option(page, "Sample model", "digits_cnn")
     open_page(page, "Prune")
-    page.get_by_test_id("stRadio").filter(has_text="Granularity").get_by_text("Whole channels").click()
-    expect(page.get_by_text("of the channels of each unlocked layer")).to_be_visible()
-    wait_for_app(page)
+    choose_whole_channels(page)
     handle = page.get_by_test_id("stSlider").filter(has_text="Global ratio").locator('input[type="range"]')
     handle.wait_for(state="attached")
     handle.focus()

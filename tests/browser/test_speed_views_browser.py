@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests.browser.helpers import open_app, open_page, select_option, wait_for_app
+from tests.browser.helpers import choose_whole_channels, open_app, open_page, select_option, wait_for_app
 
 pytestmark = pytest.mark.browser
 
@@ -53,8 +53,7 @@ def test_prune_predicts_the_speed_up_of_channels_and_compare_measures_it_beside(
     open_app(page)
     select_option(page, "Sample model", "digits_cnn")
     open_page(page, "Prune")
-    page.get_by_test_id("stRadio").filter(has_text="Granularity").get_by_text("Whole channels").click()
-    expect(page.get_by_text("of the channels of each unlocked layer")).to_be_visible()
+    choose_whole_channels(page)
     press(page, "50 %")
     expect(page.get_by_text("50 % of the channels of each unlocked layer")).to_be_visible()
     wait_for_app(page)

@@ -16,7 +16,15 @@ from playwright.sync_api import Locator, Page, expect
 
 import prune_engine as pe
 from sample_models import digits_data, load_sample
-from tests.browser.helpers import download_plan, open_app, open_page, save_screenshot, select_option, wait_for_app
+from tests.browser.helpers import (
+    choose_whole_channels,
+    download_plan,
+    open_app,
+    open_page,
+    save_screenshot,
+    select_option,
+    wait_for_app,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -60,9 +68,7 @@ def test_an_uploaded_state_dict_and_csv_are_pruned_and_downloaded_as_onnx(page: 
     save_screenshot(page, "model_upload")
 
     open_page(page, "Prune")
-    page.get_by_test_id("stRadio").filter(has_text="Granularity").get_by_text("Whole channels").click()
-    expect(page.get_by_text("of the channels of each unlocked layer")).to_be_visible()
-    wait_for_app(page)
+    choose_whole_channels(page)
 
     plan = download_plan(page)
     assert plan.granularity == "channel"

@@ -114,7 +114,8 @@ def is_stale_echo(key: str) -> bool:
     if key not in shown:
         return False
     current, previous = shown[key]
-    if st.session_state.get(key) in (current, None) or st.session_state.get(key) != previous:
+    sent = st.session_state.get(key)
+    if sent is None or sent == current or sent != previous:
         return False
     return any(
         other != key and other in st.session_state and st.session_state[other] != value
@@ -330,10 +331,10 @@ def global_controls(plan: pe.PruningPlan) -> None:
         right.button("Reset", key=keys.PRUNE_RESET, on_click=_on_reset, icon=":material/restart_alt:")
         return
     global_scope = plan.scope == "global"
-    seed(keys.PRUNE_GLOBAL, percent(plan.global_ratio, GLOBAL_MAX_PCT))
+    shown_percent = percent(plan.global_ratio, GLOBAL_MAX_PCT)
+    seed(keys.PRUNE_GLOBAL, shown_percent)
     generation = state.controls_generation()
     number_key, preset_key = keys.prune_global_number("", generation), keys.prune_preset("", generation)
-    shown_percent = percent(plan.global_ratio, GLOBAL_MAX_PCT)
     seed(number_key, shown_percent)
     seed(preset_key, shown_percent if shown_percent in PRESETS else None)
     columns = st.columns([3, 2, 1] if global_scope else [5, 1], vertical_alignment="bottom")
