@@ -28,13 +28,14 @@ from .models import (
     nonfinite_weights,
     state_dict_mismatches,
 )
-from .text_data import TEXT_EXTENSIONS, load_text_data, random_token_data
+from .text_data import MAX_EXAMPLES, TEXT_EXTENSIONS, load_text_data, random_token_data, text_lines
 
 __all__ = [
     "ALLOW_CODE_ENV_VAR",
     "DATA_EXTENSIONS",
     "DEFAULT_MAX_BYTES",
     "FORMAT_NAMES",
+    "MAX_EXAMPLES",
     "TEXT_EXTENSIONS",
     "StateDictMismatchError",
     "TransformersModel",
@@ -52,4 +53,5 @@ __all__ = [
     "random_eval_data",
     "random_token_data",
     "state_dict_mismatches",
+    "text_lines",
 ]

@@ -43,6 +43,10 @@ RANDOM_EXAMPLES = 64
 RANDOM_TOKENS = 32
 
 
+def text_lines(text: str) -> list[str]:
+    """The examples of a .txt file: its non-blank lines, stripped (before the `MAX_EXAMPLES` cap)."""
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
 def load_text_data(
     source: Source,
     model: TransformersModel,
@@ -70,7 +74,7 @@ def load_text_data(
     if extension == ".txt":
         if label_column is not None or text_column is not None:
             raise DataError("Columns apply to CSV files only; a .txt file holds one example a line and no labels.")
-        lines, labels = [line.strip() for line in text.splitlines() if line.strip()], None
+        lines, labels = text_lines(text), None
     else:
         lines, labels = _csv_text(text, filename, text_column, label_column)
     if not lines:

@@ -46,6 +46,7 @@ def test_a_zipped_transformers_folder_and_text_are_pruned_and_downloaded_as_a_fo
     uploader(page, "Model file").set_input_files(model_zip)
     wait_for_app(page)
     uploader(page, "Data file").set_input_files(text_file)
+    expect(page.get_by_text("story.txt: 120 lines of text, one example each.")).to_be_visible()
     wait_for_app(page)
     page.get_by_role("button", name="Load this model").click()
     expect(

@@ -20,6 +20,7 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 import prune_engine as pe
 from prune_engine.loading import (
+    MAX_EXAMPLES,
     TEXT_EXTENSIONS,
     check_data_fits,
     code_loading_allowed,
@@ -28,6 +29,7 @@ from prune_engine.loading import (
     nonfinite_weights,
     random_eval_data,
     random_token_data,
+    text_lines,
 )
 from prune_engine.loading.hf_model import IMAGE_CLASSIFICATION
 from ui.shared import keys, state
@@ -249,6 +251,8 @@ def _data_inputs() -> str:
             "named inputs (or x) and, optionally, labels (or y); .npy: inputs only. For a transformers model: "
             ".txt (one example a line) or CSV with a text column, tokenized with the model's own tokenizer.",
         )
+        if data_file is not None and data_file.name.lower().endswith(".txt"):
+            st.caption(_text_file_summary(data_file))
         if data_file is not None and data_file.name.lower().endswith(".csv"):
             columns = csv_columns(data_file.getvalue())
             guess = next((name for name in columns if name.lower() in LABEL_NAMES), NO_LABELS)
@@ -274,6 +278,13 @@ def _data_inputs() -> str:
         st.warning(RANDOM_WARNING, icon=":material/warning:")
     st.caption(FIDELITY_NOTE)
     return source
+
+
+def _text_file_summary(data_file: UploadedFile) -> str:
+    """What a .txt data file holds, said as soon as it arrives: one example a line."""
+    examples = len(text_lines(data_file.getvalue().decode("utf-8-sig", errors="replace")))
+    used = f"; the first {MAX_EXAMPLES:,} are used" if examples > MAX_EXAMPLES else ""
+    return f"{fmt.literal(data_file.name)}: {examples:,} lines of text, one example each{used}."
 
 
 def _training_inputs() -> None:
