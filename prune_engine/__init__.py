@@ -71,7 +71,7 @@ from .metrics import (
     speedup_interval,
 )
 from .plan import GRANULARITIES, SCOPES, PruningPlan
-from .pruning import PlanPreview, PruneResult, apply_plan, preview_plan
+from .pruning import PlanPreview, PruneResult, apply_plan, finish_batchnorm, preview_plan
 from .report import layer_report
 from .sensitivity import (
     DEFAULT_RATIOS,
@@ -166,6 +166,7 @@ __all__ = [
     "fidelity",
     "find_blocks",
     "fine_tune",
+    "finish_batchnorm",
     "generate",
     "get_criterion",
     "get_layer",

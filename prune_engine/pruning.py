@@ -23,7 +23,7 @@ from torch.nn.utils.spectral_norm import SpectralNorm
 from torch.nn.utils.weight_norm import WeightNorm
 
 from .blocks import Block, block_scores, calibration_inputs, find_blocks, require_blocks, skip_block
-from .calibration import has_batchnorm, recalibrate_in_place
+from .calibration import has_batchnorm, recalibrate_batchnorm, recalibrate_in_place
 from .data import EvalData, model_fingerprint
 from .errors import InvalidPlanError, UnsupportedModelError
 from .heads import (
@@ -182,6 +182,8 @@ class PruneResult:
     `preview`: what `preview_plan` says of the same plan, from the same decision (None for results
     not made by one application of a plan), so a caller that applies need not decide twice; its
     scores are left out above `RESULT_SCORES_MAX` values.
+    `batchnorm_pending`: the plan re-estimates BatchNorm statistics but `apply_plan` was asked to leave
+    that for later (`finish_batchnorm`): the model's structure and report are final, its outputs are not.
     """
 
     model: nn.Module
@@ -190,6 +192,7 @@ class PruneResult:
     skipped: dict[str, str] = field(default_factory=dict)
     history: pd.DataFrame | None = None
     preview: PlanPreview | None = None
+    batchnorm_pending: bool = False
 
 
 def apply_plan(
@@ -199,13 +202,17 @@ def apply_plan(
     data: EvalData | None = None,
     progress: ProgressFn | None = None,
     calibration_data: EvalData | None = None,
+    *,
+    defer_batchnorm: bool = False,
 ) -> PruneResult:
     """Prune a deep copy of `model` as `plan` says; `model` itself is left untouched.
 
     `data` feeds data-driven criteria; `calibration_data` (training examples, else
     `data`) re-estimates BatchNorm statistics when the plan asks for it. The returned
     model is a plain `nn.Module` (no pruning hooks, no `weight_orig`/`weight_mask`), so
-    it saves and loads with a normal `state_dict`.
+    it saves and loads with a normal `state_dict`. `defer_batchnorm` leaves the re-estimation
+    to `finish_batchnorm` (the result says `batchnorm_pending`): for a caller that shows only the
+    pruned structure at first, such as a slider that prunes at every step.
     """
     pruner = _pruner(plan)
     calibration_data = calibration_data if calibration_data is not None else data
@@ -226,9 +233,11 @@ def apply_plan(
         pruner.apply(working, decision, example_input)
     finally:
         decision.release()
-    if plan.recalibrate_bn and has_batchnorm(working):
+    batchnorm_pending = plan.recalibrate_bn and has_batchnorm(working)
+    if batchnorm_pending and not defer_batchnorm:
         _report(progress, 0.9, "Re-estimating BatchNorm statistics")
         recalibrate_in_place(working, calibration_data)
+        batchnorm_pending = False
     working.train(model.training)
     _report(progress, 1.0, "Done")
     after = forward_figures(working, list(before), example_input)
@@ -238,7 +247,22 @@ def apply_plan(
     )
     preview = _preview(layers, plan, decision, pruner, scores)
     return PruneResult(
-        model=working, plan=plan, report=report, skipped=_skipped(decision, plan, pruner), preview=preview
+        model=working,
+        plan=plan,
+        report=report,
+        skipped=_skipped(decision, plan, pruner),
+        preview=preview,
+        batchnorm_pending=batchnorm_pending,
+    )
+
+
+def finish_batchnorm(result: PruneResult, calibration_data: EvalData) -> PruneResult:
+    """`result` with the BatchNorm re-estimation its plan asks for done on a copy of its model: what
+    `apply_plan` without `defer_batchnorm` returns. A result with nothing pending comes back as it is."""
+    if not result.batchnorm_pending:
+        return result
+    return dataclasses.replace(
+        result, model=recalibrate_batchnorm(result.model, calibration_data), batchnorm_pending=False
     )
 
 

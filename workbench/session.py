@@ -73,12 +73,14 @@ class PrunedModel:
     """A pruning result kept in the session, with the fingerprints that key its caches.
 
     `base_fingerprint` names the original it was pruned from, so a page can tell a
-    result that belongs to the current model from a stale one.
+    result that belongs to the current model from a stale one. `draft_fingerprint` names the
+    draft (a result whose BatchNorm re-estimation was left for later) this one was finished from.
     """
 
     result: pe.PruneResult
     fingerprint: str
     base_fingerprint: str
+    draft_fingerprint: str | None = None
 
     @property
     def model(self) -> nn.Module:
@@ -89,8 +91,15 @@ class PrunedModel:
         return self.result.plan
 
     @classmethod
-    def from_result(cls, result: pe.PruneResult, base: LoadedModel) -> PrunedModel:
-        return cls(result=result, fingerprint=model_fingerprint(result.model), base_fingerprint=base.fingerprint)
+    def from_result(
+        cls, result: pe.PruneResult, base: LoadedModel, draft_fingerprint: str | None = None
+    ) -> PrunedModel:
+        return cls(
+            result=result,
+            fingerprint=model_fingerprint(result.model),
+            base_fingerprint=base.fingerprint,
+            draft_fingerprint=draft_fingerprint,
+        )
 
 
 RunKey = tuple[str, str, str]

@@ -47,6 +47,7 @@ def text_lines(text: str) -> list[str]:
     """The examples of a .txt file: its non-blank lines, stripped (before the `MAX_EXAMPLES` cap)."""
     return [line.strip() for line in text.splitlines() if line.strip()]
 
+
 def load_text_data(
     source: Source,
     model: TransformersModel,

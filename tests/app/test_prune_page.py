@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
 import prune_engine as pe
@@ -14,8 +15,8 @@ from tests.app.helpers import chart_titles, layer_key
 from ui.prune import controls as prune_controls
 from ui.prune import preview as plan_preview
 from ui.prune import result as prune_result
-from ui.shared import keys
-from ui.shared.navigation import MODEL_PAGE, PRUNE_PAGE
+from ui.shared import caches, keys
+from ui.shared.navigation import COMPARE_PAGE, MODEL_PAGE, PRUNE_PAGE
 from workbench import fmt, plans
 from workbench.session import LoadedModel
 
@@ -286,6 +287,36 @@ def test_a_large_model_waits_for_the_apply_button(app: AppTest, monkeypatch: pyt
     assert nonzero(at) < int(report_of(at)["nonzero_before"].sum())
     at.slider(key=keys.PRUNE_GLOBAL).set_value(60).run()
     assert any("earlier plan" in warning.value for warning in at.warning)
+
+
+def test_batchnorm_is_re_estimated_when_a_result_leaves_a_page_that_shows_no_accuracy_for_it(app: AppTest) -> None:
+    at = open_prune(app, "digits_resnet")
+    at.radio(key=keys.PRUNE_GRANULARITY).set_value("channel").run()
+    plan = plan_of(at)
+    draft = at.session_state[keys.PRUNED]
+    assert plan.recalibrate_bn and draft.result.batchnorm_pending
+    assert "Accuracy" not in [metric.label for metric in at.metric]
+
+    at.button(key=keys.PRUNE_SAVE).click().run()
+    saved = at.session_state[keys.PRUNED]
+    assert not saved.result.batchnorm_pending and saved.draft_fingerprint == draft.fingerprint
+    bundle = load_sample("digits_resnet")
+    calibration = bundle.train_data.subset(caches.CALIBRATION_EXAMPLES)
+    at_once = pe.apply_plan(bundle.model, plan, bundle.example_input, bundle.eval_data, calibration_data=calibration)
+    for name, tensor in at_once.model.state_dict().items():
+        assert torch.equal(saved.model.state_dict()[name], tensor), name
+    assert any("Saved in the history as run #1" in caption.value for caption in at.caption)
+    at.slider(key=keys.PRUNE_GLOBAL).set_value(30).run()
+    assert at.session_state[keys.PRUNED] is saved, "the live step keeps the finished form of its draft"
+
+    at.slider(key=keys.PRUNE_GLOBAL).set_value(40).run()
+    assert at.session_state[keys.PRUNED].result.batchnorm_pending
+    at.switch_page(COMPARE_PAGE).run()
+    assert not at.exception
+    compared = at.session_state[keys.PRUNED]
+    assert not compared.result.batchnorm_pending and compared.plan.global_ratio == pytest.approx(0.4)
+    accuracy = pe.evaluate(compared.model, bundle.eval_data)["accuracy"]
+    assert fmt.percent(accuracy) in [metric.value for metric in at.metric]
 
 
 def test_deep_models_are_grouped_at_the_shallowest_depth_that_keeps_blocks_small() -> None:

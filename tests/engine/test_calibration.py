@@ -44,3 +44,32 @@ def test_a_plan_that_recalibrates_needs_data() -> None:
     with pytest.raises(pe.InvalidPlanError, match="needs data"):
         pe.apply_plan(entry.build(), plan, entry.example_input())
     assert pe.PruningPlan.from_json(plan.to_json()).recalibrate_bn is True
+
+
+def test_a_deferred_re_estimation_finishes_into_what_apply_plan_returns_at_once() -> None:
+    bundle = load_sample("digits_resnet")
+    plan = pe.PruningPlan(granularity="channel", global_ratio=0.4, recalibrate_bn=True)
+    calibration = bundle.train_data.subset(128)
+    at_once = pe.apply_plan(bundle.model, plan, bundle.example_input, calibration_data=calibration)
+    draft = pe.apply_plan(bundle.model, plan, bundle.example_input, calibration_data=calibration, defer_batchnorm=True)
+    assert draft.batchnorm_pending and not at_once.batchnorm_pending
+    draft_state = {name: tensor.clone() for name, tensor in draft.model.state_dict().items()}
+    finished = pe.finish_batchnorm(draft, calibration)
+    assert not finished.batchnorm_pending and finished.model is not draft.model
+    assert finished.model.state_dict().keys() == at_once.model.state_dict().keys()
+    for name, tensor in at_once.model.state_dict().items():
+        assert torch.equal(finished.model.state_dict()[name], tensor), name
+        assert torch.equal(draft.model.state_dict()[name], draft_state[name]), f"{name}: the draft is left as it was"
+    assert not torch.equal(draft.model.bn1.running_mean, at_once.model.bn1.running_mean)
+    assert finished.report.equals(at_once.report) and draft.report.equals(at_once.report)
+    assert pe.finish_batchnorm(at_once, calibration) is at_once
+
+
+def test_nothing_is_pending_when_the_plan_does_not_re_estimate_or_the_model_has_no_batchnorm() -> None:
+    bundle = load_sample("digits_resnet")
+    plain = pe.PruningPlan(granularity="channel", global_ratio=0.4)
+    assert not pe.apply_plan(bundle.model, plain, bundle.example_input, defer_batchnorm=True).batchnorm_pending
+    mlp = load_sample("digits_mlp")
+    plan = pe.PruningPlan(granularity="channel", global_ratio=0.4, recalibrate_bn=True)
+    result = pe.apply_plan(mlp.model, plan, mlp.example_input, calibration_data=mlp.train_data, defer_batchnorm=True)
+    assert not result.batchnorm_pending

@@ -22,8 +22,9 @@ CHART_CONFIG = {"displayModeBar": False}
 
 def compute(loaded: LoadedModel, plan: pe.PruningPlan) -> tuple[pe.PlanPreview | None, PrunedModel | None]:
     """The preview of `plan` and, for a model pruned live, the result it comes from: one decision for both
-    (a slider move on a small model prunes once, and the preview is read from that). (None, None) and the
-    engine's sentence when the plan cannot be applied."""
+    (a slider move on a small model prunes once, and the preview is read from that). When the page shows no
+    accuracy for the model, that result is a draft whose BatchNorm re-estimation waits until something runs
+    it (`state.current_pruned`). (None, None) and the engine's sentence when the plan cannot be applied."""
     try:
         if prune_result.ranks_on_apply(loaded, plan):
             return prune_result.plan_only_preview(loaded, plan), None
@@ -31,7 +32,7 @@ def compute(loaded: LoadedModel, plan: pe.PruningPlan) -> tuple[pe.PlanPreview |
             prune_result.scoring_button(loaded, plan, seconds)
             return prune_result.plan_only_preview(loaded, plan), None
         if prune_result.applies_live(loaded):
-            pruned = caches.pruned(loaded, plan)
+            pruned = caches.pruned(loaded, plan, batchnorm_later=not prune_result.accuracy_is_cheap(loaded))
             return pruned.result.preview, pruned
         return caches.preview(loaded, plan), None
     except pe.PruneScopeError as error:

@@ -86,7 +86,7 @@ def plan_only_preview(loaded: LoadedModel, plan: pe.PruningPlan) -> pe.PlanPrevi
     plan.validate()
     stats = caches.model_layers(loaded)
     plan.check_layers(stats["name"])
-    pruned = state.current_pruned()
+    pruned = state.current_pruned(finished=False)
     applied = pruned.result.report.set_index("layer") if pruned and pruned.plan.to_json() == plan.to_json() else None
     table = pd.DataFrame({"layer": stats["name"], "kind": stats["kind"]})
     table["target_ratio"] = [plan.target_ratio(name) for name in table["layer"]]
@@ -111,7 +111,7 @@ def plan_only_preview(loaded: LoadedModel, plan: pe.PruningPlan) -> pe.PlanPrevi
 
 def applied_report(plan: pe.PruningPlan) -> pd.DataFrame | None:
     """The session result's per-layer report (indexed by layer) when it was made by `plan`, else None."""
-    pruned = state.current_pruned()
+    pruned = state.current_pruned(finished=False)
     if pruned is None or pruned.result.preview is None or pruned.plan.to_json() != plan.to_json():
         return None
     return pruned.result.report.set_index("layer")
@@ -146,7 +146,7 @@ def section(loaded: LoadedModel, plan: pe.PruningPlan, plan_works: bool) -> None
             icon=":material/content_cut:",
         ):
             _apply_with_progress(loaded, plan)
-    pruned = state.current_pruned()
+    pruned = state.current_pruned(finished=False)
     summary(loaded, pruned, plan, with_accuracy=live and accuracy_is_cheap(loaded))
     link, save, download = st.columns(3, vertical_alignment="center")
     link.page_link(

@@ -184,20 +184,54 @@ def plan_preview(
 
 
 @st.cache_resource(show_spinner=False, max_entries=SHARED_RESULTS, ttl=SHARED_RESULTS_TTL)
-def pruned_model(fingerprint: str, plan_json: str, data_fingerprint: str | None, _loaded: LoadedModel) -> PrunedModel:
+def pruned_model(
+    fingerprint: str, plan_json: str, data_fingerprint: str | None, batchnorm_later: bool, _loaded: LoadedModel
+) -> PrunedModel:
     """`prune_engine.apply_plan` of a plan to a model, shared read-only like the models it comes from."""
-    return PrunedModel.from_result(apply(_loaded, pe.PruningPlan.from_json(plan_json)), _loaded)
+    plan = pe.PruningPlan.from_json(plan_json)
+    return PrunedModel.from_result(apply(_loaded, plan, defer_batchnorm=batchnorm_later), _loaded)
+
+
+@st.cache_resource(show_spinner=False, max_entries=SHARED_RESULTS, ttl=SHARED_RESULTS_TTL)
+def finished_model(
+    fingerprint: str, data_fingerprint: str | None, _loaded: LoadedModel, _draft: PrunedModel
+) -> PrunedModel:
+    """A draft with its BatchNorm statistics re-estimated (`prune_engine.finish_batchnorm`), shared read-only."""
+    result = pe.finish_batchnorm(_draft.result, _calibration_for(_loaded.bundle, _draft.plan))
+    return PrunedModel.from_result(result, _loaded, draft_fingerprint=_draft.fingerprint)
+
+
+def calibration_examples(bundle: pe.ModelBundle) -> pe.EvalData | None:
+    """The training examples that re-estimate BatchNorm statistics after pruning, or None without training data."""
+    return bundle.train_data.subset(CALIBRATION_EXAMPLES) if bundle.train_data is not None else None
+
+
+def _calibration_for(bundle: pe.ModelBundle, plan: pe.PruningPlan) -> pe.EvalData | None:
+    """What re-estimates BatchNorm after `plan`: the calibration examples, else (as `apply_plan` does) the
+    criterion's data."""
+    calibration = calibration_examples(bundle)
+    return calibration if calibration is not None else criterion_data(bundle, plan.criterion)
 
 
 def apply(
-    loaded: LoadedModel, plan: pe.PruningPlan, progress: Callable[[float, str], None] | None = None
+    loaded: LoadedModel,
+    plan: pe.PruningPlan,
+    progress: Callable[[float, str], None] | None = None,
+    *,
+    defer_batchnorm: bool = False,
 ) -> pe.PruneResult:
-    """Prune a copy of `loaded` as `plan` says, with its data for data-driven criteria and BatchNorm statistics."""
+    """Prune a copy of `loaded` as `plan` says, with its data for data-driven criteria and BatchNorm statistics
+    (left for `finished` when `defer_batchnorm`)."""
     bundle = loaded.bundle
-    calibration = bundle.train_data.subset(CALIBRATION_EXAMPLES) if bundle.train_data is not None else None
     data = criterion_data(bundle, plan.criterion)
     return pe.apply_plan(
-        bundle.model, plan, bundle.example_input, data, progress=progress, calibration_data=calibration
+        bundle.model,
+        plan,
+        bundle.example_input,
+        data,
+        progress=progress,
+        calibration_data=_calibration_for(bundle, plan),
+        defer_batchnorm=defer_batchnorm,
     )
 
 
@@ -220,9 +254,18 @@ def preview(loaded: LoadedModel, plan: pe.PruningPlan) -> pe.PlanPreview:
     )
 
 
-def pruned(loaded: LoadedModel, plan: pe.PruningPlan) -> PrunedModel:
-    """The cached result of applying `plan` to `loaded`."""
-    return pruned_model(loaded.fingerprint, plan.to_json(), loaded.data_fingerprint, loaded)
+def pruned(loaded: LoadedModel, plan: pe.PruningPlan, *, batchnorm_later: bool = False) -> PrunedModel:
+    """The cached result of applying `plan` to `loaded`; a draft that leaves BatchNorm re-estimation to
+    `finished` when `batchnorm_later` and the plan asks for one (its structure and figures are final)."""
+    later = batchnorm_later and plan.recalibrate_bn
+    return pruned_model(loaded.fingerprint, plan.to_json(), loaded.data_fingerprint, later, loaded)
+
+
+def finished(loaded: LoadedModel, pruned: PrunedModel) -> PrunedModel:
+    """`pruned` ready for everything that runs it: a draft's BatchNorm statistics re-estimated (cached)."""
+    if not pruned.result.batchnorm_pending:
+        return pruned
+    return finished_model(pruned.fingerprint, loaded.data_fingerprint, loaded, pruned)
 
 
 def pruned_summary(loaded: LoadedModel, result: PrunedModel, sizes: bool = True) -> dict[str, float | int | None]:
@@ -270,7 +313,7 @@ def scan_table(
     """`prune_engine.sensitivity_scan` of a model on its evaluation data, per model, data and settings;
     BatchNorm re-estimated on the same training examples as an applied plan (`apply`) when asked."""
     bundle = _loaded.bundle
-    calibration = bundle.train_data.subset(CALIBRATION_EXAMPLES) if recalibrate_bn else None
+    calibration = calibration_examples(bundle) if recalibrate_bn else None
     return pe.sensitivity_scan(
         bundle.model,
         bundle.eval_data,
@@ -363,7 +406,7 @@ def pruned_accuracies(
     """Accuracy of the original, the plain training and the L1 training, before and after the same pruning."""
     bundle = _loaded.bundle
     plan = slimming_plan(request.target, ratio)
-    calibration = bundle.train_data.subset(CALIBRATION_EXAMPLES)
+    calibration = calibration_examples(bundle)
     rows = []
     more = f"+{request.epochs} epoch{'' if request.epochs == 1 else 's'}"
     trainings = (
@@ -412,7 +455,7 @@ def sparse_result(
     so it can become the session's pruned model and go to Compare and Export."""
     bundle = _loaded.bundle
     plan = slimming_plan(request.target, ratio)
-    calibration = bundle.train_data.subset(CALIBRATION_EXAMPLES)
+    calibration = calibration_examples(bundle)
     pruned = pe.apply_plan(_run.sparse, plan, bundle.example_input, bundle.eval_data, calibration_data=calibration)
     return pe.PruneResult(
         model=pruned.model, plan=plan, report=pe.layer_report(bundle.model, pruned.model, plan), skipped=pruned.skipped

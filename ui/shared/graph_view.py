@@ -169,7 +169,7 @@ def _sensitivity() -> drawing.Overlay | None:
 
 
 def _removed(loaded: LoadedModel) -> drawing.Overlay | None:
-    pruned = state.current_pruned()
+    pruned = state.current_pruned(finished=False)
     if pruned is not None:
         return drawing.removed_overlay(pruned.result.report)
     plan = state.current_plan()

@@ -35,7 +35,8 @@ def keep_result(loaded: LoadedModel, pruned: PrunedModel, with_accuracy: bool, m
 
 
 def save_result(loaded: LoadedModel, pruned: PrunedModel, with_accuracy: bool, made_by: str | None = None) -> None:
-    """Save `pruned` to the experiment history unless this session already did."""
+    """Save `pruned` (finished, when it is a draft) to the experiment history unless this session already did."""
+    pruned = state.finish(pruned)
     if not state.was_saved(pruned):
         _save(loaded, pruned, applied_metrics(loaded, pruned, with_accuracy), made_by)
 

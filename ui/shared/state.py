@@ -97,17 +97,42 @@ def take_incoming_plan() -> pe.PruningPlan | None:
     return st.session_state.pop(keys.INCOMING_PLAN, None)
 
 
-def current_pruned() -> PrunedModel | None:
-    """The last pruning result for the current model, or None (also when it is stale)."""
+def current_pruned(*, finished: bool = True) -> PrunedModel | None:
+    """The last pruning result for the current model, or None (also when it is stale).
+
+    A draft (the Prune page's live result, whose BatchNorm re-estimation waits) is finished first and kept
+    finished, unless `finished` is False: for the Prune page, which shows only its structure.
+    """
     pruned = st.session_state.get(keys.PRUNED)
-    loaded, working = current_model(), working_model()
-    if pruned is None or loaded is None or working is None:
+    if pruned is None or _base_of(pruned) is None:
         return None
-    return pruned if pruned.base_fingerprint in (loaded.fingerprint, working.fingerprint) else None
+    return finish(pruned) if finished else pruned
+
+
+def finish(pruned: PrunedModel) -> PrunedModel:
+    """`pruned` ready to be run, saved or exported: a draft of the current model finished (`caches.finished`);
+    when it is the session's result, the finished one becomes the result."""
+    base = _base_of(pruned)
+    if not pruned.result.batchnorm_pending or base is None:
+        return pruned
+    finished = caches.finished(base, pruned)
+    if st.session_state.get(keys.PRUNED) is pruned:
+        st.session_state[keys.PRUNED] = finished
+    return finished
+
+
+def _base_of(pruned: PrunedModel) -> LoadedModel | None:
+    """The current model (as loaded, or placed on the chosen device) that `pruned` was pruned from, or None."""
+    loaded, working = current_model(), working_model()
+    return next((model for model in (working, loaded) if model and model.fingerprint == pruned.base_fingerprint), None)
 
 
 def set_pruned(pruned: PrunedModel) -> None:
-    """Keep `pruned` as this session's result; the previous one is released."""
+    """Keep `pruned` as this session's result; the previous one is released. A draft whose finished form is
+    already the result leaves it in place."""
+    kept = st.session_state.get(keys.PRUNED)
+    if kept is not None and kept.draft_fingerprint == pruned.fingerprint:
+        return
     st.session_state[keys.PRUNED] = pruned
 
 
