@@ -2,7 +2,7 @@
 
 (a) `predict_latency` against a measured interleaved comparison, error = |predicted − measured| ÷
     measured (the pruned model's ms; also of the speed-up, which does not depend on how busy the
-    machine was between the two runs), median and worst, for uniform channel plans 25/50/75 % on
+    machine was between the two runs), median and worst, for uniform channel plans 25/40/50/60/75 % on
     digits_cnn and digits_resnet (batch 64) and a ResNet-18-shaped model (3×64×64, batch 32), and
     25/50 % of attention heads on minilm (batch 8 × 128 tokens).
 (b) Latency budget: a channel sensitivity scan of digits_resnet (BatchNorm re-estimated, latency
@@ -43,7 +43,8 @@ from prune_engine.sensitivity import SerialExecutor, sensitivity_scan, suggest_r
 from prune_engine.sparse_runtime import SparseDecision, sparse_decisions, sparse_runtime
 from sample_models import load_sample
 
-CHANNEL_RATIOS = (0.25, 0.5, 0.75)
+CHANNEL_RATIOS = (0.25, 0.4, 0.5, 0.6, 0.75)
+"""40 and 60 % leave widths between the points of the prediction's width grid, so its interpolation is checked."""
 HEAD_RATIOS = (0.25, 0.5)
 ROUND_TO = (None, 8, 16, 32)
 SPARSE_CASES = (("digits_mlp", 0.95), ("mlp_100m", 0.90))
