@@ -179,19 +179,23 @@ def test_a_reshaped_layer_is_timed_only_at_grid_widths_and_interpolated(monkeypa
 
     monkeypatch.setattr(latency, "_timed_shares", fake_shares)
     dense = latency._config(nn.Linear(256, 1024))
-    for out_width in range(961, 1024):
+    out_step, in_step = 1024 // latency.WIDTH_GRID_STEPS, 256 // latency.WIDTH_GRID_STEPS
+    top = 1024 - out_step
+    for out_width in range(top + 1, 1024):
         share = latency._reshaped_share(dense, latency._resized(dense, 256, out_width), (32, 256), 1)
-        weight = (out_width - 960) / 64
-        assert share == pytest.approx((1 - weight) * (960 / 1024) ** 2 + weight)
-    assert timed == [(256, 960)], "each grid width timed once; the dense width is the unit"
-    share = latency._reshaped_share(dense, latency._resized(dense, 200, 990), (32, 256), 1)
+        weight = (out_width - top) / out_step
+        assert share == pytest.approx((1 - weight) * (top / 1024) ** 2 + weight)
+    assert timed == [(256, top)], "each grid width timed once; the dense width is the unit"
+    in_low, out_width = 256 - 2 * in_step, top + out_step // 4
+    in_width = in_low + in_step // 4
+    share = latency._reshaped_share(dense, latency._resized(dense, in_width, out_width), (32, 256), 1)
     expected = sum(
-        in_weight * out_weight * in_width / 256 * (out_width / 1024) ** 2
-        for in_width, in_weight in ((192, 0.5), (208, 0.5))
-        for out_width, out_weight in ((960, 34 / 64), (1024, 30 / 64))
+        in_weight * out_weight * grid_in / 256 * (grid_out / 1024) ** 2
+        for grid_in, in_weight in ((in_low, 0.75), (in_low + in_step, 0.25))
+        for grid_out, out_weight in ((top, 0.75), (1024, 0.25))
     )
     assert share == pytest.approx(expected)
-    assert sorted(timed[1:]) == [(192, 960), (192, 1024), (208, 960), (208, 1024)]
+    assert sorted(timed[1:]) == [(in_low, top), (in_low, 1024), (in_low + in_step, top), (in_low + in_step, 1024)]
 
 
 def test_a_grouped_convolution_is_timed_at_its_exact_shape(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -250,7 +250,7 @@ def _predicted_speedup(column: DeltaGenerator, loaded: LoadedModel, pruned: Prun
         "Predicted speed-up",
         f"{speedup:.2f}×",
         help=f"From one profile of the original at batch {PREDICTION_BATCH}, 1 thread, with each layer that changes "
-        "shape timed alone (on a CPU at widths 1/16 of the original apart, the time in between interpolated). "
+        "shape timed alone (on a CPU at widths 1/8 of the original apart, the time in between interpolated). "
         "Compare measures the real one.",
     )
 
