@@ -106,5 +106,7 @@ RunKey = tuple[str, str, str]
 
 
 def run_key(pruned: PrunedModel) -> RunKey:
-    """What makes a result one run of the history: the original, the pruned weights and the plan."""
-    return pruned.base_fingerprint, pruned.fingerprint, pruned.plan.to_json()
+    """What makes a result one run of the history: the original, the pruned weights and the plan. A result
+    finished from a draft (`draft_fingerprint`) shares its draft's key, so the page that shows the draft
+    knows it saved."""
+    return pruned.base_fingerprint, pruned.draft_fingerprint or pruned.fingerprint, pruned.plan.to_json()

@@ -311,6 +311,11 @@ def test_batchnorm_is_re_estimated_when_a_result_leaves_a_page_that_shows_no_acc
 
     at.slider(key=keys.PRUNE_GLOBAL).set_value(40).run()
     assert at.session_state[keys.PRUNED].result.batchnorm_pending
+    assert not any("Saved in the history" in caption.value for caption in at.caption)
+    at.slider(key=keys.PRUNE_GLOBAL).set_value(30).run()
+    assert at.session_state[keys.PRUNED].result.batchnorm_pending, "the draft of the saved plan, again"
+    assert any("Saved in the history as run #1" in caption.value for caption in at.caption)
+    at.slider(key=keys.PRUNE_GLOBAL).set_value(40).run()
     at.switch_page(COMPARE_PAGE).run()
     assert not at.exception
     compared = at.session_state[keys.PRUNED]
