@@ -209,6 +209,25 @@ class LatencyPredictor:
     def layers(self, pruned: nn.Module | None) -> pd.DataFrame:
         """Per prunable layer and "(other)": `dense_ms`, `predicted_ms` and the channels before/after
         in `pruned` (None: nothing changes shape)."""
+        layers = pd.DataFrame(self._rows(pruned))
+        for column in ("in_before", "in_after", "out_before", "out_after"):
+            layers[column] = layers[column].astype("Int64")
+        return layers
+
+    def predicted_ms(self, layers: pd.DataFrame) -> float:
+        """The whole forward pass's predicted milliseconds from a `layers` table: dense minus what the layers save."""
+        return self._predicted_total(layers.to_dict("records"))
+
+    def predict(self, pruned: nn.Module | None) -> float:
+        """The predicted milliseconds of one forward pass of `pruned` (None: the dense model); the Prune page
+        asks at every slider step, so without building the `layers` table."""
+        return self._predicted_total(self._rows(pruned))
+
+    def _predicted_total(self, rows: list[dict[str, object]]) -> float:
+        saved = sum(float(row["dense_ms"]) - float(row["predicted_ms"]) for row in rows)
+        return max(self.dense_ms - saved, 1e-9)
+
+    def _rows(self, pruned: nn.Module | None) -> list[dict[str, object]]:
         profile = self.profile
         pruned_modules = (
             {} if pruned is None else {info.name: get_layer(pruned, info.name) for info in prunable_layers(pruned)}
@@ -227,20 +246,7 @@ class LatencyPredictor:
         other_ms = max(profile.total_ms - sum(profile.layer_ms.values()), 0.0)
         other_predicted = other_ms * _elements_left(profile, rows)
         rows.append({"layer": OTHER, "kind": "other", "dense_ms": other_ms, "predicted_ms": other_predicted})
-        layers = pd.DataFrame(rows)
-        for column in ("in_before", "in_after", "out_before", "out_after"):
-            layers[column] = layers[column].astype("Int64")
-        return layers
-
-    def predicted_ms(self, layers: pd.DataFrame) -> float:
-        """The whole forward pass's predicted milliseconds from a `layers` table: dense minus what the layers save."""
-        saved = float((layers["dense_ms"] - layers["predicted_ms"]).sum())
-        return max(self.dense_ms - saved, 1e-9)
-
-    def predict(self, pruned: nn.Module | None) -> float:
-        """The predicted milliseconds of one forward pass of `pruned` (None: the dense model)."""
-        return self.predicted_ms(self.layers(pruned))
-
+        return rows
 
 def _prediction_row(
     name: str, kind: str, dense_ms: float, predicted_ms: float, dense: nn.Module, pruned: nn.Module

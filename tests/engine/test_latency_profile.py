@@ -237,3 +237,14 @@ def test_layers_whose_single_call_fills_a_block_are_timed_in_fewer_turns(monkeyp
     dense = latency._config(nn.Linear(64, 200))
     assert latency._timed_shares(dense, [latency._resized(dense, 64, 100)], (8, 64), 1) == [0.5]
     assert calls == [1, 1] * latency.LONG_CALL_BLOCKS
+
+
+def test_predict_says_what_the_layers_table_adds_up_to() -> None:
+    entry = ZOO_BY_NAME["plain_cnn"]
+    model, example = entry.build().eval(), entry.example_input()
+    predictor = latency.LatencyPredictor(model, example, batch_size=4)
+    pruned = apply_plan(model, PruningPlan(granularity="channel", global_ratio=0.4), example).model
+    table = predictor.layers(pruned)
+    assert predictor.predict(pruned) == pytest.approx(predictor.predicted_ms(table))
+    assert predictor.predict(pruned) < predictor.predict(None) == pytest.approx(predictor.dense_ms)
+    assert table.loc[table["layer"] != OTHER, "out_after"].lt(table.loc[table["layer"] != OTHER, "out_before"]).any()
