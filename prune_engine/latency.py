@@ -248,6 +248,7 @@ class LatencyPredictor:
         rows.append({"layer": OTHER, "kind": "other", "dense_ms": other_ms, "predicted_ms": other_predicted})
         return rows
 
+
 def _prediction_row(
     name: str, kind: str, dense_ms: float, predicted_ms: float, dense: nn.Module, pruned: nn.Module
 ) -> dict[str, object]:
