@@ -34,6 +34,7 @@ from .data import EvalData
 from .embedding import embedding_metrics, is_embedding_model
 from .errors import DataError, PruneScopeError
 from .language import is_language_model, language_model_metrics
+from .layout import channels_last_copy, channels_last_inputs
 from .placement import Placement, float32_fallback, model_dtype, place_model, placement
 
 logger = logging.getLogger(__name__)
@@ -77,15 +78,32 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 
 def model_outputs(model: nn.Module, data: EvalData, batch_size: int = 256) -> torch.Tensor:
     """The model's outputs on every example, concatenated in float32 on the model's device
-    (inference mode, no gradients); each batch is moved and cast to the model as it runs."""
+    (inference mode, no gradients); each batch is moved and cast to the model as it runs.
+    A convolutional model on the CPU runs as a channels-last copy (`layout`: the same outputs, about
+    twice as fast on digits_cnn), unless that copy fails where the model itself runs (a `view` of
+    activations that assumes the default layout)."""
     outputs = []
     place = placement(model)
+    faster = channels_last_copy(model)
     with eval_mode(model), torch.inference_mode():
+        if faster is not None:
+            faster.eval()
         for inputs, _ in data.batches(batch_size):
-            try:
-                output = model(place.inputs(inputs))
-            except Exception as error:  # a shape or dtype mismatch raised deep inside the model
-                raise DataError(f"The model cannot run on inputs of shape {tuple(inputs.shape)}: {error}") from error
+            placed = place.inputs(inputs)
+            output = None
+            if faster is not None:
+                try:
+                    output = faster(channels_last_inputs(placed))
+                except Exception as error:  # e.g. a `view` of activations that assumes the default layout
+                    logger.debug("The channels-last copy failed (%s); running the model as it is.", error)
+                    faster = None
+            if output is None:
+                try:
+                    output = model(placed)
+                except Exception as error:  # a shape or dtype mismatch raised deep inside the model
+                    raise DataError(
+                        f"The model cannot run on inputs of shape {tuple(inputs.shape)}: {error}"
+                    ) from error
             if isinstance(output, (tuple, list)):
                 output = output[0]
             if not isinstance(output, torch.Tensor):
