@@ -321,7 +321,7 @@ def _percent_slider(
 
 
 def global_controls(plan: pe.PruningPlan) -> None:
-    """The global slider, the per-layer bounds under global scope, and Reset."""
+    """The global slider, the per-layer bounds under global scope, and Reset (its caption: `global_caption`)."""
     if plan.granularity == "n:m":
         left, right = st.columns([5, 1], vertical_alignment="bottom")
         left.markdown(
@@ -389,7 +389,13 @@ def global_controls(plan: pe.PruningPlan) -> None:
         help="Unlock every layer, drop the bounds and set the global ratio back to "
         f"{fmt.percent(edits.DEFAULT_RATIO, 0)}.",
     )
-    st.caption(global_meaning(plan, prune_result.applied_report(plan)))
+
+
+def global_caption(plan: pe.PruningPlan) -> None:
+    """What the global slider removes, counted on the applied result when there is one (draw it after
+    applying the plan)."""
+    if plan.granularity != "n:m":
+        st.caption(global_meaning(plan, prune_result.applied_report(plan)))
 
 
 def global_meaning(plan: pe.PruningPlan, applied: pd.DataFrame | None = None) -> str:

@@ -17,11 +17,14 @@ def controls_and_results(loaded: LoadedModel) -> None:
     with result.live_threads(loaded):
         plan = controls.current_plan(loaded)
         controls.show_errors()
+        controls.plan_settings(loaded, plan)
+        controls.global_controls(plan)
+        caption = st.empty()  # the browser draws the controls while the plan is applied; its count comes after
         preview, live = plan_preview.compute(loaded, plan)
         if live is not None:
             state.set_pruned(live)
-        controls.plan_settings(loaded, plan)
-        controls.global_controls(plan)
+        with caption:
+            controls.global_caption(plan)
         if plan.granularity == "head":
             heads.section(loaded, plan, preview)
         else:
