@@ -158,7 +158,7 @@ def estimate(loaded: LoadedModel, epochs: int, what: str) -> None:
 def use_model_button(loaded: LoadedModel, result: pe.PruneResult, key: str, made_by: str) -> None:
     """Make `result` the session's pruned model (saved to the history as a run named `made_by`), or say it
     already is."""
-    current = state.current_pruned()
+    current = state.current_pruned(finished=False)
     if current is not None and current.result is result:
         st.success("This is now the session's pruned model.", icon=":material/check_circle:")
         st.page_link(navigation.COMPARE_PAGE, label="Compare it with the original", icon=":material/compare_arrows:")
