@@ -467,6 +467,22 @@ def test_a_stale_layer_value_sent_with_a_global_press_locks_nothing(app: AppTest
     assert not at.checkbox(key=layer_key(at, keys.prune_layer_lock, "fc1")).value
 
 
+def test_values_from_several_steps_back_sent_with_a_global_press_lock_nothing(app: AppTest) -> None:
+    """After quick presses the browser can be several steps behind: a layer and the number field echo 30 %
+    while the page already showed 31 and 32 %."""
+    at = open_prune(app)
+    for ratio in (31, 32):
+        at.slider(key=keys.PRUNE_GLOBAL).set_value(ratio).run()
+    at.slider(key=keys.PRUNE_GLOBAL).set_value(33)
+    layer_slider(at, "fc1").set_value(30)
+    at.number_input(key=layer_key(at, keys.prune_global_number, "")).set_value(30)
+    at.run()
+    assert not at.exception
+    assert plan_of(at).global_ratio == pytest.approx(0.33)
+    assert plan_of(at).ratios == {}
+    assert layer_slider(at, "fc1").value == 33
+
+
 def test_a_layer_moved_back_to_its_previous_value_locks_there(app: AppTest) -> None:
     """Moved alone, a layer slider is the user's move, even to the value it had before the global step."""
     at = open_prune(app)

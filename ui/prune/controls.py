@@ -106,16 +106,17 @@ def update_plan(
 
 
 def is_stale_echo(key: str) -> bool:
-    """Whether the value the browser sent for the widget `key` is the one it showed before the page's last
-    change to it, arriving with a change to another control: a browser that has not yet drawn the new value
-    sends the old one back along with the key press that started this rerun. A widget the user moved alone
-    (even back to its previous value) is never an echo."""
+    """Whether the value the browser sent for the widget `key` is one the page showed in it before its last
+    change, arriving with a change to another control: a browser that has not yet drawn the newest values
+    sends older ones back along with the key press that started this rerun (after quick presses, from several
+    steps back). A widget the user moved alone (even back to an earlier value) is never an echo. The global
+    slider, the control pressed quickly, counts as an echo only at the value it showed just before."""
     shown = st.session_state.get(keys.PRUNE_SHOWN, {})
     if key not in shown:
         return False
-    current, previous = shown[key]
+    current, earlier = shown[key]
     sent = st.session_state.get(key)
-    if sent is None or sent == current or sent != previous:
+    if sent is None or sent == current or sent not in (earlier[-1:] if key == keys.PRUNE_GLOBAL else earlier):
         return False
     return any(
         other != key and other in st.session_state and st.session_state[other] != value
@@ -188,13 +189,18 @@ def _on_upload(loaded: LoadedModel) -> None:
 # --- widgets ---------------------------------------------------------------------------
 
 
+SHOWN_KEPT = 64
+"""Earlier values remembered per control for `is_stale_echo`: more than a browser falls behind by."""
+
+
 def seed(key: str, value: object) -> None:
-    """Show `value` in the widget with `key` (call before the widget is created), remembering the value it
-    showed before a change (for `is_stale_echo`)."""
+    """Show `value` in the widget with `key` (call before the widget is created), remembering the values it
+    showed before (for `is_stale_echo`)."""
     shown = st.session_state.setdefault(keys.PRUNE_SHOWN, {})
-    current = shown.get(key, (value, value))[0]
-    if key not in shown or value != current:
-        shown[key] = (value, current)
+    current, earlier = shown.get(key, (value, ()))
+    if value != current:
+        earlier = (*[shown_before for shown_before in earlier if shown_before != current], current)[-SHOWN_KEPT:]
+    shown[key] = (value, earlier)
     if st.session_state.get(key) != value:
         st.session_state[key] = value
 
