@@ -59,6 +59,16 @@ def runs_by_ratio(experiment_db: Path, model: str | None = None) -> dict[float, 
     }
 
 
+def test_the_table_shows_shares_in_percent_and_sizes_in_kb_like_the_other_pages(
+    two_runs: AppTest, experiment_db: Path
+) -> None:
+    stored = pe.ExperimentStore(experiment_db).list().set_index("id")
+    shown = table(two_runs).set_index("id")
+    assert shown["accuracy"].tolist() == pytest.approx((stored.loc[shown.index, "accuracy"] * 100).tolist())
+    assert shown["size_bytes"].tolist() == pytest.approx((stored.loc[shown.index, "size_bytes"] / 1024).tolist())
+    assert 90 < shown["accuracy"].min() <= shown["accuracy"].max() <= 100
+
+
 def test_each_saved_plan_is_one_run_slider_steps_save_nothing_and_compare_adds_latency(
     two_runs: AppTest, experiment_db: Path
 ) -> None:

@@ -44,18 +44,20 @@ _TABLE_COLUMNS = {
     "batchnorm": st.column_config.TextColumn(
         "BatchNorm", help="Whether BatchNorm statistics were re-estimated after pruning, or kept as trained."
     ),
-    "accuracy": st.column_config.NumberColumn("Accuracy", format="percent"),
+    "accuracy": st.column_config.NumberColumn("Accuracy", format="%.1f %%"),
     "perplexity": st.column_config.NumberColumn("Perplexity", format="%.2f", help=quality.PERPLEXITY.help),
     "paraphrase_accuracy": st.column_config.NumberColumn(
-        "Paraphrase found first", format="percent", help=quality.PARAPHRASE.help
+        "Paraphrase found first", format="%.1f %%", help=quality.PARAPHRASE.help
     ),
     "agreement": st.column_config.NumberColumn(
-        "Same prediction", format="percent", help="Share of test examples with the original's top-1 prediction."
+        "Same prediction", format="%.1f %%", help="Share of test examples with the original's top-1 prediction."
     ),
     "params": st.column_config.NumberColumn("Parameters", format="compact"),
     "nonzero_params": st.column_config.NumberColumn("Non-zeros", format="compact"),
     "flops": st.column_config.NumberColumn("FLOPs", format="compact", help="Per example, dense."),
-    "size_bytes": st.column_config.NumberColumn("Size", format="bytes", help="Saved weights, dense."),
+    "size_bytes": st.column_config.NumberColumn(
+        "Size (KB)", format="%.1f", help="Saved weights, dense, in KB of 1,024 bytes as on the other pages."
+    ),
     "latency_median_ms": st.column_config.NumberColumn("Latency (ms)", format="%.3f", help="Median per batch."),
     "latency_iqr_ms": st.column_config.NumberColumn("IQR (ms)", format="%.3f"),
     "batch_size": st.column_config.NumberColumn("Batch"),
@@ -126,6 +128,8 @@ def filtered(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[keep].reset_index(drop=True)
 
 
+SHARE_COLUMNS = ("accuracy", "paraphrase_accuracy", "agreement")
+"""Shares the table shows in percent with one decimal, as every other page does."""
 QUALITY_KEYS = {metric.key for metric in quality.HISTORY_METRICS}
 """Quality columns, shown only when some listed run has the figure (a language model's runs have no accuracy)."""
 
@@ -136,6 +140,9 @@ def runs_table(runs: pd.DataFrame, all_models: bool) -> list[int]:
     columns = [column for column in columns if column not in QUALITY_KEYS or runs[column].notna().any()]
     version = st.session_state.get(keys.EXPERIMENTS_TABLE_VERSION, 0)
     view = runs[columns].assign(name=runs["name"].fillna(""), notes=runs["notes"].fillna(""))
+    view = view.assign(**{column: view[column] * 100 for column in SHARE_COLUMNS if column in view})
+    if "size_bytes" in view:
+        view["size_bytes"] = view["size_bytes"] / 1024
     event = st.dataframe(
         view,
         column_config=_TABLE_COLUMNS,
