@@ -52,8 +52,9 @@ FORMATS: dict[str, FormatInfo] = {
     "state_dict": FormatInfo(
         "PyTorch state_dict",
         "The weights, for `model.load_state_dict(torch.load(path))` in your own code. A channel-pruned model has "
-        "smaller layers than its class builds: architecture.json records their shapes, and "
-        "`prune_engine.load_model(path, architecture=..., sidecar=...)` rebuilds it.",
+        "smaller layers than its class builds: the architecture.json downloaded beside it records their shapes, "
+        "and `prune_engine.load_model(path, architecture=..., sidecar=json.load(open(that_file)))` rebuilds it "
+        "(or upload both on the Model page).",
     ),
     "safetensors": FormatInfo(
         "safetensors",
