@@ -170,7 +170,8 @@ def describe_stored_plan(plan_json: str) -> str:
 
 
 def batchnorm_policy(plan: pe.PruningPlan | None) -> str | None:
-    """What the plan does with BatchNorm statistics, in two words (None for an unreadable plan)."""
+    """What the plan does with BatchNorm statistics, in two words (None for an unreadable plan): "not
+    re-estimated" holds for a model without BatchNorm too, where "as trained" suggested it had some."""
     if plan is None:
         return None
-    return "re-estimated" if plan.recalibrate_bn else "as trained"
+    return "re-estimated" if plan.recalibrate_bn else "not re-estimated"

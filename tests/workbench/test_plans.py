@@ -43,3 +43,4 @@ def test_a_stored_plan_this_version_cannot_read_is_described_as_such() -> None:
     assert plans.batchnorm_policy(plans.stored_plan("{not json")) is None
     text = pe.PruningPlan(recalibrate_bn=True).to_json()
     assert plans.batchnorm_policy(plans.stored_plan(text)) == "re-estimated"
+    assert plans.batchnorm_policy(pe.PruningPlan()) == "not re-estimated"

@@ -42,7 +42,9 @@ _TABLE_COLUMNS = {
     "plan": st.column_config.TextColumn("Plan", width="large", help="Granularity · criterion · scope · ratio."),
     "model_name": st.column_config.TextColumn("Model"),
     "batchnorm": st.column_config.TextColumn(
-        "BatchNorm", help="Whether BatchNorm statistics were re-estimated after pruning, or kept as trained."
+        "BatchNorm",
+        help="Whether the plan re-estimated BatchNorm statistics after pruning (a model without "
+        "BatchNorm has none to re-estimate).",
     ),
     "accuracy": st.column_config.NumberColumn("Accuracy", format="%.1f %%"),
     "perplexity": st.column_config.NumberColumn("Perplexity", format="%.2f", help=quality.PERPLEXITY.help),
