@@ -20,6 +20,7 @@ from prune_engine.report import REPORT_COLUMNS
 from prune_engine.sensitivity import RAY_ADDRESS_ENV, SerialExecutor, clear_scan_cache
 from sample_models import load_sample
 from tests.app.helpers import chart_spec, chart_titles, layer_key
+from ui.sensitivity import scan as sensitivity_scan_view
 from ui.shared import caches, keys
 from ui.shared.navigation import COMPARE_PAGE, SENSITIVITY_PAGE
 from workbench import fmt, plans, tasks
@@ -80,7 +81,7 @@ def test_a_scan_draws_the_heatmap_and_a_table_equal_to_the_engine_scan(app: AppT
     pd.testing.assert_frame_equal(
         shown[["layer", "ratio", "metric", "drop", "params_saved", "flops_saved", "note"]].reset_index(drop=True),
         direct[["layer", "ratio", "metric", "drop", "params_saved", "flops_saved", "note"]].assign(
-            drop=direct["drop"] * 100
+            drop=direct["drop"] * 100, metric=direct["metric"] * 100
         ),
         check_dtype=False,
     )
@@ -358,3 +359,9 @@ def test_the_curves_legend_sits_beside_the_plot_not_over_the_title(app: AppTest)
     at = run_scan(open_sensitivity(app))
     layout = chart_spec(at, "Accuracy with one layer pruned")["layout"]
     assert layout["legend"]["orientation"] == "v" and layout["legend"]["x"] > 1
+
+
+def test_a_measured_rise_is_said_as_one_not_as_a_negative_drop() -> None:
+    assert sensitivity_scan_view.measured_words(0.0028) == "0.28 pts"
+    assert sensitivity_scan_view.measured_words(-0.0028) == "none: +0.28 pts"
+    assert sensitivity_scan_view.measured_words(0.00001) == "no change"

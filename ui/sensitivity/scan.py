@@ -23,7 +23,7 @@ from prune_engine.sensitivity import (
 from ui.sensitivity import charts
 from ui.shared import background, caches, keys, navigation, state
 from ui.shared.widgets import choice
-from workbench import capabilities, fmt, plans
+from workbench import capabilities, fmt, plans, quality
 from workbench.session import LoadedModel, PrunedModel
 from workbench.tasks import SCAN_GRANULARITIES, ScanOutcome, ScanRequest, batchnorm_words
 
@@ -239,7 +239,13 @@ def results(outcome: ScanOutcome, request: ScanRequest) -> None:
     st.plotly_chart(charts.layer_curves(table), key="sens_curves")
     shown = [column for column in SCAN_COLUMNS if column != "latency_ms" or table[column].notna().any()]
     in_points = table.assign(drop=table["drop"] * 100)
-    st.dataframe(in_points[shown], column_config=SCAN_COLUMNS, hide_index=True, key="sens_table")
+    columns = dict(SCAN_COLUMNS)
+    if quality.named(str(table["metric_name"].iloc[0])).share:  # in percent, as the unpruned figure above
+        in_points["metric"] = in_points["metric"] * 100
+        columns["metric"] = st.column_config.NumberColumn(
+            metric.capitalize(), format="%.2f %%", help="Measured on the test examples."
+        )
+    st.dataframe(in_points[shown], column_config=columns, hide_index=True, key="sens_table")
 
 
 # --- allocation --------------------------------------------------------------------------
@@ -348,13 +354,21 @@ def suggestion_figures(
         measured_drop = original["accuracy"] - measured["accuracy"]
         columns[1].metric(
             "Measured drop",
-            f"{measured_drop * 100:.2f} pts",
+            measured_words(measured_drop),
             help=f"The plan applied to the model ({batchnorm_words(plan.recalibrate_bn)}): accuracy "
             f"{fmt.percent(measured['accuracy'])} instead of {fmt.percent(original['accuracy'])}.",
         )
     columns[2].metric(f"{BUDGETS[budget]} removed", fmt.percent(reduction(loaded, plan, pruned, budget, scan)))
     if measured_drop is not None and (measured_drop - predicted) * 100 > GAP_WARNING_PTS:
         refinement(measured_drop, predicted)
+
+
+def measured_words(drop: float) -> str:
+    """A measured accuracy drop in points; a rise is said as one, not as a negative drop."""
+    points = round(drop * 100, 2)
+    if points == 0:
+        return "no change"
+    return f"{points:.2f} pts" if points > 0 else f"none: +{-points:.2f} pts"
 
 
 def reduction(loaded: LoadedModel, plan: pe.PruningPlan, pruned: PrunedModel, budget: str, scan: pd.DataFrame) -> float:
