@@ -120,11 +120,19 @@ def criterion_label(name: str) -> str:
     return criterion.label if criterion is not None else name
 
 
-def describe_plan(plan: pe.PruningPlan) -> str:
+def follows_global(plan: pe.PruningPlan, report: pd.DataFrame) -> bool:
+    """Whether any layer of a result's `report` takes the plan's global ratio: one that can be pruned and
+    is not set on its own. False when every such layer is locked, and the global ratio changes nothing."""
+    free = report[(report["status"] != pe.LayerStatus.BLOCKED) & ~report["layer"].isin(list(plan.ratios))]
+    return len(free) > 0
+
+
+def describe_plan(plan: pe.PruningPlan, *, global_used: bool = True) -> str:
     """A plan in a few words, telling apart every field that changes its result.
 
     What is removed, by which criterion, how much and how it is ranked; the layers set on their
     own; bounds, rounding, BatchNorm re-estimation and (for the random criterion) the seed.
+    Without `global_used` (see `follows_global`) the global ratio, which moves no layer, is left out.
     """
     kind = GRANULARITY_LABELS.get(plan.granularity, plan.granularity).lower()
     if plan.granularity == "n:m":
@@ -134,7 +142,7 @@ def describe_plan(plan: pe.PruningPlan) -> str:
             parts.append(f"{len(dense)} layer(s) left dense")
     else:
         parts = [kind, criterion_label(plan.criterion)]
-        if plan.global_ratio is not None:
+        if plan.global_ratio is not None and global_used:
             others = "every other layer" if plan.ratios else "every layer"
             scope = "ranked globally" if plan.scope == "global" else f"in {others}"
             parts.append(f"{fmt.percent(plan.global_ratio, 0)} {scope}")
@@ -153,6 +161,11 @@ def describe_plan(plan: pe.PruningPlan) -> str:
     if plan.criterion == "random":
         parts.append(f"seed {plan.seed}")
     return " · ".join(parts)
+
+
+def describe_result(result: pe.PruneResult) -> str:
+    """`describe_plan` of the plan that made `result`, leaving out a global ratio none of its layers took."""
+    return describe_plan(result.plan, global_used=follows_global(result.plan, result.report))
 
 
 def stored_plan(plan_json: str) -> pe.PruningPlan | None:

@@ -265,6 +265,20 @@ def test_a_criterion_that_cannot_apply_shows_why_and_keeps_the_last_result(app: 
     assert at.session_state[keys.PRUNED] is kept
 
 
+def test_a_suggested_plan_that_locks_every_layer_says_the_global_slider_moves_none(app: AppTest) -> None:
+    at = open_prune(app, "digits_cnn")
+    at.switch_page(MODEL_PAGE).run()
+    locked = {"conv1": 0.2, "conv2": 0.5, "conv3": 0.1}
+    at.session_state[keys.INCOMING_PLAN] = pe.PruningPlan(granularity="channel", global_ratio=0.0, ratios=locked)
+    at.switch_page(PRUNE_PAGE).run()
+    assert not at.exception
+    assert "Every layer that can lose channels is locked at its own ratio" in captions(at)
+    assert "0 % of the channels of each unlocked layer" not in captions(at)
+    layer_slider(at, "conv1").set_value(0).run()
+    at.checkbox(key=layer_key(at, keys.prune_layer_lock, "conv1")).uncheck().run()
+    assert "of the channels of each unlocked layer are removed" in captions(at)
+
+
 def test_criteria_come_from_the_engines_registry_as_far_as_they_apply(app: AppTest) -> None:
     at = open_prune(app)
     offered = [name for name in pe.CRITERIA if name not in ("ablation", "block_influence")]

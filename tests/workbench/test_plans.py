@@ -6,6 +6,7 @@ import dataclasses
 import itertools
 
 import prune_engine as pe
+from sample_models import load_sample
 from workbench import plans
 
 
@@ -44,3 +45,19 @@ def test_a_stored_plan_this_version_cannot_read_is_described_as_such() -> None:
     text = pe.PruningPlan(recalibrate_bn=True).to_json()
     assert plans.batchnorm_policy(plans.stored_plan(text)) == "re-estimated"
     assert plans.batchnorm_policy(pe.PruningPlan()) == "not re-estimated"
+
+
+def test_a_result_whose_layers_are_all_set_alone_is_described_without_the_global_ratio() -> None:
+    bundle = load_sample("digits_cnn")
+    locked = {"conv1": 0.2, "conv2": 0.5, "conv3": 0.1}
+    result = pe.apply_plan(
+        bundle.model, pe.PruningPlan(granularity="channel", global_ratio=0.36, ratios=locked), bundle.example_input
+    )
+    assert not plans.follows_global(result.plan, result.report), "fc cannot lose channels; the others are locked"
+    assert plans.describe_result(result) == "whole channels · Magnitude (L1) · conv1 20 %, conv2 50 %, conv3 10 %"
+    partly = pe.apply_plan(
+        bundle.model,
+        pe.PruningPlan(granularity="channel", global_ratio=0.36, ratios={"conv1": 0.2}),
+        bundle.example_input,
+    )
+    assert plans.describe_result(partly) == "whole channels · Magnitude (L1) · 36 % in every other layer · conv1 20 %"

@@ -25,7 +25,7 @@ from ui.compare import view as compare
 from ui.shared import charts, keys
 from ui.shared.widgets import change_text
 from workbench import fmt
-from workbench.plans import describe_plan
+from workbench.plans import describe_result
 from workbench.reports import readable_report
 from workbench.session import LoadedModel, PrunedModel
 
@@ -156,7 +156,7 @@ pre {{ background: #f1f5f9; padding: 1em; overflow-x: auto; }}
 </head>
 <body>
 <h1>{name}: before and after pruning</h1>
-<p>Plan: {html.escape(describe_plan(pruned.plan))}</p>
+<p>Plan: {html.escape(describe_result(pruned.result))}</p>
 <h2>Headline figures</h2>
 {headline}
 <p>{html.escape(quality_note)}</p>

@@ -17,7 +17,7 @@ from prune_engine.metrics import device_memory
 from ui.shared import caches, charts, explain, keys, runs, state
 from ui.shared.widgets import Figure, figure_metric
 from workbench import fmt
-from workbench.plans import describe_plan
+from workbench.plans import describe_result
 from workbench.quality import PERPLEXITY
 from workbench.session import LoadedModel, PrunedModel
 
@@ -221,7 +221,7 @@ def headline(loaded: LoadedModel, pruned: PrunedModel, latency: pe.LatencyResult
     figures, quality_note = quality(loaded, pruned)
     figures = [*figures, latency_figure(latency), *size_figures(loaded, pruned)]
     sides = st.columns(2, gap="large", border=True)
-    titles = {"original": f"Original · {loaded.name}", "pruned": f"Pruned · {describe_plan(pruned.plan)}"}
+    titles = {"original": f"Original · {loaded.name}", "pruned": f"Pruned · {describe_result(pruned.result)}"}
     for side, box in zip(("original", "pruned"), sides, strict=True):
         with box:
             st.markdown(f"##### {fmt.literal(titles[side])}")

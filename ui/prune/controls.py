@@ -414,14 +414,23 @@ def global_meaning(plan: pe.PruningPlan, applied: pd.DataFrame | None = None) ->
             f"{fmt.percent(ratio, 0)} of the heads of {where.replace('layer', 'attention layer')} are removed "
             "(rounded to whole heads; every attention layer keeps at least one)."
         )
-    if plan.granularity == "channel":
+    unit = "channels" if plan.granularity == "channel" else "weights"
+    if applied is not None and not edits.follows_global(plan, applied.reset_index()):
+        text = (
+            f"Every layer that can lose {unit} is locked at its own ratio, so the global slider moves none of them "
+            "(untick a layer's Lock to let it follow)"
+        )
+    elif plan.granularity == "channel":
         text = (
             f"{fmt.percent(ratio, 0)} of the channels of {where} are removed. A removed channel also takes the "
             "next layer's matching inputs, so layers lose more weights than channels"
         )
-        if applied is None:
-            return text + ": the result counts them."
-        before, after = int(applied["weights_before"].sum()), int(applied["weights_after"].sum())
-        share = fmt.percent((before - after) / max(before, 1), 0)
-        return text + f": {before - after:,} of the {before:,} weights of the prunable layers go ({share})."
-    return f"{fmt.percent(ratio, 0)} of the weights of {where} are set to zero, the least important first."
+    else:
+        return f"{fmt.percent(ratio, 0)} of the weights of {where} are set to zero, the least important first."
+    if plan.granularity != "channel":
+        return text + "."
+    if applied is None:
+        return text + ": the result counts them."
+    before, after = int(applied["weights_before"].sum()), int(applied["weights_after"].sum())
+    share = fmt.percent((before - after) / max(before, 1), 0)
+    return text + f": {before - after:,} of the {before:,} weights of the prunable layers go ({share})."
