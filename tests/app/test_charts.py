@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -86,3 +87,13 @@ def test_the_prune_in_steps_table_names_and_formats_the_models_own_figure() -> N
     assert shown["ratio_fraction"].tolist() == pytest.approx([0.0, 70.37])
     assert shown["pruned_value"].tolist() == pytest.approx([99.72, 96.94])
     assert history["ratio_fraction"].tolist() == [0.0, 0.7037], "the outcome's own table is left as it was"
+
+
+def test_the_confusion_difference_colours_harm_and_its_bar_says_so_without_signs() -> None:
+    difference = np.array([[-36, 30, 6], [0, 2, -2], [0, 0, 0]])
+    figure = charts.confusion_difference(difference, ["0", "1", "2"])
+    heatmap = figure.data[0]
+    assert heatmap.z[0][0] == 36 and heatmap.z[0][1] == 30 and heatmap.z[1][1] == -2, "fewer right, more wrong: harm"
+    assert heatmap.text[0][0] == "-36" and heatmap.text[1][1] == "+2", "the cells show the plain difference"
+    assert list(heatmap.colorbar.ticktext) == ["better", "same", "worse"]
+    assert list(heatmap.colorbar.tickvals) == [-36, 0, 36]

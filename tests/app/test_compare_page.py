@@ -69,7 +69,8 @@ def test_compare_shows_both_models_side_by_side_and_a_latency_table(app: AppTest
 
     latency = at.dataframe[0].value
     assert latency["model"].tolist() == ["original", "pruned"]
-    assert {"median_ms", "iqr_ms", "batch_size", "threads", "device"} <= set(latency.columns)
+    assert {"median", "iqr", "batch_size", "threads", "device"} <= set(latency.columns)
+    assert latency["median"].iloc[0] == original["Latency (median)"][0], "the table says it as the headline does"
     assert latency["threads"].tolist() == [1, 1]
     assert "Latency of every timed block" in chart_titles(at)
 

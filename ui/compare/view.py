@@ -216,6 +216,10 @@ def speedup_text(row: pd.Series) -> str:
     return f"{row['speedup']:.2f}× (95 % interval {interval})"
 
 
+def _duration(milliseconds: float) -> str:
+    return fmt.duration(None if pd.isna(milliseconds) else float(milliseconds))
+
+
 def headline(loaded: LoadedModel, pruned: PrunedModel, latency: pe.LatencyResult | None) -> None:
     """The two models side by side: the original's figures on the left, the pruned model's with changes on the right."""
     figures, quality_note = quality(loaded, pruned)
@@ -292,15 +296,19 @@ def latency_section(loaded: LoadedModel, pruned: PrunedModel) -> pe.LatencyResul
     )
     _predicted_beside_measured(loaded, pruned, setting, measured)
     table, plot = st.columns([1.3, 1])
-    shown = measured.table.assign(verdict=[speedup_text(row) for _, row in measured.table.iterrows()])
+    shown = measured.table.assign(
+        verdict=[speedup_text(row) for _, row in measured.table.iterrows()],
+        median=measured.table["median_ms"].map(_duration),  # in the unit the headline shows ("55.8 µs")
+        iqr=measured.table["iqr_ms"].map(_duration),
+    )
     shown.loc[0, "verdict"] = "the reference"
     table.dataframe(
-        shown[["model", "median_ms", "iqr_ms", "verdict", "batch_size", "threads", "device", "dtype"]],
+        shown[["model", "median", "iqr", "verdict", "batch_size", "threads", "device", "dtype"]],
         hide_index=True,
         placeholder=fmt.MISSING,
         column_config={
-            "median_ms": st.column_config.NumberColumn("median (ms)", format="%.3f"),
-            "iqr_ms": st.column_config.NumberColumn("IQR (ms)", format="%.3f"),
+            "median": st.column_config.TextColumn("median", help="Per call of the whole batch."),
+            "iqr": st.column_config.TextColumn("IQR", help="Spread of the timed blocks: upper minus lower quartile."),
             "verdict": st.column_config.TextColumn(
                 "speed-up", help="Original's median ÷ this one's, with its 95 % interval.", width="large"
             ),

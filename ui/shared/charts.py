@@ -350,7 +350,8 @@ def confusion_difference(difference: np.ndarray, classes: Sequence[str]) -> go.F
     """Pruned minus original confusion counts, red where the pruned model does worse, blue where better.
 
     On the diagonal (correct answers) a rise is better; off it (mistakes) a rise is worse,
-    so the colour follows the harm while the numbers show the plain difference.
+    so the colour follows the harm while the numbers show the plain difference; the colour bar names
+    the harm, not a sign (a −36 on the diagonal is red beside a bar that read "+20" before).
     """
     labels = [plain(str(name)) for name in classes]
     counts = difference.astype(int)
@@ -368,7 +369,7 @@ def confusion_difference(difference: np.ndarray, classes: Sequence[str]) -> go.F
             text=[[f"{value:+d}" if value else "" for value in row] for row in counts],
             texttemplate="%{text}",
             hovertemplate="true %{y}, predicted %{x}<br>%{customdata:+d} examples<extra></extra>",
-            colorbar={"title": {"text": "worse ↑ / better ↓"}},
+            colorbar={"tickvals": [-extent, 0, extent], "ticktext": ["better", "same", "worse"]},
         )
     )
     figure.update_xaxes(title_text="predicted class", type="category")
