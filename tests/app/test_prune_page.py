@@ -464,37 +464,25 @@ def test_a_widget_of_an_older_generation_changes_nothing() -> None:
     assert after == before + 1
 
 
-def test_a_stale_layer_value_sent_with_a_global_press_locks_nothing(app: AppTest) -> None:
-    """A browser that has not drawn the last step yet sends the layers' old values along with the next
-    press of the global slider; Streamlit takes them for moves of those sliders."""
+@pytest.mark.parametrize("shown_since", [(31,), (31, 32)], ids=["one step back", "several steps back"])
+def test_stale_values_sent_with_a_global_press_lock_nothing(app: AppTest, shown_since: tuple[int, ...]) -> None:
+    """A browser that has not drawn the last steps yet sends a layer's and the number field's old value (30 %)
+    along with the next press of the global slider; Streamlit takes them for moves of those controls. After
+    quick presses the browser can be several steps behind."""
     at = open_prune(app)
-    at.slider(key=keys.PRUNE_GLOBAL).set_value(31).run()
-    assert layer_slider(at, "fc1").value == 31
-    at.slider(key=keys.PRUNE_GLOBAL).set_value(32)
-    layer_slider(at, "fc1").set_value(30)
-    at.number_input(key=layer_key(at, keys.prune_global_number, "")).set_value(30)
-    at.run()
-    assert not at.exception
-    assert plan_of(at).global_ratio == pytest.approx(0.32)
-    assert plan_of(at).ratios == {}
-    assert layer_slider(at, "fc1").value == 32, "the page shows the plan again"
-    assert not at.checkbox(key=layer_key(at, keys.prune_layer_lock, "fc1")).value
-
-
-def test_values_from_several_steps_back_sent_with_a_global_press_lock_nothing(app: AppTest) -> None:
-    """After quick presses the browser can be several steps behind: a layer and the number field echo 30 %
-    while the page already showed 31 and 32 %."""
-    at = open_prune(app)
-    for ratio in (31, 32):
+    for ratio in shown_since:
         at.slider(key=keys.PRUNE_GLOBAL).set_value(ratio).run()
-    at.slider(key=keys.PRUNE_GLOBAL).set_value(33)
+    assert layer_slider(at, "fc1").value == shown_since[-1]
+    pressed = shown_since[-1] + 1
+    at.slider(key=keys.PRUNE_GLOBAL).set_value(pressed)
     layer_slider(at, "fc1").set_value(30)
     at.number_input(key=layer_key(at, keys.prune_global_number, "")).set_value(30)
     at.run()
     assert not at.exception
-    assert plan_of(at).global_ratio == pytest.approx(0.33)
+    assert plan_of(at).global_ratio == pytest.approx(pressed / 100)
     assert plan_of(at).ratios == {}
-    assert layer_slider(at, "fc1").value == 33
+    assert layer_slider(at, "fc1").value == pressed, "the page shows the plan again"
+    assert not at.checkbox(key=layer_key(at, keys.prune_layer_lock, "fc1")).value
 
 
 def test_a_layer_moved_back_to_its_previous_value_locks_there(app: AppTest) -> None:
