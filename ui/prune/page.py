@@ -17,7 +17,6 @@ def controls_and_results(loaded: LoadedModel) -> None:
     with result.live_threads(loaded):
         plan = controls.current_plan(loaded)
         controls.show_errors()
-        controls.plan_settings(loaded, plan)
         controls.global_controls(plan)
         caption = st.empty()  # the browser draws the controls while the plan is applied; its count comes after
         preview, live = plan_preview.compute(loaded, plan)
@@ -44,5 +43,6 @@ def render() -> None:
     explain.what_is_this()
     with st.expander("Load a plan from a file", icon=":material/upload_file:"):
         controls.plan_upload(loaded_model)
+    controls.plan_settings(loaded_model, controls.current_plan(loaded_model))  # a slider step leaves them as drawn
     controls_and_results(loaded_model)
     graph_view.section(loaded_model)
