@@ -168,6 +168,9 @@ def test_runs_are_listed_per_model_and_another_samples_run_switches_model(
 
     at.toggle(key=keys.EXPERIMENTS_ALL_MODELS).set_value(True).run()
     assert table(at)["model_name"].tolist() == ["digits_cnn", "digits_mlp", "digits_mlp"]
+    at = at.switch_page(MODEL_PAGE).run().switch_page(EXPERIMENTS_PAGE).run()
+    assert at.toggle(key=keys.EXPERIMENTS_ALL_MODELS).value, "the choice outlives a visit to another page"
+    assert table(at)["model_name"].tolist() == ["digits_cnn", "digits_mlp", "digits_mlp"]
     at = select(at, runs_by_ratio(experiment_db, "digits_mlp")[0.5])
     assert at.button(key=keys.EXPERIMENTS_RELOAD).label == "Switch to digits_mlp and load the plan"
     at.button(key=keys.EXPERIMENTS_RELOAD).click().run()

@@ -85,10 +85,12 @@ def show_notice() -> None:
 
 def history(loaded: LoadedModel) -> pd.DataFrame | None:
     """The runs to show: the current model's, or every model's when the toggle says so; None if the store fails."""
+    if keys.EXPERIMENTS_ALL_MODELS not in st.session_state:  # back from another page, e.g. after a model switch
+        st.session_state[keys.EXPERIMENTS_ALL_MODELS] = st.session_state.get(keys.EXPERIMENTS_ALL_MODELS_CHOSEN, False)
     all_models = st.toggle(
         "All models",
         key=keys.EXPERIMENTS_ALL_MODELS,
-        on_change=_new_table,
+        on_change=_on_all_models,
         help="Show the runs of every model in the history, not only those of the current model.",
     )
     try:
@@ -407,6 +409,11 @@ def _on_delete(run_id: int) -> None:
     state.forget_run(run_id)
     _new_table()
     st.session_state[keys.EXPERIMENTS_NOTICE] = ("success", f"Deleted run #{run_id}.")
+
+
+def _on_all_models() -> None:
+    st.session_state[keys.EXPERIMENTS_ALL_MODELS_CHOSEN] = st.session_state[keys.EXPERIMENTS_ALL_MODELS]
+    _new_table()
 
 
 def _new_table() -> None:

@@ -175,6 +175,8 @@ SENS_RECOVERY = "sens_recovery"
 # --- Experiments page ------------------------------------------------------------------------------
 
 EXPERIMENTS_ALL_MODELS = "experiments_all_models"
+EXPERIMENTS_ALL_MODELS_CHOSEN = "experiments_all_models_chosen"
+"""What the user last chose in the "All models" toggle: Streamlit forgets a widget's value when its page is left."""
 EXPERIMENTS_SEARCH = "experiments_search"
 EXPERIMENTS_GRANULARITY = "experiments_granularity"
 EXPERIMENTS_TABLE = "experiments_runs"
